@@ -1,0 +1,145 @@
+"""Estimator contract and the functional core shared by every competing-risks model.
+
+Every model in :mod:`nbrisk.models` follows the scikit-learn contract (``__init__`` only stores parameters, work in
+``fit`` which returns ``self``, learned attributes end in ``_``) and the one prediction shape of this project:
+``predict_cumulative_incidence(X, times)`` → array ``(n_samples, 3, n_times)`` with index 0 = event-free,
+1 = relapse (cause 1), 2 = TRM (cause 2); ``times`` in the unit of ``y['time']`` (days for nbrisk cohorts).
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator
+
+from nbrisk.core import Cause
+
+
+class CIFCoherenceWarning(UserWarning):
+    """Raised when cause-specific hazard increments had to be rescaled to keep F1 + F2 + EFS = 1."""
+
+
+def check_competing_risks_target(y: pd.DataFrame | np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Validate a competing-risks target and return ``(event, time)``.
+
+    Parameters
+    ----------
+    y : DataFrame with columns ``event`` (0 censored, 1 relapse / first cause, 2 TRM / second cause) and
+        ``time`` (> 0), or a structured array with the same fields.
+
+    Returns
+    -------
+    event : int array (n,), time : float array (n,)
+    """
+    if isinstance(y, pd.DataFrame):
+        missing = {"event", "time"} - set(y.columns)
+        if missing:
+            raise ValueError(f"y must have columns 'event' and 'time'; missing {sorted(missing)}")
+        event = y["event"].to_numpy()
+        time = y["time"].to_numpy(dtype=float)
+    elif isinstance(y, np.ndarray) and y.dtype.names is not None:
+        event = y["event"]
+        time = y["time"].astype(float)
+    else:
+        raise TypeError("y must be a DataFrame with columns 'event' and 'time'")
+    event = np.asarray(event).astype(int)
+    allowed = {int(c) for c in Cause}
+    bad = set(np.unique(event).tolist()) - allowed
+    if bad:
+        raise ValueError(f"y['event'] must be 0 (censored), 1 (relapse) or 2 (TRM); found {sorted(bad)}")
+    if not np.all(np.isfinite(time)) or np.any(time <= 0):
+        raise ValueError("y['time'] must be finite and > 0")
+    return event, time
+
+
+def step_lookup(grid: np.ndarray, values: np.ndarray, times: np.ndarray, before: float) -> np.ndarray:
+    """Evaluate right-continuous step functions at ``times``.
+
+    ``grid`` (m,) sorted jump times, ``values`` (..., m) value after each jump, ``before`` the value before the first
+    jump. Returns (..., len(times)).
+    """
+    idx = np.searchsorted(grid, np.asarray(times, dtype=float), side="right") - 1
+    out = np.take(values, np.clip(idx, 0, None), axis=-1) if values.shape[-1] else np.zeros(
+        values.shape[:-1] + (len(idx),)
+    )
+    return np.where(idx < 0, before, out)
+
+
+def cif_from_cause_specific_hazards(
+    event_times: np.ndarray, dh1: np.ndarray, dh2: np.ndarray, times: np.ndarray
+) -> np.ndarray:
+    """Combine cause-specific hazard increments into CIFs by the product-limit rule.
+
+    EFS(s) = Π_{u ≤ s} (1 − ΔΛ1(u) − ΔΛ2(u)); F_k(t) = Σ_{s ≤ t} EFS(s−) ΔΛ_k(s) (Aalen–Johansen form), so that
+    F1 + F2 + EFS = 1 exactly. If ΔΛ1 + ΔΛ2 > 1 at a time the two are scaled so the sum is 1 (warning).
+
+    Parameters
+    ----------
+    event_times : (m,) sorted distinct jump times.
+    dh1, dh2 : (n, m) hazard increments of cause 1 and 2 per patient at ``event_times``.
+    times : (k,) evaluation times.
+
+    Returns
+    -------
+    (n, 3, k) array: event-free, cause 1, cause 2.
+    """
+    dh1 = np.clip(np.atleast_2d(np.asarray(dh1, dtype=float)), 0.0, None)
+    dh2 = np.clip(np.atleast_2d(np.asarray(dh2, dtype=float)), 0.0, None)
+    total = dh1 + dh2
+    over = total > 1.0
+    if np.any(over):
+        warnings.warn(
+            f"cause-specific hazard increments summed to > 1 at {int(over.sum())} patient-times; rescaled to 1",
+            CIFCoherenceWarning,
+            stacklevel=2,
+        )
+        scale = np.where(over, 1.0 / np.where(over, total, 1.0), 1.0)
+        dh1, dh2, total = dh1 * scale, dh2 * scale, np.minimum(total, 1.0)
+    efs = np.cumprod(1.0 - total, axis=1)
+    efs_minus = np.concatenate([np.ones((efs.shape[0], 1)), efs[:, :-1]], axis=1)
+    f1 = np.cumsum(efs_minus * dh1, axis=1)
+    f2 = np.cumsum(efs_minus * dh2, axis=1)
+    times = np.asarray(times, dtype=float)
+    out = np.empty((dh1.shape[0], 3, len(times)))
+    out[:, 1] = step_lookup(event_times, f1, times, 0.0)
+    out[:, 2] = step_lookup(event_times, f2, times, 0.0)
+    out[:, 1:] = np.clip(out[:, 1:], 0.0, 1.0)
+    out[:, 0] = np.clip(1.0 - out[:, 1] - out[:, 2], 0.0, 1.0)
+    return out
+
+
+class CompetingRisksEstimator(BaseEstimator):
+    """Base class: subclasses implement ``fit(X, y)`` and ``predict_cumulative_incidence``.
+
+    ``supports_intervals`` tells whether ``predict_cumulative_incidence(X, times, return_interval=True)`` returns
+    ``(estimate, lower, upper)``; a model that cannot give intervals raises ``NotImplementedError`` instead of
+    returning a fake one.
+    """
+
+    supports_intervals: bool = False
+
+    def predict_cumulative_incidence(self, X, times, return_interval: bool = False):  # pragma: no cover
+        raise NotImplementedError
+
+    def _check_X(self, X) -> np.ndarray:
+        if isinstance(X, pd.DataFrame):
+            if hasattr(self, "feature_names_in_") and list(X.columns) != list(self.feature_names_in_):
+                raise ValueError(
+                    "X columns differ from those seen in fit: "
+                    f"expected {list(self.feature_names_in_)}, got {list(X.columns)}"
+                )
+            arr = X.to_numpy(dtype=float)
+        else:
+            arr = np.asarray(X, dtype=float)
+        if arr.ndim != 2:
+            raise ValueError("X must be 2-dimensional")
+        if not np.all(np.isfinite(arr)):
+            raise ValueError("X contains NaN or infinite values; impute first (the feature pipeline does)")
+        return arr
+
+    def _set_features(self, X) -> None:
+        if isinstance(X, pd.DataFrame):
+            self.feature_names_in_ = np.asarray(X.columns, dtype=object)
+        self.n_features_in_ = int(np.asarray(X).shape[1])

@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up everything (uv, the locked environment) and run the whole test suite: fast tests, then the slow
+# end-to-end ones (real MLflow, a real `bentoml serve`, real PDFs).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
+uv sync --frozen
+uv run ruff check .
+uv run pytest -n 2 -p no:cacheprovider
+uv run pytest -m slow -p no:cacheprovider
