@@ -1,0 +1,189 @@
+"""Typed, frozen training configuration (TOML → pydantic, ``extra="forbid"`` so a typo is an error).
+
+A config says which model families to fit (with their fixed parameters and a small hyper-parameter grid), how to
+validate them (repeated stratified K-fold with an inner tuning loop, Harrell's bootstrap optimism correction,
+leave-one-center-out), at which horizons (months after HSCT), how many bootstrap resamples to use for CIs, and the
+promotion gates. ``configs/default.toml`` is the full configuration, ``configs/quick.toml`` a tiny one for tests.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from nbrisk.core import NbriskError
+
+#: Where the shipped configs live (the repository's top-level ``configs/`` next to ``training/``).
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+
+#: Model families a config may name → the import path of the estimator class.
+FAMILIES: dict[str, str] = {
+    "AalenJohansen": "nbrisk.models.nonparametric",
+    "CauseSpecificCox": "nbrisk.models.cox",
+    "FineGray": "nbrisk.models.fine_gray",
+    "CauseSpecificForest": "nbrisk.models.forest",
+    "CauseSpecificBoosting": "nbrisk.models.boosting",
+}
+
+Scalar = int | float | str | bool | None
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """The embedded synthetic cohort used when ``train`` gets no data file."""
+
+    synthetic_n: int = Field(1500, ge=50, le=200_000)
+    synthetic_seed: int = 2026
+    synthetic_preset: Literal["base", "historical", "optimistic"] = "base"
+
+
+class ValidationConfig(_Frozen):
+    """How models are validated and compared (see :mod:`nbrisk.training.validation`)."""
+
+    n_splits: int = Field(5, ge=2, le=20)
+    n_repeats: int = Field(2, ge=1, le=20)
+    inner_splits: int = Field(3, ge=2, le=10)
+    n_bootstrap: int = Field(200, ge=0, le=5000)
+    n_optimism: int = Field(20, ge=0, le=1000)
+    leave_center_out: bool = True
+    min_center_size: int = Field(30, ge=1)
+    primary_horizon_months: float = Field(24, gt=0, le=120)
+
+
+class FinalConfig(_Frozen):
+    """The final (registered) model: intervals by a bootstrap of the pipeline when the model has no delta method."""
+
+    n_interval_bootstrap: int = Field(30, ge=0, le=1000)
+
+
+class PromotionConfig(_Frozen):
+    """Gates a candidate must pass to become champion (calibration at the primary horizon, both causes)."""
+
+    max_ici: float = Field(0.08, gt=0, le=1)
+    calibration_slope_range: tuple[float, float] = (0.6, 1.6)
+
+    @field_validator("calibration_slope_range")
+    @classmethod
+    def _ordered(cls, v: tuple[float, float]) -> tuple[float, float]:
+        if not v[0] < v[1]:
+            raise ValueError("calibration_slope_range must be (low, high) with low < high")
+        return v
+
+
+class ModelSpec(_Frozen):
+    """One model family: fixed ``params`` plus a ``grid`` of candidate values tuned in the inner loop."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
+    family: Literal["AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"]
+    params: dict[str, Scalar] = Field(default_factory=dict)
+    grid: dict[str, list[Scalar]] = Field(default_factory=dict)
+
+    @field_validator("grid")
+    @classmethod
+    def _non_empty(cls, v: dict[str, list[Scalar]]) -> dict[str, list[Scalar]]:
+        for key, values in v.items():
+            if not values:
+                raise ValueError(f"grid[{key!r}] is empty")
+        return v
+
+    @property
+    def is_null(self) -> bool:
+        """The covariate-free Aalen–Johansen model (the reference of IPA, never a serving candidate)."""
+        return self.family == "AalenJohansen"
+
+    def candidates(self) -> list[dict[str, Any]]:
+        """Every parameter combination of the grid merged over the fixed params (one dict if no grid)."""
+        keys = sorted(self.grid)
+        combos = itertools.product(*(self.grid[k] for k in keys)) if keys else [()]
+        return [{**self.params, **dict(zip(keys, combo, strict=True))} for combo in combos]
+
+    def make_estimator(self, random_state: int | None = None, **overrides: Any):
+        """Instantiate the estimator class with fixed params, ``overrides`` and ``random_state`` if it takes one."""
+        from importlib import import_module
+
+        cls = getattr(import_module(FAMILIES[self.family]), self.family)
+        params = {**self.params, **overrides}
+        if random_state is not None and "random_state" in cls().get_params():
+            params.setdefault("random_state", random_state)
+        return cls(**params)
+
+
+class TrainConfig(_Frozen):
+    """The whole training configuration (one TOML file)."""
+
+    seed: int = 2026
+    n_jobs: int = Field(1, ge=-1, le=64)
+    horizons_months: tuple[float, ...] = (12, 24, 36, 60)
+    data: DataConfig = Field(default_factory=DataConfig)
+    validation: ValidationConfig = Field(default_factory=ValidationConfig)
+    final: FinalConfig = Field(default_factory=FinalConfig)
+    promotion: PromotionConfig = Field(default_factory=PromotionConfig)
+    models: tuple[ModelSpec, ...]
+
+    @field_validator("horizons_months")
+    @classmethod
+    def _horizons(cls, v: tuple[float, ...]) -> tuple[float, ...]:
+        if not v or any(h <= 0 or h > 120 for h in v) or list(v) != sorted(set(v)):
+            raise ValueError("horizons_months must be increasing, distinct, each in (0, 120]")
+        return v
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        names = [m.name for m in self.models]
+        if len(set(names)) != len(names):
+            raise ValueError(f"model names must be unique; got {names}")
+        if not any(not m.is_null for m in self.models):
+            raise ValueError("at least one model with covariates is required (AalenJohansen alone cannot be served)")
+        if self.validation.primary_horizon_months not in self.horizons_months:
+            raise ValueError("validation.primary_horizon_months must be one of horizons_months")
+        return self
+
+    def fingerprint(self) -> str:
+        """sha256 of the canonical JSON of this config (logged with every run)."""
+        blob = json.dumps(self.model_dump(mode="json"), sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()
+
+    def model(self, name: str) -> ModelSpec:
+        for m in self.models:
+            if m.name == name:
+                return m
+        raise KeyError(name)
+
+
+def default_config_path() -> Path:
+    return CONFIG_DIR / "default.toml"
+
+
+def load_config(path: str | Path | None = None) -> TrainConfig:
+    """Read and validate a training config; ``None`` → ``configs/default.toml``.
+
+    Raises :class:`NbriskError` with a one-line message on a missing file, bad TOML or a schema violation.
+    """
+    path = Path(path) if path is not None else default_config_path()
+    if not path.is_file():
+        raise NbriskError(f"config file not found: {path}")
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise NbriskError(f"config {path.name} is not valid TOML: {exc}") from None
+    return parse_config(raw, source=path.name)
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> TrainConfig:
+    """Validate a config dict (as read from TOML) into a frozen :class:`TrainConfig`."""
+    try:
+        return TrainConfig.model_validate(raw)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '<root>'}: {err['msg']}" for err in exc.errors()
+        )
+        raise NbriskError(f"invalid {source}: {problems}") from None
