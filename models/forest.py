@@ -1,0 +1,166 @@
+"""Cause-specific random survival forests for relapse vs TRM.
+
+One :class:`sksurv.ensemble.RandomSurvivalForest` is grown per cause, the other cause being treated as censoring
+(Ishwaran et al. 2008, Ann Appl Stat 2:841 for the forest; Ishwaran et al. 2014, Biostatistics 15:757 for competing
+risks). Each forest's ensemble cumulative hazard is the average over trees of the Nelson–Aalen estimate in the leaf the
+patient falls into, i.e. an estimate of the *cause-specific* cumulative hazard Λ_k(t | x). Its increments on the union
+of event times are combined by the product-limit rule (:func:`nbrisk.models._base.cif_from_cause_specific_hazards`):
+
+    EFS(s | x) = Π_{u ≤ s} (1 − ΔΛ_1(u | x) − ΔΛ_2(u | x)),   F_k(t | x) = Σ_{s ≤ t} EFS(s− | x) ΔΛ_k(s | x),
+
+so that relapse + TRM + EFS = 1 exactly. With a single root-only tree and no bootstrap this is exactly the
+Aalen–Johansen estimator (a property the tests check).
+
+Memory: a survival tree stores the whole leaf curve at every distinct training time, so the fitted size grows as
+(nodes × distinct times). Like ``randomForestSRC``'s ``ntime`` (default 150), ``max_time_points`` maps the training
+times up to a grid of event-time quantiles before growing the trees; ``None`` keeps the exact times.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from nbrisk.models._base import (
+    CompetingRisksEstimator,
+    check_competing_risks_target,
+    cif_from_cause_specific_hazards,
+)
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+from sksurv.ensemble import RandomSurvivalForest
+
+from nbrisk.core import Cause
+
+_CAUSES = (Cause.RELAPSE, Cause.TRM)
+
+
+def time_point_grid(time: np.ndarray, event: np.ndarray, max_points: int | None) -> np.ndarray | None:
+    """Grid of at most ``max_points`` quantiles of the distinct event times, plus the largest observed time.
+
+    Returns ``None`` when no coarsening is needed (``max_points`` is ``None`` or there are few event times).
+    """
+    if max_points is None:
+        return None
+    event_times = np.unique(time[event != Cause.CENSORED])
+    if len(event_times) <= max_points:
+        return None
+    qs = np.quantile(event_times, np.linspace(0.0, 1.0, int(max_points)), method="higher")
+    return np.unique(np.concatenate([qs, [time.max()]]))
+
+
+def coarsen_times(time: np.ndarray, grid: np.ndarray | None) -> np.ndarray:
+    """Map each time up to the smallest grid point ≥ it (events are counted at the end of their interval)."""
+    if grid is None:
+        return time
+    return grid[np.searchsorted(grid, time, side="left")]
+
+
+class CauseSpecificForest(CompetingRisksEstimator):
+    """Cause-specific random survival forests combined into coherent cumulative incidence functions.
+
+    Parameters
+    ----------
+    n_estimators : int, trees per cause.
+    min_samples_leaf, min_samples_split, max_depth, max_features, bootstrap, max_samples :
+        passed to each :class:`sksurv.ensemble.RandomSurvivalForest` (log-rank splitting, Nelson–Aalen leaves).
+    max_time_points : int or None, default 150. Training times are mapped up to at most this many event-time
+        quantiles (see the module docstring): bounds memory and pickle size; ``None`` = exact times.
+    n_jobs : int, threads per forest.
+    random_state : int, RandomState or None; the two forests get seeds drawn from it.
+
+    Attributes
+    ----------
+    forests_ : list of the two fitted forests, cause 1 (relapse) then cause 2 (TRM).
+    time_grid_ : (m,) sorted distinct event times (any cause, after coarsening), in the unit of ``y['time']``.
+
+    Intervals: not available in closed form (``supports_intervals = False``); wrap the estimator in
+    :class:`nbrisk.models.intervals.BootstrapIntervals` for percentile intervals from refits.
+    """
+
+    supports_intervals = False
+
+    def __init__(
+        self,
+        n_estimators: int = 200,
+        min_samples_leaf: int = 15,
+        max_features="sqrt",
+        n_jobs: int = 1,
+        random_state=None,
+        *,
+        min_samples_split: int = 6,
+        max_depth: int | None = None,
+        bootstrap: bool = True,
+        max_samples=None,
+        max_time_points: int | None = 150,
+    ):
+        self.n_estimators = n_estimators
+        self.min_samples_leaf = min_samples_leaf
+        self.max_features = max_features
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+        self.min_samples_split = min_samples_split
+        self.max_depth = max_depth
+        self.bootstrap = bootstrap
+        self.max_samples = max_samples
+        self.max_time_points = max_time_points
+
+    def fit(self, X, y):
+        """Grow one forest per cause on ``X`` (n, p) numeric and ``y`` (``event``, ``time``); returns ``self``."""
+        event, time = check_competing_risks_target(y)
+        arr = self._check_X(X)
+        if arr.shape[0] != len(event):
+            raise ValueError(f"X has {arr.shape[0]} rows but y has {len(event)}")
+        self._set_features(X)
+        if self.max_time_points is not None and int(self.max_time_points) < 2:
+            raise ValueError("max_time_points must be >= 2 or None")
+        grid = time_point_grid(time, event, self.max_time_points)
+        time_c = coarsen_times(time, grid)
+        seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(_CAUSES))
+        self.forests_ = []
+        for cause, seed in zip(_CAUSES, seeds, strict=True):
+            y_k = np.empty(len(time_c), dtype=[("event", bool), ("time", float)])
+            y_k["event"] = event == cause
+            y_k["time"] = time_c
+            if not y_k["event"].any():
+                raise ValueError(f"no events of cause {cause.name} in y: cannot fit its forest")
+            forest = RandomSurvivalForest(
+                n_estimators=self.n_estimators,
+                min_samples_leaf=self.min_samples_leaf,
+                min_samples_split=self.min_samples_split,
+                max_depth=self.max_depth,
+                max_features=self.max_features,
+                bootstrap=self.bootstrap,
+                max_samples=self.max_samples,
+                n_jobs=self.n_jobs,
+                random_state=int(seed),
+                low_memory=False,  # low_memory forests cannot return the cumulative hazard we need
+            )
+            self.forests_.append(forest.fit(arr, y_k))
+        self.time_grid_ = np.unique(time_c[event != Cause.CENSORED])
+        return self
+
+    def predict_cumulative_hazard_increments(self, X) -> tuple[np.ndarray, np.ndarray]:
+        """Cause-specific hazard increments ΔΛ_k(s | x) at ``time_grid_``: two arrays of shape (n, m)."""
+        check_is_fitted(self, "forests_")
+        arr = self._check_X(X)
+        out = []
+        for forest in self.forests_:
+            chf = forest.predict_cumulative_hazard_function(arr, return_array=True)  # (n, n_unique_times)
+            inc = np.diff(chf, axis=1, prepend=0.0)
+            # the forest's grid holds every distinct training time; keep the event times of any cause
+            pos = np.searchsorted(forest.unique_times_, self.time_grid_)
+            out.append(inc[:, pos])
+        return out[0], out[1]
+
+    def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
+        """Predicted state probabilities, shape (n_samples, 3, n_times): event-free, relapse, TRM.
+
+        ``times`` in the unit of ``y['time']`` (days for nbrisk cohorts). ``return_interval=True`` raises
+        ``NotImplementedError``: a forest has no closed-form interval (use ``BootstrapIntervals``).
+        """
+        if return_interval:
+            raise NotImplementedError(
+                "CauseSpecificForest gives no closed-form intervals; wrap it in "
+                "nbrisk.models.intervals.BootstrapIntervals for bootstrap intervals"
+            )
+        dh1, dh2 = self.predict_cumulative_hazard_increments(X)
+        return cif_from_cause_specific_hazards(self.time_grid_, dh1, dh2, np.atleast_1d(times))
