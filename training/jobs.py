@@ -1,0 +1,539 @@
+"""Training jobs: ``train`` (validate, compare, register), ``compare``, ``promote`` and ``predict``.
+
+These are the functions behind ``nbrisk train|compare|promote|predict``; :mod:`nbrisk.training.commands` only
+prints. MLflow is reached only through :mod:`nbrisk.training.tracking`.
+
+``train`` in order:
+
+1. read the config, then the data — a file through :func:`nbrisk.features.io.read_cohort` (every problem reported,
+   :class:`~nbrisk.features.record.CohortValidationError` raised **before anything is logged**) or, with no file,
+   the embedded synthetic cohort (``make_synthetic_cohort(n, seed, preset)`` from the config; labelled
+   ``SYNTHETIC — not for clinical use``);
+2. fingerprint the data (sha256 of the canonical typed records; n; events by cause; synthetic flag);
+3. for every configured model, on the **same** folds and bootstrap resamples: nested repeated stratified K-fold
+   (tuning in the inner loop), pooled out-of-fold metrics with 95% CIs, then the final model on the whole cohort
+   (tuned by inner CV on the whole cohort), Harrell's optimism correction and leave-one-center-out;
+4. log everything (parent run + one child run per model), register every model with covariates as a version of
+   ``nbrisk``; the best new one gets the alias ``candidate``; the very first registered model becomes ``champion``
+   (afterwards ``champion`` moves only through :func:`promote`).
+
+Ranking ("best"): mean IPA of relapse and TRM at the primary horizon (out-of-fold; IPA is a proper-scoring-rule
+summary that rewards discrimination and calibration together), ties broken by the mean C-index.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from nbrisk.training.config import TrainConfig, load_config
+
+from nbrisk.core import SYNTHETIC_LABEL, Cause, NbriskError
+
+CAUSE_NAMES = ("relapse", "trm")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# data
+
+
+@dataclass
+class TrainingData:
+    """Validated records (typed), derived outcomes (same row order) and their fingerprint."""
+
+    records: pd.DataFrame
+    outcomes: pd.DataFrame
+    synthetic: bool
+    source: str
+    fingerprint: dict[str, Any] = field(default_factory=dict)
+
+
+def load_training_data(data: str | Path | None, cfg: TrainConfig) -> TrainingData:
+    """Read and validate a cohort file, or generate the embedded synthetic cohort when ``data`` is None.
+
+    Raises :class:`~nbrisk.features.record.CohortValidationError` (exit 1) listing every problem of a bad file,
+    and :class:`NbriskError` for a missing file.
+    """
+    if data is None:
+        from nbrisk.features.synthetic import make_synthetic_cohort
+
+        raw = make_synthetic_cohort(cfg.data.synthetic_n, cfg.data.synthetic_seed, cfg.data.synthetic_preset)
+        records, outcomes = _validate_raw(raw, source="embedded synthetic cohort")
+        synthetic = True
+        source = (f"embedded synthetic cohort (n={cfg.data.synthetic_n}, seed={cfg.data.synthetic_seed}, "
+                  f"preset={cfg.data.synthetic_preset})")
+    else:
+        path = Path(data)
+        if not path.is_file():
+            raise NbriskError(f"data file not found: {path}")
+        from nbrisk.features.io import read_cohort
+
+        cohort = read_cohort(path)
+        records, outcomes = cohort.records, cohort.outcomes
+        synthetic = bool(getattr(cohort, "synthetic", False))
+        source = path.name
+    records = records.reset_index(drop=True)
+    outcomes = outcomes.reset_index(drop=True)
+    td = TrainingData(records, outcomes, synthetic, source)
+    td.fingerprint = data_fingerprint(records, outcomes, synthetic)
+    return td
+
+
+def _validate_raw(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    from nbrisk.features.outcomes import derive_outcomes
+    from nbrisk.features.record import CohortValidationError, validate_records
+
+    typed, problems = validate_records(raw, require_outcomes=True, require_center=True)
+    if problems:
+        raise CohortValidationError(problems, source=source)
+    return typed, derive_outcomes(typed)
+
+
+def data_fingerprint(records: pd.DataFrame, outcomes: pd.DataFrame, synthetic: bool) -> dict[str, Any]:
+    """sha256 of the canonical typed records (column-sorted CSV), n, events by cause, synthetic flag.
+
+    The hash identifies the data without revealing it; any changed value changes it, while the same content read
+    from CSV or Parquet gives the same hash.
+    """
+    canon = records[sorted(records.columns)].to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    ev = outcomes["event"].to_numpy()
+    return {
+        "sha256": hashlib.sha256(canon.encode("utf-8")).hexdigest(),
+        "n": len(records),
+        "events_censored": int((ev == Cause.CENSORED).sum()),
+        "events_relapse": int((ev == Cause.RELAPSE).sum()),
+        "events_trm": int((ev == Cause.TRM).sum()),
+        "synthetic": bool(synthetic),
+    }
+
+
+def input_example(n: int = 2) -> pd.DataFrame:
+    """Synthetic example records for the MLflow signature (never real patients: MLflow stores them in clear)."""
+    from nbrisk.features.record import OUTCOME_FIELDS, example_record
+
+    rec = example_record(with_outcomes=False)
+    rows = []
+    for i in range(n):
+        r = dict(rec)
+        r["patient_id"] = f"EX-{i + 1:04d}"
+        rows.append({k: v for k, v in r.items() if k not in OUTCOME_FIELDS})
+    return pd.DataFrame(rows)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# training
+
+
+@dataclass
+class ModelResult:
+    name: str
+    family: str
+    pooled: dict[str, float]
+    per_fold: list[dict[str, float]]
+    replicates: dict[str, list[float]]
+    params: dict[str, Any]
+    extra: dict[str, float]
+    tables: dict[str, Any]
+    risk_model: Any | None
+    run_id: str | None = None
+    version: str | None = None
+    seconds: float = 0.0
+
+
+@dataclass
+class TrainResult:
+    experiment: str
+    parent_run_id: str
+    fingerprint: dict[str, Any]
+    models: list[ModelResult]
+    leaderboard: list[dict[str, Any]]
+    candidate_version: str | None
+    champion_version: str | None
+    seconds: float
+    synthetic: bool
+
+
+def ranking_score(metrics: dict[str, float], horizon: float) -> tuple[float, float]:
+    """(mean IPA, mean C-index) of relapse and TRM at ``horizon`` months; higher is better."""
+    h = _h(horizon)
+    ipa = [metrics.get(f"{c}.ipa.{h}", np.nan) for c in CAUSE_NAMES]
+    cidx = [metrics.get(f"{c}.c_index.{h}", np.nan) for c in CAUSE_NAMES]
+    return (float(np.nanmean(ipa)) if np.isfinite(ipa).any() else -np.inf,
+            float(np.nanmean(cidx)) if np.isfinite(cidx).any() else -np.inf)
+
+
+def _h(horizon: float) -> str:
+    return f"{float(horizon):g}m"
+
+
+def leaderboard_rows(results: list[dict[str, Any]], horizon: float) -> list[dict[str, Any]]:
+    """Rows ``{name, family, version, metrics...}`` sorted best first (see :func:`ranking_score`)."""
+    h = _h(horizon)
+    rows = []
+    for r in results:
+        m = r["metrics"]
+        row = {"model": r["name"], "family": r.get("family", ""), "version": r.get("version")}
+        for c in CAUSE_NAMES:
+            for metric in ("c_index", "auc", "brier", "ipa", "ici", "calibration_slope"):
+                key = f"{c}.{metric}.{h}"
+                row[key] = m.get(key, np.nan)
+                row[f"{key}.lower"] = m.get(f"{key}.lower", np.nan)
+                row[f"{key}.upper"] = m.get(f"{key}.upper", np.nan)
+        row["score"] = ranking_score(m, horizon)
+        rows.append(row)
+    rows.sort(key=lambda r: (-r["score"][0], -r["score"][1], r["model"]))
+    for i, r in enumerate(rows, start=1):
+        r["rank"] = i
+        r["score"] = list(r["score"])
+    return rows
+
+
+def train(data: str | Path | None = None, config: str | Path | TrainConfig | None = None,
+          experiment: str = "nbrisk", progress: Callable[[str, int, int], None] | None = None,
+          log: Callable[[str], None] | None = None) -> TrainResult:
+    """Validate, compare and register every configured model (see the module docstring).
+
+    ``progress(task, done, total)`` and ``log(message)`` are optional callbacks (the CLI draws a progress bar).
+    """
+    from nbrisk.models.risk_model import fit_risk_model
+    from nbrisk.training import plots, tracking
+    from nbrisk.training import validation as V
+
+    say = log or (lambda _msg: None)
+    tick = progress or (lambda _task, _done, _total: None)
+    t_start = time.perf_counter()
+    cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    config_text = None
+    if not isinstance(config, TrainConfig):
+        path = Path(config) if config is not None else None
+        from nbrisk.training.config import default_config_path
+
+        config_text = (path or default_config_path()).read_text(encoding="utf-8")
+
+    # 1-2. data (a bad file stops here, before MLflow is touched)
+    td = load_training_data(data, cfg)
+    say(f"data: {td.source}: n={td.fingerprint['n']}, relapse={td.fingerprint['events_relapse']}, "
+        f"TRM={td.fingerprint['events_trm']}, censored={td.fingerprint['events_censored']}"
+        + (f"  [{SYNTHETIC_LABEL}]" if td.synthetic else ""))
+    records, outcomes = td.records, td.outcomes
+    event = outcomes["event"].to_numpy()
+    horizons = list(cfg.horizons_months)
+    vcfg = cfg.validation
+    folds = V.make_folds(event, vcfg.n_splits, vcfg.n_repeats, cfg.seed)
+    boot = V.bootstrap_indices(event, vcfg.n_bootstrap, cfg.seed)
+
+    # 3. validate every model on the same folds / resamples
+    results: list[ModelResult] = []
+    total_steps = len(cfg.models) * (len(folds) + 1)
+    done = 0
+    for spec in cfg.models:
+        t0 = time.perf_counter()
+        say(f"model {spec.name} ({spec.family}): {len(folds)} outer folds"
+            + (f", {len(spec.candidates())} grid points tuned in {vcfg.inner_splits}-fold inner CV"
+               if len(spec.candidates()) > 1 else ""))
+
+        def bump(k: int, _name=spec.name) -> None:
+            nonlocal done
+            done += k
+            tick(_name, done, total_steps)
+
+        cv = V.cross_validate(spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed,
+                              n_jobs=cfg.n_jobs, progress=bump)
+        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled_cif, horizons, boot)
+        tables: dict[str, Any] = {"fold_params": cv.params}
+        extra: dict[str, float] = {"seconds.cv": cv.seconds}
+        risk_model = None
+        params = spec.candidates()[0]
+        if not spec.is_null:
+            params = V.tune(spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
+            final = V.fit_candidate(spec, params, records, outcomes, cfg.seed)
+            opt = V.optimism_corrected(spec, params, final, records, outcomes, horizons, vcfg.n_optimism,
+                                       cfg.seed, n_jobs=cfg.n_jobs)
+            extra.update(opt)
+            if vcfg.leave_center_out:
+                loco = V.leave_center_out(spec, params, records, outcomes, horizons, vcfg.min_center_size,
+                                          cfg.seed, n_jobs=cfg.n_jobs)
+                if loco is not None:
+                    tables["leave_center_out"] = loco
+                    extra.update({f"loco.{k}": v for k, v in loco["summary"].items()})
+            risk_model = fit_risk_model(
+                records, outcomes, spec.make_estimator(random_state=cfg.seed, **params),
+                model_name=spec.name, family=spec.family, synthetic=td.synthetic,
+                fingerprint=td.fingerprint["sha256"], n_interval_bootstrap=cfg.final.n_interval_bootstrap,
+                seed=cfg.seed, n_jobs=cfg.n_jobs, validation_metrics=pooled, params=params,
+                features=V.make_features())
+        tables["calibration"] = _calibration_tables(outcomes, cv.pooled_cif, horizons)
+        tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled_cif, horizons)
+        seconds = time.perf_counter() - t0
+        extra["seconds.total"] = seconds
+        results.append(ModelResult(spec.name, spec.family, pooled, cv.per_fold, replicates, params, extra, tables,
+                                   risk_model, seconds=seconds))
+        bump(1)
+        say(f"  done in {seconds:.1f} s")
+
+    # 4. log and register
+    board = leaderboard_rows([{"name": r.name, "family": r.family, "metrics": r.pooled} for r in results],
+                             vcfg.primary_horizon_months)
+    name = _registered_name()
+    example = input_example()
+    with tracking.parent_run(experiment, run_name=f"train-{td.fingerprint['sha256'][:8]}",
+                             tags={"nbrisk.synthetic": str(td.synthetic).lower(),
+                                   "nbrisk.data_sha256": td.fingerprint["sha256"]}) as parent_id:
+        tracking.log_data_and_config(td.fingerprint | {"source": td.source}, cfg.model_dump(mode="json"),
+                                     config_text)
+        for r in results:
+            figures = plots.validation_figures(r.tables, horizons, r.name, synthetic=td.synthetic)
+            out = tracking.log_model_run(
+                parent_id, experiment,
+                tracking.ModelLog(name=r.name, family=r.family, params=r.params, pooled=r.pooled,
+                                  per_fold=r.per_fold, extra=r.extra, replicates=r.replicates, tables=r.tables,
+                                  figures=figures, risk_model=r.risk_model, input_example=example),
+                register_as=name if r.risk_model is not None else None)
+            plots.close(figures)
+            r.run_id, r.version = out["run_id"], out["version"]
+            if r.version is not None:
+                tracking.tag_run(r.run_id, "nbrisk.version", r.version)
+        by_name = {r.name: r for r in results}
+        for row in board:
+            row["version"] = by_name[row["model"]].version
+        tracking.log_leaderboard(board)
+        best = next((by_name[row["model"]] for row in board if by_name[row["model"]].version is not None), None)
+        candidate = champion = None
+        if best is not None:
+            tracking.set_alias(name, "candidate", best.version)
+            candidate = best.version
+            champion = tracking.get_alias_version(name, "champion")
+            if champion is None:
+                tracking.set_alias(name, "champion", best.version)
+                champion = best.version
+    return TrainResult(experiment, parent_id, td.fingerprint, results, board, candidate, champion,
+                       time.perf_counter() - t_start, td.synthetic)
+
+
+def _registered_name() -> str:
+    from nbrisk.settings import get_settings
+
+    return get_settings().registered_model_name
+
+
+def _calibration_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[float]) -> dict[str, Any]:
+    """Observed (Aalen–Johansen) vs mean predicted CIF by decile of predicted risk, per cause and horizon."""
+    from nbrisk.training import metrics as M
+
+    out: dict[str, Any] = {}
+    y = outcomes[["event", "time"]]
+    from nbrisk.core import months_to_days
+
+    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+        for j, h in enumerate(horizons):
+            tab = M.calibration_table(y, cif[:, int(cause), j], float(months_to_days(h)), cause=cause)
+            out[f"{c}.{_h(h)}"] = _jsonable(tab)
+    return out
+
+
+def _net_benefit_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[float]) -> dict[str, Any]:
+    """Net benefit of 'treat if predicted risk ≥ p' (model, treat all, treat none) over thresholds."""
+    from nbrisk.training import metrics as M
+
+    from nbrisk.core import months_to_days
+
+    out: dict[str, Any] = {}
+    y = outcomes[["event", "time"]]
+    thresholds = np.round(np.arange(0.05, 0.81, 0.05), 2)
+    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+        for j, h in enumerate(horizons):
+            tab = M.net_benefit(y, cif[:, int(cause), j], float(months_to_days(h)), thresholds, cause=cause)
+            out[f"{c}.{_h(h)}"] = _jsonable(tab)
+    return out
+
+
+def _jsonable(obj: Any) -> Any:
+    if isinstance(obj, pd.DataFrame):
+        return {k: [_jsonable(v) for v in obj[k].tolist()] for k in obj.columns}
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# compare / promote / predict
+
+
+def compare(experiment: str = "nbrisk") -> dict[str, Any]:
+    """Leaderboard of the latest training run of ``experiment`` (metrics with 95% CIs, best first)."""
+    from nbrisk.training import tracking
+    from nbrisk.training.config import TrainConfig
+
+    parent, children = tracking.latest_training(experiment)
+    horizon = float(parent["params"].get("config.validation.primary_horizon_months",
+                                         TrainConfig.model_fields["validation"].default.primary_horizon_months))
+    rows = leaderboard_rows(children, horizon)
+    return {"parent_run_id": parent["run_id"], "horizon": horizon, "rows": rows,
+            "synthetic": parent["params"].get("data.synthetic") == "True",
+            "data_sha256": parent["params"].get("data.sha256")}
+
+
+@dataclass
+class GateCheck:
+    gate: str
+    passed: bool
+    detail: str
+
+
+def promotion_checks(name: str, version: str, alias: str = "champion",
+                     config: TrainConfig | None = None) -> tuple[list[GateCheck], dict[str, Any], dict[str, Any] | None]:
+    """Evaluate the promotion gates of ``name``/``version`` against the current holder of ``alias``.
+
+    Gates (at the primary horizon, both causes):
+
+    * **discrimination not worse beyond the CI**: if both versions were validated on the same data (same
+      fingerprint) and bootstrap resamples, the paired bootstrap difference of the C-index (candidate − champion)
+      must have its 95% upper bound ≥ 0; otherwise (different data) the candidate's CI upper bound must reach the
+      champion's point estimate;
+    * **calibration passes**: ICI ≤ ``promotion.max_ici`` and calibration slope within
+      ``promotion.calibration_slope_range`` (pooled out-of-fold, both causes).
+
+    Returns ``(checks, candidate_info, champion_info)``.
+    """
+    from nbrisk.training import tracking
+    from nbrisk.training.validation import paired_difference
+
+    cfg = config or load_config()
+    horizon = _h(cfg.validation.primary_horizon_months)
+    cand = tracking.version_info(name, version)
+    champ_version = tracking.get_alias_version(name, alias)
+    champ = tracking.version_info(name, champ_version) if champ_version not in (None, str(version)) else None
+    checks: list[GateCheck] = []
+    cm = cand["metrics"]
+    for c in CAUSE_NAMES:
+        ici = cm.get(f"{c}.ici.{horizon}")
+        if ici is None:
+            checks.append(GateCheck(f"{c} calibration (ICI)", False, "no ICI logged for this version"))
+        else:
+            ok = ici <= cfg.promotion.max_ici
+            checks.append(GateCheck(f"{c} calibration (ICI at {horizon})", ok,
+                                    f"ICI {ici:.3f} {'≤' if ok else '>'} bound {cfg.promotion.max_ici:.3f}"))
+        slope = cm.get(f"{c}.calibration_slope.{horizon}")
+        lo, hi = cfg.promotion.calibration_slope_range
+        if slope is None:
+            checks.append(GateCheck(f"{c} calibration slope", False, "no calibration slope logged"))
+        else:
+            ok = lo <= slope <= hi
+            checks.append(GateCheck(f"{c} calibration slope at {horizon}", ok,
+                                    f"slope {slope:.2f} {'within' if ok else 'outside'} [{lo:g}, {hi:g}]"))
+    if champ is not None:
+        same_data = (cand["fingerprint"].get("sha256") is not None
+                     and cand["fingerprint"].get("sha256") == champ["fingerprint"].get("sha256"))
+        for c in CAUSE_NAMES:
+            key = f"{c}.c_index.{horizon}"
+            a, b = cm.get(key), champ["metrics"].get(key)
+            if a is None or b is None:
+                checks.append(GateCheck(f"{c} discrimination", False, f"{key} missing for one of the versions"))
+                continue
+            diff = paired_difference(cand["replicates"].get(key, []), champ["replicates"].get(key, [])) \
+                if same_data else None
+            if diff is not None:
+                mean, dlo, dhi = diff
+                ok = dhi >= 0.0
+                checks.append(GateCheck(
+                    f"{c} discrimination (C-index at {horizon})", ok,
+                    f"candidate {a:.3f} vs champion {b:.3f}; paired difference {mean:+.3f} "
+                    f"(95% CI {dlo:+.3f} to {dhi:+.3f}){'' if ok else ' — worse beyond the CI'}"))
+            else:
+                up = cm.get(f"{key}.upper", a)
+                ok = up >= b
+                checks.append(GateCheck(
+                    f"{c} discrimination (C-index at {horizon})", ok,
+                    f"candidate {a:.3f} (upper 95% {up:.3f}) vs champion {b:.3f}; different data, unpaired"
+                    f"{'' if ok else ' — worse beyond the CI'}"))
+    return checks, cand, champ
+
+
+def promote(name: str, version: str, alias: str = "champion", config: str | Path | None = None) -> dict[str, Any]:
+    """Move ``alias`` of registered model ``name`` to ``version`` if every gate passes; else NbriskError (exit 1)."""
+    from nbrisk.training import tracking
+
+    cfg = load_config(config)
+    checks, cand, champ = promotion_checks(name, str(version), alias, cfg)
+    failed = [c for c in checks if not c.passed]
+    result = {"name": name, "version": str(version), "alias": alias, "checks": checks,
+              "candidate": cand, "champion": champ, "promoted": not failed}
+    if failed:
+        result["reasons"] = [f"{c.gate}: {c.detail}" for c in failed]
+        return result
+    tracking.set_alias(name, alias, str(version))
+    return result
+
+
+def parse_horizons(text: str | None) -> list[float]:
+    """``"12,24,36,60"`` → [12.0, 24.0, 36.0, 60.0]; each in 1–120 months (NbriskError otherwise)."""
+    from nbrisk.core import DEFAULT_HORIZONS_MONTHS
+
+    if text is None or not str(text).strip():
+        return [float(h) for h in DEFAULT_HORIZONS_MONTHS]
+    try:
+        vals = [float(x) for x in str(text).split(",") if x.strip()]
+    except ValueError:
+        raise NbriskError(f"--horizons must be comma-separated numbers of months, got {text!r}") from None
+    if not vals or any(not (1 <= v <= 120) for v in vals):
+        raise NbriskError("each horizon must be between 1 and 120 months")
+    return vals
+
+
+def read_records(path: Path) -> pd.DataFrame:
+    """Read patient records from CSV, Parquet or JSON (one object or a list), values kept raw for validation."""
+    import json
+
+    path = Path(path)
+    if not path.is_file():
+        raise NbriskError(f"file not found: {path}")
+    suffix = path.suffix.lower()
+    try:
+        if suffix == ".csv":
+            return pd.read_csv(path, dtype=str, keep_default_na=False)
+        if suffix in (".parquet", ".pq"):
+            return pd.read_parquet(path)
+        if suffix == ".json":
+            obj = json.loads(path.read_text(encoding="utf-8"))
+            objs = obj if isinstance(obj, list) else obj.get("patients", [obj]) if isinstance(obj, dict) else None
+            if objs is None:
+                raise NbriskError(f"{path.name}: expected a JSON object or a list of objects")
+            from nbrisk.features.record import CohortValidationError, records_frame
+
+            frame, problems = records_frame(objs)
+            if problems:
+                raise CohortValidationError(problems, source=path.name)
+            return frame
+    except (ValueError, OSError) as exc:
+        raise NbriskError(f"cannot read {path.name}: {exc}") from None
+    raise NbriskError(f"unsupported file type {suffix!r} (use .csv, .parquet or .json)")
+
+
+def predict(file: Path, out: Path, model: str | None = None, horizons: str | None = None) -> pd.DataFrame:
+    """Score the patients of ``file`` with ``model`` (default ``models:/nbrisk@champion``) into a long CSV."""
+    from nbrisk.models.pyfunc import load_risk_model
+    from nbrisk.models.risk_model import validate_for_prediction
+
+    h = parse_horizons(horizons)
+    raw = read_records(Path(file))
+    records = validate_for_prediction(raw)
+    risk_model = load_risk_model(model)
+    frame = risk_model.predict_frame(records, h)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    frame.to_csv(out, index=False, float_format="%.6f")
+    return frame

@@ -1,0 +1,348 @@
+"""Validation machinery: repeated stratified K-fold with inner tuning, bootstrap CIs, optimism, leave-center-out.
+
+Everything here works on **records** (the record contract) and **outcomes** (from
+:func:`nbrisk.features.outcomes.derive_outcomes`), because the feature pipeline is part of what is validated: it is
+refitted inside every training fold (imputation and scaling learn nothing from the test fold).
+
+* :func:`make_folds` — repeated K-fold stratified by cause (censored / relapse / TRM); fixed by the seed and the
+  same for every model, so models are compared on identical splits.
+* :func:`tune` — hyper-parameters chosen by an inner K-fold **inside** the training data only (nested CV, no
+  leakage), scored by the mean IPCW Brier score of relapse and TRM over the horizons (a proper scoring rule).
+* :func:`cross_validate` — out-of-fold CIFs for every patient and repeat, per-fold metrics.
+* :func:`bootstrap_indices` + :func:`pooled_metrics` — metrics of the out-of-fold predictions with percentile 95%
+  CIs over patient-level bootstrap resamples, the same resamples for every model (so differences between models
+  have CIs too; ``statistics.md``).
+* :func:`optimism_corrected` — Harrell's bootstrap optimism correction of the final model's apparent performance
+  (Harrell, Lee & Mark 1996, Stat Med 15:361; Steyerberg 2019, ch. 17).
+* :func:`leave_center_out` — internal–external validation: each center in turn is the test set
+  (Steyerberg & Harrell 2016, J Clin Epidemiol 69:245).
+
+Times: horizons are given in months and converted once with :func:`nbrisk.core.months_to_days`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from nbrisk.training.config import ModelSpec
+from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
+
+from nbrisk.core import Cause, months_to_days
+
+#: The discrimination/accuracy metrics that get bootstrap CIs and optimism correction (per cause and horizon).
+#: Calibration (ICI/E50/E90/slope) and net benefit are point estimates on the pooled out-of-fold predictions.
+CAUSES: dict[str, Cause] = {"relapse": Cause.RELAPSE, "trm": Cause.TRM}
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# folds
+
+
+@dataclass(frozen=True)
+class Fold:
+    repeat: int
+    fold: int
+    train: np.ndarray
+    test: np.ndarray
+
+
+def make_folds(event: np.ndarray, n_splits: int, n_repeats: int, seed: int) -> list[Fold]:
+    """Repeated K-fold stratified by cause, fixed by ``seed`` (same folds for every model of a run)."""
+    event = np.asarray(event).astype(int)
+    n_splits = _feasible_splits(event, n_splits)
+    rskf = RepeatedStratifiedKFold(n_splits=n_splits, n_repeats=n_repeats, random_state=seed)
+    folds = []
+    for i, (tr, te) in enumerate(rskf.split(np.zeros(len(event)), event)):
+        folds.append(Fold(repeat=i // n_splits, fold=i % n_splits, train=tr, test=te))
+    return folds
+
+
+def _feasible_splits(event: np.ndarray, n_splits: int) -> int:
+    """Stratified K-fold needs each cause at least K times; shrink K on tiny data rather than fail."""
+    counts = np.bincount(event, minlength=3)
+    smallest = int(counts[counts > 0].min())
+    return max(2, min(n_splits, smallest))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# one fitted candidate = feature pipeline + estimator
+
+
+@dataclass
+class FittedCandidate:
+    """A feature pipeline and an estimator fitted together on the same training records."""
+
+    features: Any
+    estimator: Any
+    params: dict[str, Any]
+
+    def predict_cif(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
+        """(n, 3, k) CIFs (event-free, relapse, TRM) at ``times_days``."""
+        X = self.features.transform(records)
+        return self.estimator.predict_cumulative_incidence(X, times_days)
+
+
+def make_features():
+    from nbrisk.features.pipeline import make_feature_pipeline
+
+    return make_feature_pipeline()
+
+
+def fit_candidate(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame, outcomes: pd.DataFrame,
+                  seed: int) -> FittedCandidate:
+    """Fit the feature pipeline and the estimator of ``spec`` with ``params`` on ``records``/``outcomes``."""
+    features = make_features()
+    X = features.fit_transform(records)
+    est = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items() if k not in spec.params})
+    est.fit(X, outcomes[["event", "time"]])
+    return FittedCandidate(features=features, estimator=est, params=dict(params))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# metrics (engineer C's training/metrics.py) behind one small adapter
+
+
+def evaluate(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float], *,
+             full: bool = False) -> dict[str, float]:
+    """Metrics of predicted CIFs ``cif`` (n, 3, k) at ``horizons_months`` against ``outcomes``.
+
+    Keys ``"{cause}.{metric}.{h}m"`` (cause ``relapse``/``trm``). ``full=False`` gives the cheap set used inside
+    bootstrap loops (C-index, AUC, Brier, IPA); ``full=True`` adds calibration (ICI, E50, E90, slope).
+    """
+    from nbrisk.training import metrics as M
+
+    y = outcomes[["event", "time"]]
+    return M.evaluate_predictions(y, cif, months_to_days(horizons_months), horizons_months=horizons_months,
+                                  calibration=full)
+
+
+def score_for_tuning(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float]) -> float:
+    """Mean IPCW Brier score of relapse and TRM over the horizons (lower is better; a proper scoring rule)."""
+    m = evaluate(outcomes, cif, horizons_months)
+    vals = [v for k, v in m.items() if ".brier." in k and np.isfinite(v)]
+    return float(np.mean(vals)) if vals else np.inf
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# tuning and cross-validation
+
+
+def tune(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, horizons_months: Sequence[float],
+         inner_splits: int, seed: int) -> dict[str, Any]:
+    """Choose the grid point with the best inner-CV score, using only ``records`` (an outer training set)."""
+    candidates = spec.candidates()
+    if len(candidates) == 1:
+        return candidates[0]
+    event = outcomes["event"].to_numpy()
+    skf = StratifiedKFold(n_splits=_feasible_splits(event, inner_splits), shuffle=True, random_state=seed)
+    splits = list(skf.split(np.zeros(len(event)), event))
+    times = horizons_months
+    scores = []
+    for params in candidates:
+        fold_scores = []
+        for tr, te in splits:
+            fitted = fit_candidate(spec, params, records.iloc[tr], outcomes.iloc[tr], seed)
+            cif = fitted.predict_cif(records.iloc[te], months_to_days(times))
+            fold_scores.append(score_for_tuning(outcomes.iloc[te], cif, times))
+        scores.append(float(np.mean(fold_scores)))
+    return candidates[int(np.argmin(scores))]
+
+
+@dataclass
+class CVResult:
+    """Out-of-fold predictions and per-fold metrics of one model on the shared folds."""
+
+    name: str
+    oof: np.ndarray                       # (n_repeats, n, 3, k) out-of-fold CIFs
+    per_fold: list[dict[str, float]]      # one dict per outer fold (in fold order)
+    params: list[dict[str, Any]]          # tuned params per outer fold
+    seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def pooled_cif(self) -> np.ndarray:
+        """Out-of-fold CIF per patient averaged over repeats (each repeat's prediction is out-of-fold)."""
+        return self.oof.mean(axis=0)
+
+
+def _run_fold(spec: ModelSpec, fold: Fold, records: pd.DataFrame, outcomes: pd.DataFrame,
+              horizons_months: Sequence[float], inner_splits: int, seed: int):
+    tr_rec, tr_out = records.iloc[fold.train], outcomes.iloc[fold.train]
+    params = tune(spec, tr_rec, tr_out, horizons_months, inner_splits, seed)
+    fitted = fit_candidate(spec, params, tr_rec, tr_out, seed)
+    cif = fitted.predict_cif(records.iloc[fold.test], months_to_days(horizons_months))
+    metrics = evaluate(outcomes.iloc[fold.test], cif, horizons_months)
+    return fold, params, cif, metrics
+
+
+def cross_validate(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, folds: list[Fold],
+                   horizons_months: Sequence[float], inner_splits: int, seed: int, n_jobs: int = 1,
+                   progress: Callable[[int], None] | None = None) -> CVResult:
+    """Nested CV of one model: tune in each outer training set, predict its test set."""
+    import time
+
+    t0 = time.perf_counter()
+    n, k = len(records), len(horizons_months)
+    n_repeats = max(f.repeat for f in folds) + 1
+    oof = np.full((n_repeats, n, 3, k), np.nan)
+    jobs = (delayed(_run_fold)(spec, f, records, outcomes, horizons_months, inner_splits, seed) for f in folds)
+    per_fold, params = [], []
+    for fold, p, cif, metrics in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+        oof[fold.repeat, fold.test] = cif
+        per_fold.append(metrics)
+        params.append(p)
+        if progress is not None:
+            progress(1)
+    if np.isnan(oof).any():  # pragma: no cover - folds partition the data
+        raise RuntimeError("some patients got no out-of-fold prediction")
+    return CVResult(spec.name, oof, per_fold, params, seconds=time.perf_counter() - t0)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bootstrap CIs on the same resamples for every model
+
+
+def bootstrap_indices(event: np.ndarray, n_bootstrap: int, seed: int) -> np.ndarray:
+    """(B, n) patient indices of bootstrap resamples, drawn once per run and shared by every model.
+
+    Resampling is stratified by cause so every resample has events of both causes (otherwise a metric of a rare
+    cause is undefined in some resamples and the percentile interval is biased toward the others).
+    """
+    event = np.asarray(event).astype(int)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 20_260_601]))
+    out = np.empty((n_bootstrap, len(event)), dtype=np.int64)
+    groups = [np.flatnonzero(event == c) for c in np.unique(event)]
+    for b in range(n_bootstrap):
+        out[b] = np.concatenate([rng.choice(g, size=len(g), replace=True) for g in groups])
+    return out
+
+
+def pooled_metrics(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float],
+                   boot: np.ndarray, n_jobs: int = 1) -> tuple[dict[str, float], dict[str, list[float]]]:
+    """Point metrics (full set) of ``cif`` plus percentile 95% CIs over the resamples ``boot``.
+
+    Returns ``(metrics, replicates)``: ``metrics`` has every point value and ``name.lower``/``name.upper`` for
+    the bootstrapped ones; ``replicates[name]`` the B replicate values (kept for paired model comparisons).
+    """
+    point = evaluate(outcomes, cif, horizons_months, full=True)
+
+    def one(idx: np.ndarray) -> dict[str, float]:
+        return evaluate(outcomes.iloc[idx].reset_index(drop=True), cif[idx], horizons_months)
+
+    reps = Parallel(n_jobs=n_jobs)(delayed(one)(idx) for idx in boot) if len(boot) else []
+    replicates: dict[str, list[float]] = {}
+    out = dict(point)
+    for name in point:
+        vals = np.array([r.get(name, np.nan) for r in reps], dtype=float)
+        if vals.size == 0 or not np.isfinite(vals).any():
+            continue
+        replicates[name] = [float(v) for v in vals]
+        finite = vals[np.isfinite(vals)]
+        out[f"{name}.lower"], out[f"{name}.upper"] = (float(q) for q in np.percentile(finite, [2.5, 97.5]))
+    return out, replicates
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float] | None:
+    """Mean and percentile 95% CI of ``a − b`` over shared bootstrap resamples (None if not comparable)."""
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a_arr.shape != b_arr.shape or a_arr.size == 0:
+        return None
+    d = a_arr - b_arr
+    d = d[np.isfinite(d)]
+    if d.size == 0:
+        return None
+    lo, hi = np.percentile(d, [2.5, 97.5])
+    return float(d.mean()), float(lo), float(hi)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Harrell's optimism correction
+
+
+def optimism_corrected(spec: ModelSpec, params: dict[str, Any], final: FittedCandidate, records: pd.DataFrame,
+                       outcomes: pd.DataFrame, horizons_months: Sequence[float], n_boot: int, seed: int,
+                       n_jobs: int = 1) -> dict[str, float]:
+    """Harrell's bootstrap optimism-corrected performance of the final model.
+
+    apparent = metric of the final model on its own training data; for each bootstrap sample b a model is refitted
+    with the chosen hyper-parameters, optimism_b = metric(model_b on sample b) − metric(model_b on the original
+    data); corrected = apparent − mean_b optimism_b. (Hyper-parameters are not re-tuned inside each bootstrap to
+    keep training time bounded; this slightly understates the optimism of tuned models. Documented in the run.)
+
+    Returns ``{"apparent.<metric>", "optimism.<metric>", "corrected.<metric>"}``.
+    """
+    times = months_to_days(horizons_months)
+    apparent = evaluate(outcomes, final.predict_cif(records, times), horizons_months)
+    if n_boot <= 0:
+        return {f"apparent.{k}": v for k, v in apparent.items()}
+    boot = bootstrap_indices(outcomes["event"].to_numpy(), n_boot, seed + 7919)
+
+    def one(idx: np.ndarray) -> dict[str, float]:
+        rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
+        model_b = fit_candidate(spec, params, rec_b, out_b, seed)
+        m_boot = evaluate(out_b, model_b.predict_cif(rec_b, times), horizons_months)
+        m_orig = evaluate(outcomes, model_b.predict_cif(records, times), horizons_months)
+        return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
+
+    optimisms = Parallel(n_jobs=n_jobs)(delayed(one)(idx) for idx in boot)
+    out: dict[str, float] = {}
+    for k, v in apparent.items():
+        vals = np.array([o.get(k, np.nan) for o in optimisms], dtype=float)
+        opt = float(np.nanmean(vals)) if np.isfinite(vals).any() else np.nan
+        out[f"apparent.{k}"] = v
+        out[f"optimism.{k}"] = opt
+        out[f"corrected.{k}"] = v - opt
+    return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# internal-external validation
+
+
+def center_groups(records: pd.DataFrame, min_size: int) -> pd.Series | None:
+    """Center label per patient, small centers pooled into ``"other"``; None without usable centers."""
+    if "center_id" not in records.columns:
+        return None
+    centers = records["center_id"].astype(object).where(records["center_id"].notna(), "unknown").astype(str)
+    counts = centers.value_counts()
+    small = counts.index[counts < min_size]
+    centers = centers.where(~centers.isin(small), "other")
+    return centers if centers.nunique() >= 3 else None
+
+
+def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame, outcomes: pd.DataFrame,
+                     horizons_months: Sequence[float], min_center_size: int, seed: int,
+                     n_jobs: int = 1) -> dict[str, Any] | None:
+    """Leave-one-center-out: fit on the other centers (chosen params), evaluate on the left-out one.
+
+    Returns ``{"per_center": {center: {n, metrics...}}, "summary": {metric: mean, metric.min, metric.max}}`` or
+    None when there are fewer than 3 usable centers. Metrics of a center with no event of a cause are NaN.
+    """
+    centers = center_groups(records, min_center_size)
+    if centers is None:
+        return None
+    times = months_to_days(horizons_months)
+    labels = sorted(centers.unique())
+
+    def one(c: str):
+        test = np.flatnonzero(centers.to_numpy() == c)
+        train = np.flatnonzero(centers.to_numpy() != c)
+        fitted = fit_candidate(spec, params, records.iloc[train], outcomes.iloc[train], seed)
+        cif = fitted.predict_cif(records.iloc[test], times)
+        return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)
+
+    per_center = {c: {"n": n, **m} for c, n, m in Parallel(n_jobs=n_jobs)(delayed(one)(c) for c in labels)}
+    summary: dict[str, float] = {}
+    names = sorted({k for m in per_center.values() for k in m if k != "n"})
+    for name in names:
+        vals = np.array([m.get(name, np.nan) for m in per_center.values()], dtype=float)
+        if np.isfinite(vals).any():
+            summary[name] = float(np.nanmean(vals))
+            summary[f"{name}.min"] = float(np.nanmin(vals))
+            summary[f"{name}.max"] = float(np.nanmax(vals))
+    return {"per_center": per_center, "summary": summary}
