@@ -1,0 +1,70 @@
+"""The training config: shipped TOMLs validate; typos and bad values are one-line NbriskErrors; frozen."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+from nbrisk.training.config import CONFIG_DIR, TrainConfig, load_config, parse_config
+
+from nbrisk.core import NbriskError
+
+
+def _minimal(**over):
+    raw = {"models": [{"name": "aj", "family": "AalenJohansen"}, {"name": "cox", "family": "CauseSpecificCox"}]}
+    raw.update(over)
+    return raw
+
+
+def test_shipped_configs_validate():
+    default = load_config()
+    quick = load_config(CONFIG_DIR / "quick.toml")
+    assert {m.family for m in default.models} == {
+        "AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"}
+    assert default.validation.n_bootstrap >= 200  # statistics.md: >= 200 resamples for CIs
+    assert default.horizons_months == (12, 24, 36, 60)
+    assert [m.family for m in quick.models] == ["AalenJohansen", "CauseSpecificCox"]
+    assert quick.validation.n_splits == 2
+
+
+def test_config_is_frozen_and_forbids_extra_keys():
+    cfg = parse_config(_minimal())
+    with pytest.raises(pydantic.ValidationError):
+        cfg.seed = 3
+    with pytest.raises(NbriskError, match="n_split"):
+        parse_config(_minimal(validation={"n_split": 3}))  # typo of n_splits
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (_minimal(horizons_months=[24, 12]), "horizons_months"),
+        (_minimal(horizons_months=[12, 200]), "horizons_months"),
+        ({"models": [{"name": "aj", "family": "AalenJohansen"}]}, "at least one model with covariates"),
+        ({"models": [{"name": "cox", "family": "CauseSpecificCox"}] * 2}, "unique"),
+        ({"models": [{"name": "x", "family": "DeepHit"}]}, "family"),
+        (_minimal(validation={"primary_horizon_months": 18}), "primary_horizon_months"),
+        ({"models": [{"name": "cox", "family": "CauseSpecificCox", "grid": {"alpha": []}}]}, "empty"),
+    ],
+)
+def test_bad_configs_are_user_errors(raw, message):
+    with pytest.raises(NbriskError, match=message):
+        parse_config(raw)
+
+
+def test_missing_and_malformed_files(tmp_path):
+    with pytest.raises(NbriskError, match="not found"):
+        load_config(tmp_path / "nope.toml")
+    bad = tmp_path / "bad.toml"
+    bad.write_text("seed = = 1\n")
+    with pytest.raises(NbriskError, match="not valid TOML"):
+        load_config(bad)
+
+
+def test_grid_candidates_and_fingerprint():
+    spec = parse_config(_minimal(models=[{"name": "cox", "family": "CauseSpecificCox", "params": {"ties": "efron"},
+                                          "grid": {"alpha": [0.1, 1.0]}}])).models[0]
+    assert spec.candidates() == [{"ties": "efron", "alpha": 0.1}, {"ties": "efron", "alpha": 1.0}]
+    a, b = parse_config(_minimal()), parse_config(_minimal(seed=1))
+    assert a.fingerprint() == parse_config(_minimal()).fingerprint()
+    assert a.fingerprint() != b.fingerprint()
+    assert isinstance(a, TrainConfig)
