@@ -1,0 +1,461 @@
+"""Records → numeric predictors: the feature pipeline every model is fitted on (and served with).
+
+:class:`RecordFeatures` turns validated records (:func:`nbrisk.features.record.validate_records`) into a float
+DataFrame with stable, readable column names. Everything it learns comes from the **training records only**
+(medians for imputation, the category levels present, the reference year, standardisation parameters), so that
+cross-validation folds and the served model transform new patients exactly as the training data were transformed.
+
+Derived predictors (literature basis in ``/work/shared/spec/synthetic-cohort.md``):
+
+* ``age_at_hsct_years`` = (age at diagnosis + months diagnosis→HSCT) / 12 and ``age_at_hsct_over_10y``
+  (Ladenstein 2008); ``age_at_diagnosis_over_18m``; ``years_diagnosis_to_hsct``;
+* ``era`` = (``hsct_year`` − training median year) / 5: one unit per 5 years (Penack 2020 reports TRM per 5 y);
+* prior autologous HSCT ``prior_auto_hsct_any`` (≥ 1, Hale 2013) and ``prior_auto_hsct_tandem`` (= 2);
+* disease status at HSCT grouped CR (reference) / VGPR-PR / MR-SD / PD (Hale 2013; Flaadt 2023);
+* ``residual_burden``: 0–3, the number of residual-disease markers at HSCT: status worse than VGPR, MIBG Curie score
+  > 2 (Yanik 2018), bone-marrow tumour > 0% (a missing marker counts as absent; its missing flag is a column);
+* HLA mismatches grouped 0 / 1–2 / 3+; HCT-CI grouped 0 / 1–2 / 3+ (Smith 2011); ``lansky_below_90``;
+* log10 of LDH and of the CD34+ dose; one-hot indicators of every enum field with a fixed reference level.
+
+Optional numeric fields are imputed with the training median; a ``<field>_missing`` indicator is added for every
+field that had missing values in the training data. Columns that are constant or exact duplicates of an earlier
+column in the training data (e.g. ``graft_source=cord_blood`` is ``donor_type=cord_blood`` by the contract) are
+dropped at fit time (``dropped_columns_``), so regression models never see a singular design.
+
+A category that was not present in the training data raises :class:`UnseenCategoryError` at transform time,
+naming the field and the value: the model has no coefficient for it, and a silent all-zero encoding would quietly
+score the patient as the reference level.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils.validation import check_is_fitted
+
+from nbrisk.core import NbriskError
+
+
+class UnseenCategoryError(NbriskError, ValueError):
+    """A category value at transform time that the training records did not contain.
+
+    ``unseen`` lists ``(field, value, positions)`` for every such value (positions are 0-based rows of the input).
+    """
+
+    def __init__(self, unseen: list[tuple[str, str, list[int]]]):
+        self.unseen = unseen
+        parts = [f"{f}={v!r} (row(s) {', '.join(str(p) for p in pos[:5])}{', …' if len(pos) > 5 else ''})"
+                 for f, v, pos in unseen]
+        super().__init__("category not seen in the training data, the model cannot score it: " + "; ".join(parts))
+        self.field = unseen[0][0] if unseen else None
+        self.value = unseen[0][1] if unseen else None
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Declarative description of the derived predictors.
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _band(cuts: tuple[tuple[float, str], ...]) -> Callable[[np.ndarray], np.ndarray]:
+    """Map numbers to labels: the label of the first ``(upper bound, label)`` with value ≤ bound."""
+
+    def f(x: np.ndarray) -> np.ndarray:
+        out = np.full(len(x), None, dtype=object)
+        done = np.isnan(x)
+        for bound, label in cuts:
+            hit = ~done & (x <= bound)
+            out[hit] = label
+            done |= hit
+        return out
+
+    return f
+
+
+_STATUS_GROUP = {"CR": "CR", "VGPR": "VGPR/PR", "PR": "VGPR/PR", "MR": "MR/SD", "SD": "MR/SD", "PD": "PD"}
+
+
+@dataclass(frozen=True)
+class _Factor:
+    """A categorical predictor: one-hot columns ``<field>=<level>`` for every training level but the reference."""
+
+    field: str
+    reference: str
+    mapper: Mapping[str, str] | Callable[[np.ndarray], np.ndarray] | None = None  # None: the enum value itself
+
+
+_FACTORS: tuple[_Factor, ...] = (
+    _Factor("sex", "male"),
+    _Factor("mycn_status", "not_amplified"),
+    _Factor("chr11q_aberration", "absent"),
+    _Factor("alk_status", "wild_type"),
+    _Factor("inpc_histology", "favorable"),
+    _Factor("disease_phase", "upfront_consolidation"),
+    _Factor("disease_status_at_hsct", "CR", _STATUS_GROUP),
+    _Factor("mrd_at_hsct", "negative"),
+    _Factor("hct_ci", "0", _band(((0, "0"), (2, "1-2"), (np.inf, "3+")))),
+    _Factor("donor_type", "matched_sibling"),
+    _Factor("hla_mismatches", "0", _band(((0, "0"), (2, "1-2"), (np.inf, "3+")))),
+    _Factor("kir_ligand_mismatch", "no"),
+    _Factor("graft_source", "bone_marrow"),
+    _Factor("graft_manipulation", "none"),
+    _Factor("conditioning_intensity", "myeloablative"),
+    _Factor("serotherapy", "none"),
+    _Factor("gvhd_prophylaxis", "calcineurin_based"),
+    _Factor("recipient_cmv", "negative"),
+    _Factor("donor_cmv", "negative"),
+    _Factor("donor_sex", "male"),
+    _Factor("planned_post_hsct_immunotherapy", "none"),
+)
+
+#: Numeric input fields and whether the contract allows them to be missing (imputed with the training median).
+_NUMERIC_INPUTS: dict[str, bool] = {
+    "age_at_diagnosis_months": False,
+    "months_diagnosis_to_hsct": False,
+    "ldh_at_diagnosis_u_l": True,
+    "metastatic_sites_at_diagnosis": False,
+    "bone_marrow_metastasis_at_diagnosis": False,
+    "prior_auto_hsct": False,
+    "curie_score_at_hsct": True,
+    "bone_marrow_tumor_percent_at_hsct": True,
+    "lansky_score": False,
+    "hct_ci": True,
+    "hla_mismatches": False,
+    "cd34_dose_1e6_per_kg": True,
+    "donor_age_years": True,
+    "hsct_year": False,
+}
+
+#: Continuous columns (standardised when ``standardize=True``); every other column is a 0/1 indicator.
+_CONTINUOUS = ("age_at_hsct_years", "years_diagnosis_to_hsct", "metastatic_sites", "log10_ldh", "curie_score",
+               "marrow_tumor_percent", "residual_burden", "log10_cd34_dose", "donor_age_years", "era")
+
+_AGE = "age_at_diagnosis_months+months_diagnosis_to_hsct"
+_BURDEN = "disease_status_at_hsct+curie_score_at_hsct+bone_marrow_tumor_percent_at_hsct"
+#: Numeric output column → the input field(s) it is made from ("+"-joined when several).
+_NUMERIC_SOURCE: dict[str, str] = {
+    "age_at_hsct_years": _AGE,
+    "age_at_hsct_over_10y": _AGE,
+    "age_at_diagnosis_over_18m": "age_at_diagnosis_months",
+    "years_diagnosis_to_hsct": "months_diagnosis_to_hsct",
+    "metastatic_sites": "metastatic_sites_at_diagnosis",
+    "bone_marrow_metastasis": "bone_marrow_metastasis_at_diagnosis",
+    "log10_ldh": "ldh_at_diagnosis_u_l",
+    "prior_auto_hsct_any": "prior_auto_hsct",
+    "prior_auto_hsct_tandem": "prior_auto_hsct",
+    "curie_score": "curie_score_at_hsct",
+    "marrow_tumor_percent": "bone_marrow_tumor_percent_at_hsct",
+    "residual_burden": _BURDEN,
+    "lansky_below_90": "lansky_score",
+    "log10_cd34_dose": "cd34_dose_1e6_per_kg",
+    "donor_age_years": "donor_age_years",
+    "era": "hsct_year",
+}
+
+#: Fields whose missing value is 0 for a patient in CR (the contract: CR requires them missing or 0).
+_ZERO_IF_CR = ("curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct")
+
+_REQUIRED_INPUTS = tuple(dict.fromkeys([*_NUMERIC_INPUTS, *(f.field for f in _FACTORS)]))
+
+
+def _to_float(col: np.ndarray) -> np.ndarray:
+    try:  # typed records: floats / None → float array in C
+        return col.astype(float)
+    except (TypeError, ValueError):
+        return pd.to_numeric(pd.Series(col), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+
+
+@dataclass
+class _Inputs:
+    """The predictor fields of a batch as plain numpy arrays (pandas column access is slow per call)."""
+
+    raw: dict[str, np.ndarray]  # numeric inputs, NaN where missing
+    objs: dict[str, np.ndarray]  # enum inputs (object)
+    num: dict[str, np.ndarray] | None = None  # numeric inputs, imputed
+    labels: dict[str, np.ndarray] | None = None  # factor level of each record
+
+
+def _extract(records: pd.DataFrame) -> _Inputs:
+    series = dict(records.items())  # one pass; selecting a sub-frame costs milliseconds (block copies)
+    objs = {f: series[f].to_numpy(dtype=object) for f in _REQUIRED_INPUTS if f not in _NUMERIC_INPUTS}
+    objs["disease_status_at_hsct"] = series["disease_status_at_hsct"].to_numpy(dtype=object)
+    raw = {}
+    for f in _NUMERIC_INPUTS:
+        col = series[f]
+        if col.dtype.kind in "fiub":
+            raw[f] = col.to_numpy(dtype=float, na_value=np.nan)
+        else:
+            raw[f] = _to_float(col.to_numpy(dtype=object))
+    return _Inputs(raw=raw, objs=objs)
+
+
+class RecordFeatures(TransformerMixin, BaseEstimator):
+    """Validated patient records → float predictor DataFrame (see the module docstring for every column).
+
+    Parameters
+    ----------
+    standardize : bool, default False
+        Centre and scale the continuous columns with the training mean and SD (indicators are left 0/1).
+    rare_count : int, default 10
+        A category seen in fewer than ``rare_count`` training records is flagged by :meth:`input_warnings`.
+
+    Attributes
+    ----------
+    feature_names_out_ : list[str] — output columns, in order.
+    feature_source_ : dict[str, str] — output column → input field (several fields joined by ``+``).
+    medians_ : dict[str, float] — training medians of the numeric inputs (imputation values).
+    missing_indicators_ : list[str] — numeric input fields with a ``<field>_missing`` column.
+    levels_ : dict[str, dict[str, int]] — per factor field, the training levels and their counts.
+    references_ : dict[str, str] — reference level of each factor (no column).
+    ranges_ : dict[str, tuple[float, float]] — training min/max of each numeric input field.
+    year_center_ : float — median ``hsct_year`` of the training records (``era`` = 0).
+    dropped_columns_ : list[str] — candidate columns dropped because constant or duplicated in training.
+    scale_ : dict[str, tuple[float, float]] — (mean, sd) per standardised column (empty unless ``standardize``).
+    """
+
+    def __init__(self, standardize: bool = False, rare_count: int = 10):
+        self.standardize = standardize
+        self.rare_count = rare_count
+
+    # ------------------------------------------------------------------------------------------------------------
+    def fit(self, X: pd.DataFrame, y: Any = None) -> RecordFeatures:
+        """Learn imputation medians, category levels, the reference year and column set from training records."""
+        records = self._check_records(X)
+        if len(records) == 0:
+            raise NbriskError("cannot fit the feature pipeline on zero records")
+        inp = _extract(records)
+        nums = inp.raw
+        self.medians_ = {}
+        self.ranges_ = {}
+        for f, v in nums.items():
+            ok = v[np.isfinite(v)]
+            if ok.size == 0:
+                raise NbriskError(f"cannot fit the feature pipeline: {f} is missing in every training record")
+            self.medians_[f] = float(np.median(ok))
+            self.ranges_[f] = (float(ok.min()), float(ok.max()))
+        self.missing_indicators_ = [f for f, nullable in _NUMERIC_INPUTS.items()
+                                    if nullable and bool(np.isnan(nums[f]).any())]
+        self.year_center_ = float(np.median(nums["hsct_year"]))
+        self._complete(inp)
+        labels = inp.labels
+        self.levels_, self.references_ = {}, {}
+        for fac in _FACTORS:
+            vals, counts = np.unique(labels[fac.field].astype(str), return_counts=True)
+            levels = {str(v): int(c) for v, c in zip(vals, counts, strict=True)}
+            self.levels_[fac.field] = levels
+            # The declared reference when the training data contain it, else the most frequent level.
+            self.references_[fac.field] = (fac.reference if fac.reference in levels
+                                           else max(levels, key=lambda k: (levels[k], k)))
+
+        self.scale_ = {}
+        self.dropped_columns_ = []
+        self.feature_names_out_ = []  # every candidate column, filtered below
+        names, matrix = self._candidate_matrix(inp)
+        keep: list[int] = []
+        seen: dict[bytes, str] = {}
+        for j, name in enumerate(names):
+            col = matrix[:, j]
+            key = col.tobytes()
+            if np.all(col == col[0]) or key in seen:
+                self.dropped_columns_.append(name)
+                continue
+            seen[key] = name
+            keep.append(j)
+        self.feature_names_out_ = [names[j] for j in keep]
+        position = {name: j for j, name in enumerate(self.feature_names_out_)}
+        # factor field → {level: output column}; the reference and dropped levels have no column.
+        self._onehot_index_ = {
+            fac.field: {lvl: position[f"{fac.field}={lvl}"] for lvl in self.levels_[fac.field]
+                        if f"{fac.field}={lvl}" in position}
+            for fac in _FACTORS
+        }
+        if self.standardize:
+            kept = matrix[:, np.asarray(keep, dtype=int)]
+            for j, name in enumerate(self.feature_names_out_):
+                if name in _CONTINUOUS:
+                    mu, sd = float(kept[:, j].mean()), float(kept[:, j].std())
+                    self.scale_[name] = (mu, sd if sd > 0 else 1.0)
+        self.feature_source_ = {name: self._source(name) for name in self.feature_names_out_}
+        self.n_features_out_ = len(self.feature_names_out_)
+        return self
+
+    def transform(self, X: pd.DataFrame) -> pd.DataFrame:
+        """Return the float predictor frame ``(n_records, n_features_out_)`` with the input's index.
+
+        Raises :class:`UnseenCategoryError` for a category absent from the training records.
+        """
+        check_is_fitted(self, "feature_names_out_")
+        records = self._check_records(X)
+        inp = self._complete(_extract(records))
+        labels = inp.labels
+        unseen = []
+        for fac in _FACTORS:
+            lab = labels[fac.field]
+            levels = self.levels_[fac.field]
+            bad = np.array([v not in levels for v in lab], dtype=bool) if len(lab) else np.zeros(0, bool)
+            if bad.any():
+                for value in dict.fromkeys(lab[bad]):
+                    pos = [int(i) for i in np.flatnonzero(lab == value)]
+                    unseen.append((fac.field, "(missing)" if value is None else str(value), pos))
+        if unseen:
+            raise UnseenCategoryError(unseen)
+        matrix = self._output_matrix(inp)
+        for j, name in enumerate(self.feature_names_out_):
+            if name in self.scale_:
+                mu, sd = self.scale_[name]
+                matrix[:, j] = (matrix[:, j] - mu) / sd
+        return pd.DataFrame(matrix, columns=list(self.feature_names_out_), index=records.index, copy=False)
+
+    def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
+        check_is_fitted(self, "feature_names_out_")
+        return np.asarray(self.feature_names_out_, dtype=object)
+
+    # ------------------------------------------------------------------------------------------------------------
+    def input_warnings(self, X: pd.DataFrame) -> list[list[str]]:
+        """Per record, plain-language warnings: numeric inputs outside the training range, optional fields that were
+        missing and imputed, categories rare (< ``rare_count``) or absent in the training data. Never raises for an
+        unseen category (that is :meth:`transform`'s job); messages name fields, never identifiers."""
+        check_is_fitted(self, "feature_names_out_")
+        records = self._check_records(X)
+        n = len(records)
+        out: list[list[str]] = [[] for _ in range(n)]
+        inp = self._complete(_extract(records))
+        for f, v in inp.raw.items():
+            lo, hi = self.ranges_[f]
+            with np.errstate(invalid="ignore"):
+                outside = np.isfinite(v) & ((v < lo) | (v > hi))
+            for i in np.flatnonzero(outside):
+                out[i].append(f"{f} is outside the training data's range ({_fmt(lo)}–{_fmt(hi)})")
+            for i in np.flatnonzero(np.isnan(v)):
+                out[i].append(f"{f} was missing and imputed{self._imputation_note(f, inp, i)}")
+        labels = inp.labels
+        for fac in _FACTORS:
+            levels = self.levels_[fac.field]
+            for i, value in enumerate(labels[fac.field]):
+                count = levels.get(value, 0) if isinstance(value, str) else 0
+                if count == 0:
+                    out[i].append(f"{fac.field}={value} was not seen in the training data")
+                elif count < self.rare_count:
+                    out[i].append(f"{fac.field}={value} is rare in the training data (n={count})")
+        return out
+
+    # ------------------------------------------------------------------------------------------------------------
+    @staticmethod
+    def _check_records(X: Any) -> pd.DataFrame:
+        if not isinstance(X, pd.DataFrame):
+            raise NbriskError("the feature pipeline expects a DataFrame of validated records")
+        missing = [f for f in _REQUIRED_INPUTS if f not in X.columns]
+        if missing:
+            raise NbriskError(f"records lack predictor field(s): {', '.join(missing)}")
+        return X
+
+    def _imputation_note(self, f: str, inp: _Inputs, i: int) -> str:
+        if f in _ZERO_IF_CR and inp.objs["disease_status_at_hsct"][i] == "CR":
+            return " as 0 (disease status CR)"
+        return f" with the training median ({_fmt(self.medians_[f])})"
+
+    def _complete(self, inp: _Inputs) -> _Inputs:
+        """Impute the numeric inputs and compute every factor's level labels (in place; returns ``inp``)."""
+        cr = inp.objs["disease_status_at_hsct"] == "CR"
+        num = {}
+        for f, v in inp.raw.items():
+            nan = np.isnan(v)
+            if nan.any():
+                fill = np.where(cr, 0.0, self.medians_[f]) if f in _ZERO_IF_CR else self.medians_[f]
+                v = np.where(nan, fill, v)
+            num[f] = v
+        labels = {}
+        for fac in _FACTORS:
+            if callable(fac.mapper):
+                lab = fac.mapper(num[fac.field])
+            elif fac.mapper is not None:
+                get = fac.mapper.get
+                lab = np.array([get(v, v) for v in inp.objs[fac.field]], dtype=object)
+            else:
+                lab = inp.objs[fac.field]
+            labels[fac.field] = lab
+        inp.num, inp.labels = num, labels
+        return inp
+
+    def _numeric_columns(self, inp: _Inputs) -> dict[str, np.ndarray]:
+        """The derived numeric and missing-indicator columns (every candidate, before dropping)."""
+        raw, v = inp.raw, inp.num
+        assert v is not None
+        age_y = (v["age_at_diagnosis_months"] + v["months_diagnosis_to_hsct"]) / 12.0
+        # Burden counts only observed markers: an imputed Curie/marrow value is not evidence of residual disease.
+        curie_obs, marrow_obs = raw["curie_score_at_hsct"], raw["bone_marrow_tumor_percent_at_hsct"]
+        worse_than_vgpr = np.isin(inp.objs["disease_status_at_hsct"], ("PR", "MR", "SD", "PD"))
+        with np.errstate(invalid="ignore"):
+            burden = worse_than_vgpr.astype(float) + (curie_obs > 2).astype(float) + (marrow_obs > 0).astype(float)
+        cols: dict[str, np.ndarray] = {
+            "age_at_hsct_years": age_y,
+            "age_at_hsct_over_10y": (age_y > 10).astype(float),
+            "age_at_diagnosis_over_18m": (v["age_at_diagnosis_months"] >= 18).astype(float),
+            "years_diagnosis_to_hsct": v["months_diagnosis_to_hsct"] / 12.0,
+            "metastatic_sites": v["metastatic_sites_at_diagnosis"],
+            "bone_marrow_metastasis": v["bone_marrow_metastasis_at_diagnosis"],
+            "log10_ldh": np.log10(v["ldh_at_diagnosis_u_l"]),
+            "prior_auto_hsct_any": (v["prior_auto_hsct"] >= 1).astype(float),
+            "prior_auto_hsct_tandem": (v["prior_auto_hsct"] >= 2).astype(float),
+            "curie_score": v["curie_score_at_hsct"],
+            "marrow_tumor_percent": v["bone_marrow_tumor_percent_at_hsct"],
+            "residual_burden": burden,
+            "lansky_below_90": (v["lansky_score"] < 90).astype(float),
+            "log10_cd34_dose": np.log10(v["cd34_dose_1e6_per_kg"]),
+            "donor_age_years": v["donor_age_years"],
+            "era": (v["hsct_year"] - self.year_center_) / 5.0,
+        }
+        for f in self.missing_indicators_:
+            cols[f"{f}_missing"] = np.isnan(raw[f]).astype(float)
+        return cols
+
+    def _candidate_matrix(self, inp: _Inputs) -> tuple[list[str], np.ndarray]:
+        """All candidate columns (fit: before dropping) → (names, float matrix (n, k))."""
+        cols = self._numeric_columns(inp)
+        assert inp.labels is not None
+        for fac in _FACTORS:
+            lab = inp.labels[fac.field]
+            ref = self.references_[fac.field]
+            for level in self.levels_[fac.field]:
+                if level != ref:
+                    cols[f"{fac.field}={level}"] = (lab == level).astype(float)
+        names = list(cols)
+        return names, np.column_stack([cols[name] for name in names])
+
+    def _output_matrix(self, inp: _Inputs) -> np.ndarray:
+        """Only the kept columns: numeric ones copied, one-hot ones set by one dictionary lookup per record."""
+        assert inp.labels is not None
+        numeric = self._numeric_columns(inp)
+        n = len(numeric["age_at_hsct_years"])
+        matrix = np.zeros((n, len(self.feature_names_out_)))
+        rows = np.arange(n)
+        for j, name in enumerate(self.feature_names_out_):
+            if name in numeric:
+                matrix[:, j] = numeric[name]
+        for field, index in self._onehot_index_.items():
+            get = index.get
+            js = np.fromiter((get(v, -1) for v in inp.labels[field]), dtype=int, count=n)
+            hit = js >= 0
+            matrix[rows[hit], js[hit]] = 1.0
+        return matrix
+
+    @staticmethod
+    def _source(name: str) -> str:
+        if name in _NUMERIC_SOURCE:
+            return _NUMERIC_SOURCE[name]
+        if name.endswith("_missing"):
+            return name[: -len("_missing")]
+        return name.split("=", 1)[0]
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def make_feature_pipeline(**kw: Any) -> RecordFeatures:
+    """The project's feature pipeline with its defaults (keyword arguments are :class:`RecordFeatures` params)."""
+    return RecordFeatures(**kw)
