@@ -1,0 +1,343 @@
+"""The framework-free predictor behind the HTTP service (no BentoML import: principle 8, thin serving).
+
+:class:`Predictor` holds one fitted :class:`nbrisk.models.risk_model.RiskModel` and its registry identity
+(:class:`ServedModel`), and turns already-parsed request objects into answers shaped exactly like ``POST /v1/risk``
+(``/work/shared/spec/interfaces.md``)::
+
+    {"model": {"name", "version", "alias", "trained_at", "synthetic_training_data", "label"},
+     "results": [{"patient_id", "horizons_months", "relapse": {"estimate", "lower", "upper"}, "trm": {...},
+                  "efs": {...}, "os": {...}, "risk_group", "warnings": [...]}]}
+
+Records are validated with the record contract's own validator (:func:`nbrisk.features.record.validate_records`,
+the code that checks cohort files), so the service accepts exactly what ``nbrisk data validate`` accepts.
+Everything is vectorised over patients: one validation, one feature transform and one model prediction per request,
+whether it holds 1 or 1,000 patients.
+
+Risk groups need the 2-year EFS, so 24 months is always predicted (and dropped from the answer when not asked for).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError
+
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
+
+logger = logging.getLogger("nbrisk.serving")
+
+#: Horizon of the risk groups (2-year EFS; the cut-offs are stored with the model).
+RISK_GROUP_HORIZON_MONTHS = 24.0
+#: Decimals kept in answers: 1e-6 is far below any clinically or statistically meaningful difference and keeps a
+#: 1,000-patient answer small.
+ANSWER_DECIMALS = 6
+
+INTENDED_USE = (
+    "Prognostic estimates of relapse/progression, transplant-related mortality, event-free and overall survival "
+    "after allogeneic HSCT for children and young adults (0.5–25 years at HSCT) with stage M (INRG) / stage 4 (INSS) "
+    "neuroblastoma, refractory, relapsed or very-high-risk, from information known before day 0. Estimates are "
+    "associations from the training cohort, not effects of treatment choices; they support, never replace, a "
+    "tumour board's judgement."
+)
+
+
+class ModelUnavailable(NbriskError):
+    """No model could be loaded (missing registry entry, unreachable tracking server, unreadable artifact)."""
+
+    exit_code = 3
+
+
+@dataclass(frozen=True)
+class ServedModel:
+    """Registry identity of the served model: what every answer names."""
+
+    name: str
+    version: str | None
+    alias: str | None
+    uri: str
+    trained_at: str | None
+    synthetic_training_data: bool
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "trained_at": self.trained_at,
+            "synthetic_training_data": self.synthetic_training_data,
+            "label": SYNTHETIC_LABEL if self.synthetic_training_data else None,
+        }
+
+
+def _split_models_uri(uri: str) -> tuple[str, str | None]:
+    """``models:/NAME@ALIAS`` → (NAME, ALIAS); ``models:/NAME/VERSION`` → (NAME, None); others → (uri, None)."""
+    if uri.startswith("models:/"):
+        body = uri[len("models:/"):]
+        if "@" in body:
+            name, alias = body.split("@", 1)
+            return name, alias
+        return body.split("/", 1)[0], None
+    return uri, None
+
+
+class Predictor:
+    """Validate records and predict risk curves with one fitted :class:`RiskModel`.
+
+    Parameters
+    ----------
+    risk_model : a fitted ``RiskModel`` (feature pipeline + illness–death model + risk cut-offs + summary).
+    served : its registry identity (name, version, alias, ...).
+    """
+
+    def __init__(self, risk_model: Any, served: ServedModel):
+        self.risk_model = risk_model
+        self.served = served
+
+    @classmethod
+    def from_uri(cls, uri: str | None = None) -> Predictor:
+        """Load the RiskModel behind an MLflow model URI (default: settings' ``models:/nbrisk@champion``).
+
+        Uses engineer F's :func:`nbrisk.models.pyfunc.load_risk_model` (downloads and unpickles the artifact) and
+        resolves an alias to its version so that answers name the exact version served. Raises
+        :class:`ModelUnavailable` with a one-line reason when the registry has no such model or cannot be reached.
+        """
+        from nbrisk.settings import get_settings
+
+        uri = uri or get_settings().model_uri
+        try:
+            from nbrisk.models.pyfunc import load_risk_model, resolve_model_version
+
+            # load first: it points MLflow at the configured tracking/registry URIs; then pin the version, and load
+            # that exact version (a cache hit unless the alias moved in between).
+            load_risk_model(uri)
+            resolved, version = resolve_model_version(uri)
+            risk_model = load_risk_model(resolved)
+        except NbriskError as exc:
+            raise ModelUnavailable(str(exc)) from None
+        except Exception as exc:  # registry down, corrupt artifact, ...: one line, never the stack of a crash loop
+            raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}") from None
+        name, alias = _split_models_uri(uri)
+        return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
+
+    @classmethod
+    def from_risk_model(cls, risk_model: Any, *, name: str = "nbrisk", version: str | None = None,
+                        alias: str | None = None, uri: str = "(in memory)") -> Predictor:
+        """Wrap an in-memory RiskModel (tests, benchmarks, ``nbrisk predict``-like tooling)."""
+        return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
+
+    # ------------------------------------------------------------------------------------------------------------
+    @property
+    def model_info(self) -> dict[str, Any]:
+        """``{"name", "version", "alias", "trained_at", "synthetic_training_data", "label"}``."""
+        return self.served.as_dict()
+
+    def validate(self, patients: Sequence[Mapping[str, Any]],
+                 shape_problems: Sequence[ProblemDetail] = ()) -> pd.DataFrame:
+        """Validate raw patient objects with the record contract → typed records, or :class:`InvalidInput` listing
+        every problem (patient index, field, rule) of every patient at once.
+
+        ``shape_problems``: problems already found by :func:`nbrisk.serving.schemas.check_patients` (non-scalar
+        values, ...), reported together with the contract's.
+        """
+        from nbrisk.features.record import validate_records
+
+        frame = raw_frame(patients)
+        problems = list(shape_problems)
+        try:
+            typed, found = validate_records(frame, require_outcomes=False, require_center=False, first_row=0)
+        except Exception as exc:  # a validator bug must not become a 5xx for a client's body; log no values
+            logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, _where(exc))
+            raise InvalidInput("patient records could not be validated",
+                               [*problems, ProblemDetail(None, None, "records could not be validated")]) from None
+        present = [set(p) for p in patients]
+        # a field already refused by the shape check (an object, an overlong text...) was removed before the
+        # contract's validator ran; do not report it a second time as "missing".
+        seen = {(d.patient_index, d.field) for d in problems}
+        for p in found:
+            if p.row is not None:
+                if (int(p.row), p.field) not in seen:
+                    problems.append(ProblemDetail(int(p.row), p.field, p.rule))
+                continue
+            # a whole-column problem (unknown or missing field): name every patient concerned
+            if p.rule.startswith("required field missing"):
+                idx = [i for i, keys in enumerate(present) if p.field not in keys]
+            else:
+                idx = [i for i, keys in enumerate(present) if p.field in keys]
+            problems.extend(ProblemDetail(i, p.field, p.rule) for i in idx or [None] if (i, p.field) not in seen)
+        if problems:
+            problems.sort(key=lambda d: (-1 if d.patient_index is None else d.patient_index))
+            n_bad = len({d.patient_index for d in problems})
+            raise InvalidInput(f"{len(problems)} problem(s) in {n_bad} patient(s)", problems)
+        return typed.reset_index(drop=True)
+
+    def predict_records(self, typed: pd.DataFrame, horizons_months: Sequence[float]) -> list[dict[str, Any]]:
+        """Typed (validated) records → per-patient results of ``/v1/risk`` (``results`` list)."""
+        rm = self.risk_model
+        horizons = [float(h) for h in horizons_months]
+        asked = len(horizons)
+        if RISK_GROUP_HORIZON_MONTHS not in horizons:
+            horizons.append(RISK_GROUP_HORIZON_MONTHS)
+        try:
+            curves: RiskCurves = rm.predict(typed, horizons)
+        except NbriskError as exc:
+            raise _model_input_error(exc) from None
+        groups = np.asarray(rm.risk_groups(curves), dtype=object)
+        warnings = rm.input_warnings(typed)
+        intervals = curves.relapse.lower is not None
+        bands: dict[str, tuple[list, list | None, list | None]] = {}
+        for name, band in curves.bands().items():
+            est = np.round(band.estimate[:, :asked], ANSWER_DECIMALS).tolist()
+            lo = np.round(band.lower[:, :asked], ANSWER_DECIMALS).tolist() if band.lower is not None else None
+            up = np.round(band.upper[:, :asked], ANSWER_DECIMALS).tolist() if band.upper is not None else None
+            bands[name] = (est, lo, up)
+        hz = [_plain_number(h) for h in horizons[:asked]]
+        ids = typed["patient_id"].astype(str).tolist()
+        note = [] if intervals else ["this model gives no prediction interval (lower/upper are null)"]
+        results = []
+        for i, pid in enumerate(ids):
+            r: dict[str, Any] = {"patient_id": pid, "horizons_months": hz}
+            for name, (est, lo, up) in bands.items():
+                r[name] = {"estimate": est[i], "lower": lo[i] if lo is not None else None,
+                           "upper": up[i] if up is not None else None}
+            r["risk_group"] = str(groups[i])
+            r["warnings"] = [*warnings[i], *note]
+            results.append(r)
+        return results
+
+    def risk(self, patients: Sequence[Mapping[str, Any]], horizons_months: Sequence[float],
+             shape_problems: Sequence[ProblemDetail] = ()) -> dict[str, Any]:
+        """The whole ``POST /v1/risk`` answer for raw patient objects (validation included)."""
+        typed = self.validate(patients, shape_problems)
+        return {"model": self.model_info, "results": self.predict_records(typed, horizons_months)}
+
+    def report(self, patient: Mapping[str, Any], fmt: str = "pdf",
+               shape_problems: Sequence[ProblemDetail] = ()) -> bytes:
+        """The tumour-board report (PDF or HTML bytes) for one patient, rendered by engineer H's
+        :func:`nbrisk.reports.render.render_patient_report` from the same validated record and model."""
+        typed = self.validate([patient], shape_problems)
+        try:
+            from nbrisk.reports.render import render_patient_report
+        except ImportError:
+            raise ReportUnavailable("report rendering is not available in this installation") from None
+        try:
+            return render_patient_report(self.risk_model, typed.iloc[[0]], fmt=fmt, model_info=self.model_info)
+        except RequestError:
+            raise
+        except NbriskError as exc:
+            raise _model_input_error(exc) from None
+
+    def model_card(self) -> dict[str, Any]:
+        """``GET /v1/model``: the served model's card (identity, intended use, training data summary, validation
+        metrics with CIs, model specification) built from the RiskModel's ``training_summary`` — aggregates only,
+        no patient-level value."""
+        rm = self.risk_model
+        s: dict[str, Any] = dict(getattr(rm, "training_summary", {}) or {})
+        training = {k: s.get(k) for k in ("n", "events", "synthetic", "data_fingerprint", "median_followup_days",
+                                          "numeric_ranges", "category_counts", "missing_counts",
+                                          "predicted_2y_distribution") if k in s}
+        spec = {k: s.get(k) for k in ("model_name", "family", "params", "interval_method", "n_interval_bootstrap",
+                                      "feature_names") if k in s}
+        spec["risk_cutoffs_efs_2y"] = list(getattr(rm, "risk_cutoffs", ()) or ())
+        spec["risk_group_horizon_months"] = RISK_GROUP_HORIZON_MONTHS
+        spec["contributions_available"] = bool(getattr(rm, "contributions_available", False))
+        card = {
+            "model": self.model_info,
+            "label": SYNTHETIC_LABEL if self.served.synthetic_training_data else None,
+            "intended_use": INTENDED_USE,
+            "training_data": training,
+            "validation_metrics": s.get("validation_metrics", {}),
+            "specification": spec,
+            "outputs": {
+                "relapse": "cumulative incidence of relapse/progression (competing risk with TRM)",
+                "trm": "cumulative incidence of transplant-related mortality (death without prior relapse)",
+                "efs": "event-free survival = 1 - relapse - trm",
+                "os": "overall survival from the illness-death model (os >= efs, 1 - os >= trm)",
+                "intervals": "95% pointwise",
+            },
+        }
+        return jsonable(card)
+
+
+def raw_frame(patients: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
+    """Raw patient objects → one object-dtype DataFrame (values exactly as sent; missing keys → None).
+
+    Outcome fields are dropped: they are training data and prediction ignores them, as ``nbrisk predict`` does.
+    Built from one 2-D object array (a single pandas block): about ten times faster for a one-patient request than
+    a Series per column, and this runs on every request.
+    """
+    from nbrisk.features.record import OUTCOME_FIELDS
+
+    outcome = set(OUTCOME_FIELDS)
+    keys: dict[str, None] = {}
+    for p in patients:
+        for k in p:
+            if k not in outcome:
+                keys.setdefault(k, None)
+    cols = list(keys)
+    values = np.empty((len(patients), len(cols)), dtype=object)
+    for i, p in enumerate(patients):
+        values[i] = [p.get(k) for k in cols]
+    return pd.DataFrame(values, columns=pd.Index(cols, dtype=object), dtype=object)
+
+
+class ReportUnavailable(NbriskError):
+    """The report renderer (engineer H's ``nbrisk.reports.render``) is not installed."""
+
+
+def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
+    s = getattr(risk_model, "training_summary", {}) or {}
+    synthetic = bool(getattr(risk_model, "synthetic", s.get("synthetic", False)))
+    return ServedModel(name=name, version=version, alias=alias, uri=uri, trained_at=s.get("trained_at"),
+                       synthetic_training_data=synthetic)
+
+
+def _model_input_error(exc: NbriskError) -> RequestError:
+    """Errors the model raises for an input it cannot score (an unseen category) → 422 naming patient and field."""
+    unseen = getattr(exc, "unseen", None)
+    if unseen:
+        detail = [ProblemDetail(int(pos), str(f), "category not seen in the training data; the model cannot score it")
+                  for f, _value, positions in unseen for pos in positions]
+        return InvalidInput("input the model cannot score", detail)
+    return InvalidInput("input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None),
+                                                                      _first_line(exc))])
+
+
+def _plain_number(x: float) -> int | float:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:300] if lines else type(exc).__name__
+
+
+def _where(exc: BaseException) -> str:
+    """``module:line`` of the innermost frame of ``exc`` (for logs that must not carry exception messages)."""
+    tb = exc.__traceback__
+    while tb is not None and tb.tb_next is not None:
+        tb = tb.tb_next
+    if tb is None:
+        return "?"
+    return f"{tb.tb_frame.f_globals.get('__name__', '?')}:{tb.tb_lineno}"
+
+
+def jsonable(obj: Any) -> Any:
+    """Numpy scalars/arrays, tuples and non-finite floats → plain JSON values (NaN/inf → None)."""
+    if isinstance(obj, Mapping):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple | set):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return jsonable(obj.tolist())
+    if isinstance(obj, np.generic):
+        obj = obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    if obj is None or isinstance(obj, bool | int | float | str):
+        return obj
+    return str(obj)

@@ -1,0 +1,264 @@
+"""The risk service: a BentoML service (``nbrisk.serving.service:RiskService``) exposing the HTTP API of
+``/work/shared/spec/interfaces.md``.
+
+Design (thin serving, STYLE principle 8): all work happens in the framework-free
+:class:`nbrisk.serving.predictor.Predictor`; this module only speaks HTTP.
+
+* The ``/v1`` routes are a small FastAPI app mounted into the BentoML service with ``@bentoml.asgi_app``, written as
+  BentoML "class views" (methods of the service class, so they reach the loaded predictor through ``self``). A mounted
+  ASGI app gives full control over status codes and bodies — the contract's ``{"error", "detail": [{"patient_index",
+  "field", "message"}]}`` for 400/401/404/413/422/503 — which ``@bentoml.api`` endpoints (BentoML's own validation
+  errors and 500s) would not. BentoML still provides the server (``bentoml serve``: uvicorn workers, uvloop and
+  httptools), the probes ``/livez`` ``/readyz``, Prometheus ``/metrics`` and the OpenAPI document ``/docs.json``,
+  into which the FastAPI routes (with the record schema generated from the contract) are merged.
+* Middleware on the ``/v1`` app, outermost first: audit (one SQLite row per call, body hashed as read), bearer-key
+  auth (401), then a guard that turns any unexpected exception into a JSON 500 logged without its message (messages
+  can quote input values) and stamps ``X-Nbrisk-Model-Version`` on every answer.
+* A missing model or unreachable registry never crashes the worker: it logs one clear line, ``/readyz`` answers 503,
+  ``/v1/*`` answers 503 with a JSON error, and loading is retried (at most every ``NBRISK_MODEL_RETRY_SECONDS``,
+  default 30) when ``/readyz`` or ``/v1`` is hit, so the service becomes ready once a champion is registered.
+
+Configuration (environment, read when the service starts): ``NBRISK_MODEL_URI`` (default
+``models:/nbrisk@champion``), ``MLFLOW_TRACKING_URI``, ``NBRISK_KEYS_DB``, ``NBRISK_AUDIT_DB`` (see
+:mod:`nbrisk.settings`), ``NBRISK_WORKERS`` (uvicorn worker processes, default 1: read at import because BentoML's
+decorator needs it).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+import anyio.to_thread
+import bentoml
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from nbrisk.serving.audit import AuditMiddleware
+from nbrisk.serving.auth import BearerAuthMiddleware, send_json
+from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where
+from nbrisk.serving.schemas import (
+    MAX_BODY_BYTES,
+    ErrorResponse,
+    PayloadTooLarge,
+    ProblemDetail,
+    RequestError,
+    RiskResponse,
+    check_report_format,
+    parse_report_request,
+    parse_risk_request,
+    report_request_schema,
+    risk_request_schema,
+)
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+logger = logging.getLogger("nbrisk.serving")
+
+#: Requests with more patients than this are predicted in a worker thread, so that a 1,000-patient request does
+#: not hold the event loop (probes, small requests) for its whole duration; small ones run inline (no thread hop).
+INLINE_MAX_PATIENTS = 32
+
+
+def _configure_logging() -> None:
+    """Send ``nbrisk.*`` log lines to stderr once. Our code logs counts, versions and exception types only."""
+    root = logging.getLogger("nbrisk")
+    if not root.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        root.addHandler(handler)
+        root.setLevel(logging.INFO)
+        root.propagate = False
+
+
+def _error(status: int, message: str, detail: list[ProblemDetail] | None = None) -> JSONResponse:
+    return JSONResponse({"error": message, "detail": [d.as_dict() for d in detail or []]}, status_code=status)
+
+
+class GuardMiddleware:
+    """Innermost ``/v1`` middleware: unexpected exception → JSON 500 (logged as type and location only, never the
+    message, which may quote request values); every answer gets ``X-Nbrisk-Model-Version``."""
+
+    def __init__(self, app: Any):
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        ctx = scope.setdefault("nbrisk", {})
+        started = False
+
+        async def send_with_version(message: dict) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+                version = ctx.get("model_version")
+                if version is not None:
+                    message = {**message, "headers": [*message.get("headers", []),
+                                                      (b"x-nbrisk-model-version", str(version).encode())]}
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_with_version)
+        except Exception as exc:
+            logger.error("unhandled %s at %s on %s %s", type(exc).__name__, _where(exc), scope.get("method"),
+                         scope.get("path"))
+            if not started:
+                await send_json(send, 500, {"error": "internal error", "detail": []})
+
+
+api = FastAPI(title="nbrisk risk API", version="1", docs_url=None, redoc_url=None, openapi_url=None,
+              description="Competing-risks relapse / TRM, EFS and OS predictions after allo-HSCT for stage M "
+                          "neuroblastoma. All routes need `Authorization: Bearer <key>`.")
+# add_middleware puts each new one outermost: the order below gives audit → auth → guard → routes.
+api.add_middleware(GuardMiddleware)
+api.add_middleware(BearerAuthMiddleware)
+api.add_middleware(AuditMiddleware)
+
+
+@api.exception_handler(RequestError)
+async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status_code)
+
+
+@api.exception_handler(StarletteHTTPException)
+async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "http error")
+    return JSONResponse({"error": message, "detail": []}, status_code=exc.status_code,
+                        headers=getattr(exc, "headers", None))
+
+
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body, refused with 413 past ``limit`` bytes (declared length checked before reading)."""
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body larger than {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+_ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 413, 422, 503)}
+_RISK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": risk_request_schema()}}}}
+_REPORT_BODY = {"requestBody": {"required": True,
+                                "content": {"application/json": {"schema": report_request_schema()}}}}
+
+
+class ModelState:
+    """The served predictor, or why there is none; retries loading at most every ``retry_seconds``."""
+
+    def __init__(self, uri: str | None = None, retry_seconds: float = 30.0):
+        self.uri = uri
+        self.retry_seconds = retry_seconds
+        self.predictor: Predictor | None = None
+        self.error: str | None = None
+        self._last_attempt = float("-inf")
+        self._lock = threading.Lock()
+
+    def load(self) -> None:
+        with self._lock:
+            self._last_attempt = time.monotonic()
+            try:
+                predictor = Predictor.from_uri(self.uri)
+            except ModelUnavailable as exc:
+                self.error = str(exc)
+                logger.error("no model to serve: %s; /readyz answers 503 and /v1 answers 503 until one can be "
+                             "loaded (retry every %.0f s)", self.error, self.retry_seconds)
+                return
+            self.predictor, self.error = predictor, None
+            info = predictor.served
+            logger.info("serving model %s version %s (alias %s)%s", info.name, info.version, info.alias,
+                        " — trained on SYNTHETIC data, not for clinical use" if info.synthetic_training_data else "")
+
+    def ensure(self) -> Predictor | None:
+        if self.predictor is None and time.monotonic() - self._last_attempt >= self.retry_seconds:
+            self.load()
+        return self.predictor
+
+
+@bentoml.service(
+    name="nbrisk",
+    workers=int(os.environ.get("NBRISK_WORKERS", "1")),
+    traffic={"timeout": 120},
+)
+@bentoml.asgi_app(api, path="/v1")
+class RiskService:
+    """nbrisk risk service: relapse / TRM cumulative incidence, EFS and OS with 95% intervals, risk groups,
+    tumour-board reports and the model card. SYNTHETIC models are labelled as such in every answer."""
+
+    def __init__(self) -> None:
+        _configure_logging()
+        retry = float(os.environ.get("NBRISK_MODEL_RETRY_SECONDS", "30"))
+        self.state = ModelState(os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry)
+        self.state.load()
+        from nbrisk.serving.auth import KeyStore
+
+        from nbrisk.settings import get_settings
+
+        if not KeyStore(get_settings().keys_db).has_active_keys():
+            logger.warning("no active API key: every /v1 call will be refused (401); create one with "
+                           "`nbrisk keys create NAME`")
+
+    def __is_ready__(self) -> bool:
+        return self.state.ensure() is not None
+
+    def _predictor(self, request: Request) -> Predictor:
+        predictor = self.state.ensure()
+        if predictor is None:
+            raise RequestError("model unavailable", [ProblemDetail(None, None, self.state.error or "no model")],
+                               status_code=503)
+        request.scope.setdefault("nbrisk", {})["model_version"] = predictor.served.version
+        return predictor
+
+    @api.post("/risk", response_model=None, openapi_extra=_RISK_BODY,
+              responses={200: {"model": RiskResponse}, **_ERRORS},
+              summary="Relapse / TRM cumulative incidence, EFS and OS with 95% intervals, for 1–1,000 patients")
+    async def risk(self, request: Request) -> Response:
+        predictor = self._predictor(request)
+        req = parse_risk_request(await read_body(request))
+        request.scope["nbrisk"]["n_patients"] = len(req.patients)
+        if len(req.patients) > INLINE_MAX_PATIENTS:
+            answer = await anyio.to_thread.run_sync(predictor.risk, req.patients, req.horizons_months, req.problems)
+        else:
+            answer = predictor.risk(req.patients, req.horizons_months, req.problems)
+        return JSONResponse(answer)
+
+    @api.post("/report", response_model=None, openapi_extra=_REPORT_BODY,
+              responses={200: {"content": {"application/pdf": {}, "text/html": {}}}, **_ERRORS},
+              summary="The tumour-board report for one patient (?format=pdf|html)")
+    async def report(self, request: Request) -> Response:
+        predictor = self._predictor(request)
+        fmt = check_report_format(request.query_params.get("format"))
+        req = parse_report_request(await read_body(request))
+        request.scope["nbrisk"]["n_patients"] = 1
+        try:
+            data = await anyio.to_thread.run_sync(predictor.report, req.patients[0], fmt, req.problems)
+        except ReportUnavailable as exc:
+            raise RequestError("report unavailable", [ProblemDetail(None, None, str(exc))], status_code=503) from None
+        media = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
+        return Response(data, media_type=media,
+                        headers={"content-disposition": f'inline; filename="nbrisk-report.{fmt}"'})
+
+    @api.get("/model", response_model=None, responses={200: {"description": "the model card"}, 401: _ERRORS[401],
+                                                        503: _ERRORS[503]},
+             summary="The served model's card: version, training data summary, validation metrics, intended use")
+    async def model(self, request: Request) -> Response:
+        return JSONResponse(self._predictor(request).model_card())
+
+    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
+                   include_in_schema=False)
+    async def not_found(self, request: Request, path: str) -> Response:
+        # The catch-all makes BentoML's mount match every /v1 path, so unknown ones are authenticated and audited
+        # too, and answered in the contract's JSON shape (405 for a known route with the wrong method).
+        allowed = {"risk": "POST", "report": "POST", "model": "GET"}.get(path.strip("/"))
+        if allowed is not None:
+            return JSONResponse({"error": "method not allowed", "detail": []}, status_code=405,
+                                headers={"allow": allowed})
+        return _error(404, "not found")
