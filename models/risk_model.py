@@ -9,11 +9,10 @@ A :class:`RiskModel` bundles, fitted on one training cohort:
 * ``training_summary`` — n, events by cause, synthetic flag, data fingerprint, numeric ranges, category counts, the
   training distribution of predicted 2-year relapse/TRM, validation metrics with CIs, model name/family, trained_at.
 
-Prediction intervals (95%, pointwise): the delta-method / log(−log) intervals of the illness–death model where it
-offers them; otherwise a bootstrap of the fitted model (``interval_members``: the same model family refitted on
-patient-level bootstrap resamples of the training cohort, percentile intervals; the feature pipeline is held fixed,
-so the interval reflects model-estimation uncertainty). Without either, ``lower``/``upper`` are ``None`` — never a
-fake interval.
+Prediction intervals (95%, pointwise) come from the illness–death model: for the cause-specific Cox family a
+bootstrap of the whole fitted pair (relapse/TRM model + post-relapse model; refit on patient resamples, percentile
+intervals), evaluated in closed form. A model fitted without intervals returns ``lower``/``upper`` = ``None`` —
+never a fake interval.
 
 Use :func:`fit_risk_model` to build one from validated records and derived outcomes.
 """
@@ -21,14 +20,15 @@ Use :func:`fit_risk_model` to build one from validated records and derived outco
 from __future__ import annotations
 
 import datetime as dt
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
+from nbrisk.models._base import CIFCoherenceWarning
 
-from nbrisk.core import SYNTHETIC_LABEL, Band, NbriskError, RiskCurves, months_to_days
+from nbrisk.core import SYNTHETIC_LABEL, Band, NbriskError, RiskCurves
 
 #: Horizon (months) of the risk groups and of the training-distribution summary.
 RISK_GROUP_HORIZON_MONTHS = 24.0
@@ -44,16 +44,14 @@ class RiskModel:
     illness_death : fitted ``IllnessDeathModel``.
     risk_cutoffs : ``(c_low, c_high)`` 2-year EFS tertile cut-offs: EFS < c_low → ``high``, EFS ≥ c_high → ``low``.
     training_summary : dict (see the module docstring).
-    interval_members : optional bootstrap refits of ``illness_death`` for percentile intervals.
     """
 
     def __init__(self, feature_pipeline, illness_death, risk_cutoffs: tuple[float, float],
-                 training_summary: dict[str, Any], interval_members: Sequence[Any] | None = None):
+                 training_summary: dict[str, Any]):
         self.feature_pipeline = feature_pipeline
         self.illness_death = illness_death
         self.risk_cutoffs = (float(risk_cutoffs[0]), float(risk_cutoffs[1]))
         self.training_summary = dict(training_summary)
-        self.interval_members = list(interval_members or [])
 
     # ------------------------------------------------------------------------------------------------------------
     @property
@@ -67,7 +65,7 @@ class RiskModel:
 
     @property
     def supports_intervals(self) -> bool:
-        return bool(self.interval_members) or _model_has_intervals(self.illness_death)
+        return self.training_summary.get("interval_method", "none") != "none"
 
     def transform(self, records: pd.DataFrame) -> pd.DataFrame:
         """Records (validated) → the numeric predictor frame the models were fitted on."""
@@ -80,36 +78,20 @@ class RiskModel:
         Parameters
         ----------
         records : validated records (:func:`nbrisk.features.record.validate_records`), one row per patient.
-        horizons_months : months after HSCT (each > 0).
+        horizons_months : months after HSCT (each > 0); sorted and de-duplicated (curves are in time order).
 
         Returns
         -------
-        :class:`nbrisk.core.RiskCurves`, arrays of shape ``(n_patients, n_horizons)``.
+        :class:`nbrisk.core.RiskCurves`, arrays of shape ``(n_patients, n_horizons)``, ``horizons_months`` sorted.
         """
         h = np.atleast_1d(np.asarray(horizons_months, dtype=float))
         if h.size == 0 or np.any(~np.isfinite(h)) or np.any(h <= 0):
             raise NbriskError("horizons must be positive numbers of months")
-        order = np.argsort(h, kind="stable")
-        h_sorted = h[order]
-        X = self.transform(records)
-        times = months_to_days(h_sorted)
-        est, lower, upper = _predict_states(self.illness_death, X, times, intervals=not self.interval_members)
-        if self.interval_members:
-            draws = np.stack([_predict_states(m, X, times, intervals=False)[0] for m in self.interval_members])
-            lower = np.percentile(draws, 2.5, axis=0)
-            upper = np.percentile(draws, 97.5, axis=0)
-        if lower is not None:
-            lower, upper = _monotone_bands(np.minimum(lower, est), np.maximum(upper, est))
-        inv = np.argsort(order, kind="stable")
-        names = ("relapse", "trm", "efs", "os")
-
-        def band(i: int) -> Band:
-            if lower is None:
-                return Band(est[:, i][:, inv])
-            return Band(est[:, i][:, inv], lower[:, i][:, inv], upper[:, i][:, inv])
-
-        curves = RiskCurves(h, *(band(i) for i in range(len(names))))
-        return curves
+        with warnings.catch_warnings():
+            # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (statistics.md);
+            # it is counted once at training (training_summary['cif_rescaled']), not repeated per request.
+            warnings.simplefilter("ignore", CIFCoherenceWarning)
+            return self.illness_death.predict_curves(self.transform(records), np.unique(h))
 
     def risk_groups(self, curves: RiskCurves) -> np.ndarray:
         """``low`` / ``intermediate`` / ``high`` by predicted 2-year EFS and the training tertile cut-offs."""
@@ -159,43 +141,45 @@ class RiskModel:
         log-subdistribution-hazard-ratio (Fine–Gray) contribution. Tree and boosted models have no such additive
         decomposition; rather than invent one, their lists are empty (see :attr:`contributions_available`).
         """
-        coef = _coefficients(self.illness_death)
         n = len(records)
-        if coef is None:
-            return [{"relapse": [], "trm": [], "available": False} for _ in range(n)]
         X = self.transform(records)
-        cols = list(X.columns) if isinstance(X, pd.DataFrame) else [f"x{j}" for j in range(coef.shape[1])]
-        Xa = np.asarray(X, dtype=float)
-        center = np.asarray(self.training_summary.get("feature_means", np.zeros(Xa.shape[1])), dtype=float)
+        center = np.asarray(self.training_summary.get("feature_means", np.zeros(X.shape[1])), dtype=float)
+        contrib = _contributions_matrix(self.illness_death, X, center)
+        if contrib is None:
+            return [{"relapse": [], "trm": [], "available": False} for _ in range(n)]
+        cols = list(X.columns)
         source = getattr(self.feature_pipeline, "feature_source_", None) or {}
         fields = [source.get(c, c) for c in cols]
         uniq = list(dict.fromkeys(fields))
-        agg = np.zeros((len(cols), len(uniq)))
+        agg = np.zeros((len(cols), len(uniq)))  # column → record field (several columns per field are summed)
         for j, f in enumerate(fields):
             agg[j, uniq.index(f)] = 1.0
+        per_field = contrib @ agg  # (n, 2, n_fields)
         out = []
         for i in range(n):
-            d = (Xa[i] - center)
-            row = {"available": True}
+            row: dict[str, Any] = {"available": True}
             for k, cause in enumerate(("relapse", "trm")):
-                per_field = (coef[k] * d) @ agg
-                pairs = sorted(zip(uniq, per_field.tolist(), strict=True), key=lambda p: -abs(p[1]))
+                pairs = sorted(zip(uniq, per_field[i, k].tolist(), strict=True), key=lambda p: (-abs(p[1]), p[0]))
                 row[cause] = [(f, float(v)) for f, v in pairs]
             out.append(row)
         return out
 
     @property
     def contributions_available(self) -> bool:
-        return _coefficients(self.illness_death) is not None
+        cr = _cr_model(self.illness_death)
+        return cr is not None and (callable(getattr(cr, "contributions", None)) or hasattr(cr, "coef_"))
 
     # ------------------------------------------------------------------------------------------------------------
     def predict_frame(self, records: pd.DataFrame, horizons_months) -> pd.DataFrame:
-        """Long DataFrame (one row per patient and horizon) with the columns of ``nbrisk predict``."""
-        h = [float(x) for x in np.atleast_1d(np.asarray(horizons_months, dtype=float))]
-        need = RISK_GROUP_HORIZON_MONTHS not in h
-        curves = self.predict(records, [*h, RISK_GROUP_HORIZON_MONTHS] if need else h)
+        """Long DataFrame (one row per patient and sorted horizon) with the columns of ``nbrisk predict``.
+
+        The risk group always comes from the 2-year EFS, computed even when 24 months is not requested.
+        """
+        h = np.unique(np.atleast_1d(np.asarray(horizons_months, dtype=float)))
+        curves = self.predict(records, np.union1d(h, [RISK_GROUP_HORIZON_MONTHS]))
         groups = self.risk_groups(curves)
-        return curves_to_frame(records["patient_id"].astype(str).tolist(), curves, groups, keep=len(h))
+        keep = np.flatnonzero(np.isin(curves.horizons_months, h))
+        return curves_to_frame(records["patient_id"].astype(str).tolist(), select_horizons(curves, keep), groups)
 
     def __repr__(self) -> str:
         s = self.training_summary
@@ -203,14 +187,23 @@ class RiskModel:
                 f"n={s.get('n', '?')}, synthetic={self.synthetic})")
 
 
-def curves_to_frame(patient_ids: Sequence[str], curves: RiskCurves, groups: Sequence[str],
-                    keep: int | None = None) -> pd.DataFrame:
+def select_horizons(curves: RiskCurves, idx: np.ndarray) -> RiskCurves:
+    """The same curves restricted to the horizons at positions ``idx``."""
+
+    def sel(b: Band) -> Band:
+        return Band(b.estimate[:, idx], None if b.lower is None else b.lower[:, idx],
+                    None if b.upper is None else b.upper[:, idx])
+
+    return RiskCurves(curves.horizons_months[idx], sel(curves.relapse), sel(curves.trm), sel(curves.efs),
+                      sel(curves.os))
+
+
+def curves_to_frame(patient_ids: Sequence[str], curves: RiskCurves, groups: Sequence[str]) -> pd.DataFrame:
     """RiskCurves → long frame ``patient_id, horizon_months, relapse, relapse_lower, …, os_upper, risk_group``.
 
-    ``keep``: only the first ``keep`` horizons (an extra horizon may have been added to compute risk groups).
-    Missing intervals are NaN.
+    One row per patient and horizon (patients in input order, horizons in time order); missing intervals are NaN.
     """
-    k = len(curves.horizons_months) if keep is None else keep
+    k = len(curves.horizons_months)
     n = curves.n_patients
     data: dict[str, Any] = {
         "patient_id": np.repeat(np.asarray(patient_ids, dtype=object), k),
@@ -237,46 +230,37 @@ def validate_for_prediction(records: pd.DataFrame) -> pd.DataFrame:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# adapters to the illness-death model
+# helpers
 
 
-def _model_has_intervals(model) -> bool:
-    return bool(getattr(model, "supports_intervals", False))
+def _cr_model(illness_death):
+    """The fitted relapse/TRM estimator inside the illness–death model."""
+    for attr in ("cr_model_", "cr_model"):
+        model = getattr(illness_death, attr, None)
+        if model is not None:
+            return model
+    return None
 
 
-def _predict_states(model, X, times_days: np.ndarray, intervals: bool):
-    """(n, 4, k) arrays relapse, trm, efs, os (estimate, lower, upper; bounds None without intervals)."""
-    want = intervals and _model_has_intervals(model)
-    res = model.predict_states(X, times_days, return_interval=want)
-    if want:
-        est, lo, up = (np.asarray(r, dtype=float) for r in res)
-        return est, lo, up
-    return np.asarray(res, dtype=float), None, None
+def _contributions_matrix(illness_death, X: pd.DataFrame, center: np.ndarray) -> np.ndarray | None:
+    """(n, 2, p) per-column contributions to each cause's linear predictor, or None for non-linear models.
 
-
-def _monotone_bands(lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Percentile bounds of monotone curves need not be monotone across horizons; make them so (cummax/cummin).
-
-    Index 0, 1 (relapse, TRM) are non-decreasing; 2, 3 (EFS, OS) non-increasing in time.
+    Uses the estimator's own ``contributions`` (β_kj (x_ij − x̄_j), x̄ its training mean) when it has one, else
+    ``coef_`` (2, p) against the training means ``center``.
     """
-    lower, upper = lower.copy(), upper.copy()
-    for i in (0, 1):
-        lower[:, i] = np.maximum.accumulate(lower[:, i], axis=1)
-        upper[:, i] = np.maximum.accumulate(upper[:, i], axis=1)
-    for i in (2, 3):
-        lower[:, i] = np.minimum.accumulate(lower[:, i], axis=1)
-        upper[:, i] = np.minimum.accumulate(upper[:, i], axis=1)
-    return np.clip(lower, 0.0, 1.0), np.clip(upper, 0.0, 1.0)
-
-
-def _coefficients(illness_death) -> np.ndarray | None:
-    """(2, p) linear-predictor coefficients of the relapse/TRM model, or None for non-linear models."""
-    cr = getattr(illness_death, "cr_model_", None) or getattr(illness_death, "cr_model", None)
+    cr = _cr_model(illness_death)
+    if cr is None:
+        return None
+    if callable(getattr(cr, "contributions", None)):
+        out = np.asarray(cr.contributions(X), dtype=float)
+        return out if out.ndim == 3 and out.shape[1] == 2 else None
     coef = getattr(cr, "coef_", None)
     if coef is None:
         return None
     coef = np.asarray(coef, dtype=float)
-    return coef if coef.ndim == 2 and coef.shape[0] == 2 else None
+    if coef.ndim != 2 or coef.shape[0] != 2:
+        return None
+    return (np.asarray(X, dtype=float) - center)[:, None, :] * coef[None, :, :]
 
 
 def _fmt(x: float) -> str:
@@ -287,33 +271,29 @@ def _fmt(x: float) -> str:
 # fitting
 
 
-def _make_illness_death(estimator):
-    from nbrisk.models.illness_death import IllnessDeathModel
-
-    return IllnessDeathModel(estimator)
-
-
-def _fit_illness_death(estimator, X: pd.DataFrame, outcomes: pd.DataFrame):
-    model = _make_illness_death(estimator)
-    return model.fit(X, outcomes)
-
-
 def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, model_name: str = "model",
                    family: str | None = None, synthetic: bool = False, fingerprint: str | None = None,
                    n_interval_bootstrap: int = 0, seed: int = 0, n_jobs: int = 1,
                    validation_metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
                    features=None) -> RiskModel:
-    """Fit the whole pipeline on validated ``records`` and ``derive_outcomes`` ``outcomes``.
+    """Fit the whole pipeline on validated ``records`` and their ``derive_outcomes`` ``outcomes``.
 
     Parameters
     ----------
     records : typed records (validated), one row per patient.
-    outcomes : frame from :func:`nbrisk.features.outcomes.derive_outcomes` (same index order as ``records``).
+    outcomes : frame from :func:`nbrisk.features.outcomes.derive_outcomes`, same row order as ``records``
+        (``event``/``time`` for the relapse/TRM model; ``relapse_time``/``post_relapse_time``/
+        ``post_relapse_event`` for the post-relapse model).
     estimator : an unfitted competing-risks estimator (e.g. ``CauseSpecificCox(alpha=1.0)``); it is cloned.
-    n_interval_bootstrap : refits for percentile intervals when the illness–death model has no interval of its own
-        (0: no bootstrap; the model's own intervals or none).
+    n_interval_bootstrap : bootstrap refits of the illness–death model for 95% percentile intervals (0: the
+        estimator's own intervals if it has them, else none).
     features : an unfitted feature pipeline (default ``make_feature_pipeline()``).
+
+    Returns
+    -------
+    A fitted :class:`RiskModel` whose risk cut-offs are the tertiles of the training cohort's predicted 2-year EFS.
     """
+    from nbrisk.models.illness_death import IllnessDeathModel
     from sklearn.base import clone
 
     if features is None:
@@ -323,34 +303,37 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
     records = records.reset_index(drop=True)
     outcomes = outcomes.reset_index(drop=True)
     X = features.fit_transform(records)
-    id_model = _fit_illness_death(clone(estimator), X, outcomes)
-
-    members: list[Any] = []
-    if n_interval_bootstrap > 0 and not _model_has_intervals(id_model):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, 4242]))
-        draws = [rng.integers(0, len(records), len(records)) for _ in range(n_interval_bootstrap)]
-
-        def refit(idx):
-            return _fit_illness_death(clone(estimator), X.iloc[idx].reset_index(drop=True),
-                                      outcomes.iloc[idx].reset_index(drop=True))
-
-        members = Parallel(n_jobs=n_jobs)(delayed(refit)(idx) for idx in draws)
-
+    id_model = IllnessDeathModel(clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed)
     horizons = np.array([12.0, RISK_GROUP_HORIZON_MONTHS, 36.0, 60.0])
-    est, _, _ = _predict_states(id_model, X, months_to_days(horizons), intervals=False)
-    efs2 = est[:, 2, 1]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", CIFCoherenceWarning)
+        id_model.fit(X, outcomes[["event", "time"]],
+                     outcomes[["relapse_time", "post_relapse_time", "post_relapse_event"]])
+        curves = id_model.predict_curves(X, horizons)
+    rescaled = 0
+    for w in caught:
+        if issubclass(w.category, CIFCoherenceWarning):
+            rescaled += 1
+        else:  # anything else is passed on as it came
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    est = np.stack([curves.relapse.estimate, curves.trm.estimate, curves.efs.estimate, curves.os.estimate], axis=1)
+    efs2 = curves.efs.estimate[:, 1]
     cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
     summary = training_summary(records, outcomes, X, est, horizons, synthetic=synthetic, fingerprint=fingerprint)
     summary.update({
         "model_name": model_name,
         "family": family or type(estimator).__name__,
-        "params": {k: v for k, v in (params or {}).items()},
+        "params": {k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
         "validation_metrics": dict(validation_metrics or {}),
-        "interval_method": ("bootstrap" if members else "model" if _model_has_intervals(id_model) else "none"),
-        "n_interval_bootstrap": len(members),
+        "interval_method": "none" if curves.relapse.lower is None else
+        ("bootstrap" if n_interval_bootstrap > 0 else "model"),
+        "n_interval_bootstrap": int(n_interval_bootstrap),
+        # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
+        "cif_rescaled": rescaled,
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     })
-    return RiskModel(features, id_model, cutoffs, summary, members)
+    _ = n_jobs  # the illness-death bootstrap evaluates its replicates in closed form; kept for API stability
+    return RiskModel(features, id_model, cutoffs, summary)
 
 
 def training_summary(records: pd.DataFrame, outcomes: pd.DataFrame, X, est: np.ndarray, horizons: np.ndarray,

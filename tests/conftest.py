@@ -3,7 +3,7 @@
 * ``synthetic_cohort`` — a small synthetic cohort (n = 400, seed 0, preset ``base``): ``.raw`` generator output,
   ``.records`` validated typed records, ``.outcomes`` derived targets (``event``/``time`` in days, …).
 * ``risk_model`` — a real fitted :class:`nbrisk.models.risk_model.RiskModel` (cause-specific Cox, ridge alpha 1,
-  a small bootstrap for intervals) on that cohort; fitted in a few seconds.
+  10 bootstrap refits for intervals) on that cohort; fitted in a few seconds.
 * ``mlflow_tracking`` — points MLflow (``MLFLOW_TRACKING_URI``: SQLite) and ``NBRISK_HOME`` at a temporary folder
   for the rest of the session (restored afterwards); never the repository's ``mlruns/``. Returns the tracking URI.
 * ``registered_champion`` — trains ``configs/quick.toml`` on the embedded synthetic cohort into that temporary
@@ -48,10 +48,11 @@ def risk_model(synthetic_cohort):
     from nbrisk.models.cox import CauseSpecificCox
     from nbrisk.models.risk_model import fit_risk_model
 
+    # 10 bootstrap refits keep the fixture at a few seconds; enough for interval *shape* tests, not coverage.
     return fit_risk_model(
-        synthetic_cohort.records, synthetic_cohort.outcomes, CauseSpecificCox(alpha=1.0, n_bootstrap=20,
-                                                                              random_state=0),
-        model_name="cox", family="CauseSpecificCox", synthetic=True, fingerprint="fixture", seed=0,
+        synthetic_cohort.records, synthetic_cohort.outcomes, CauseSpecificCox(alpha=1.0),
+        model_name="cox", family="CauseSpecificCox", synthetic=True, fingerprint="fixture",
+        n_interval_bootstrap=10, seed=0,
     )
 
 

@@ -75,16 +75,24 @@ def _feasible_splits(event: np.ndarray, n_splits: int) -> int:
 
 @dataclass
 class FittedCandidate:
-    """A feature pipeline and an estimator fitted together on the same training records."""
+    """A feature pipeline and an estimator fitted together on the same training records.
+
+    ``drop_columns``: predictor columns removed from both training and evaluation matrices (see
+    :func:`fit_predict`: indicator columns of category levels that exist only among the evaluation records).
+    """
 
     features: Any
     estimator: Any
     params: dict[str, Any]
+    drop_columns: tuple[str, ...] = ()
+
+    def transform(self, records: pd.DataFrame) -> pd.DataFrame:
+        X = self.features.transform(records)
+        return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
 
     def predict_cif(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
         """(n, 3, k) CIFs (event-free, relapse, TRM) at ``times_days``."""
-        X = self.features.transform(records)
-        return self.estimator.predict_cumulative_incidence(X, times_days)
+        return self.estimator.predict_cumulative_incidence(self.transform(records), times_days)
 
 
 def make_features():
@@ -94,13 +102,42 @@ def make_features():
 
 
 def fit_candidate(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame, outcomes: pd.DataFrame,
-                  seed: int) -> FittedCandidate:
-    """Fit the feature pipeline and the estimator of ``spec`` with ``params`` on ``records``/``outcomes``."""
-    features = make_features()
-    X = features.fit_transform(records)
-    est = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items() if k not in spec.params})
+                  seed: int, evaluate_on: Sequence[pd.DataFrame] = ()) -> FittedCandidate:
+    """Fit the feature pipeline and the estimator of ``spec`` with ``params`` on ``records``/``outcomes``.
+
+    ``evaluate_on``: records the fitted candidate will be asked to predict. A category level absent from a small
+    training set (a rare donor type in one CV fold, a center-specific practice in leave-center-out, a level not
+    drawn in a bootstrap sample) would make the feature pipeline refuse those records. In that case only, the
+    pipeline's levels are learned from the training records plus the offending evaluation records' **covariates**
+    (no outcome is used), and every predictor column that is constant in the training rows is dropped — so those
+    patients are encoded at the reference level, which is what a model that never saw the level can do. The count
+    of such rows is stored in ``params['_unseen_level_rows']`` for the run log.
+    """
+    from nbrisk.features.pipeline import UnseenCategoryError
+
+    features = make_features().fit(records)
+    extra_rows: list[pd.DataFrame] = []
+    for rec in evaluate_on:
+        try:
+            features.transform(rec)
+        except UnseenCategoryError as exc:
+            rows = sorted({p for _field, _value, pos in exc.unseen for p in pos})
+            extra_rows.append(rec.iloc[rows])
+    drop: tuple[str, ...] = ()
+    n_extra = int(sum(len(r) for r in extra_rows))
+    if extra_rows:
+        features = make_features().fit(pd.concat([records, *extra_rows], ignore_index=True))
+    X = features.transform(records)
+    if extra_rows:
+        drop = tuple(c for c in X.columns if X[c].nunique() <= 1)
+        X = X.drop(columns=list(drop))
+    est = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items()
+                                                    if k not in spec.params and not k.startswith("_")})
     est.fit(X, outcomes[["event", "time"]])
-    return FittedCandidate(features=features, estimator=est, params=dict(params))
+    fitted_params = dict(params)
+    if n_extra:
+        fitted_params["_unseen_level_rows"] = n_extra
+    return FittedCandidate(features=features, estimator=est, params=fitted_params, drop_columns=drop)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -146,7 +183,8 @@ def tune(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, horizon
     for params in candidates:
         fold_scores = []
         for tr, te in splits:
-            fitted = fit_candidate(spec, params, records.iloc[tr], outcomes.iloc[tr], seed)
+            fitted = fit_candidate(spec, params, records.iloc[tr], outcomes.iloc[tr], seed,
+                                   evaluate_on=[records.iloc[te]])
             cif = fitted.predict_cif(records.iloc[te], months_to_days(times))
             fold_scores.append(score_for_tuning(outcomes.iloc[te], cif, times))
         scores.append(float(np.mean(fold_scores)))
@@ -174,10 +212,11 @@ def _run_fold(spec: ModelSpec, fold: Fold, records: pd.DataFrame, outcomes: pd.D
               horizons_months: Sequence[float], inner_splits: int, seed: int):
     tr_rec, tr_out = records.iloc[fold.train], outcomes.iloc[fold.train]
     params = tune(spec, tr_rec, tr_out, horizons_months, inner_splits, seed)
-    fitted = fit_candidate(spec, params, tr_rec, tr_out, seed)
-    cif = fitted.predict_cif(records.iloc[fold.test], months_to_days(horizons_months))
+    te_rec = records.iloc[fold.test]
+    fitted = fit_candidate(spec, params, tr_rec, tr_out, seed, evaluate_on=[te_rec])
+    cif = fitted.predict_cif(te_rec, months_to_days(horizons_months))
     metrics = evaluate(outcomes.iloc[fold.test], cif, horizons_months)
-    return fold, params, cif, metrics
+    return fold, fitted.params, cif, metrics
 
 
 def cross_validate(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, folds: list[Fold],
@@ -284,7 +323,7 @@ def optimism_corrected(spec: ModelSpec, params: dict[str, Any], final: FittedCan
 
     def one(idx: np.ndarray) -> dict[str, float]:
         rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
-        model_b = fit_candidate(spec, params, rec_b, out_b, seed)
+        model_b = fit_candidate(spec, params, rec_b, out_b, seed, evaluate_on=[records])
         m_boot = evaluate(out_b, model_b.predict_cif(rec_b, times), horizons_months)
         m_orig = evaluate(outcomes, model_b.predict_cif(records, times), horizons_months)
         return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
@@ -332,7 +371,8 @@ def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFr
     def one(c: str):
         test = np.flatnonzero(centers.to_numpy() == c)
         train = np.flatnonzero(centers.to_numpy() != c)
-        fitted = fit_candidate(spec, params, records.iloc[train], outcomes.iloc[train], seed)
+        fitted = fit_candidate(spec, params, records.iloc[train], outcomes.iloc[train], seed,
+                               evaluate_on=[records.iloc[test]])
         cif = fitted.predict_cif(records.iloc[test], times)
         return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)
 
