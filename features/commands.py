@@ -6,6 +6,7 @@ dict; the printing only formats it), so tests can check numbers without parsing 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +32,10 @@ _GROUP_TITLES = {
 def _console() -> Console:
     # Wide when not a terminal (pipes, CliRunner) so that problem tables are never truncated.
     console = Console()
-    return console if console.is_terminal else Console(width=160)
+    if console.is_terminal:
+        return console
+    columns = os.environ.get("COLUMNS", "")
+    return Console(width=max(160, int(columns) if columns.isdigit() else 0))
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -147,8 +147,10 @@ def read_cohort(path: str | Path, *, require_center: bool = True) -> Cohort:
 def _json_records(obj: Any) -> tuple[pd.DataFrame, list, int]:
     """A JSON value → (raw frame, pre-problems, first row number). Accepts one object, a list of objects or the
     service body ``{"patients": [...]}``."""
-    if isinstance(obj, Mapping) and "patients" in obj and isinstance(obj["patients"], list):
+    if isinstance(obj, Mapping) and "patients" in obj:
         obj = obj["patients"]
+        if not isinstance(obj, list):
+            raise NbriskError("\"patients\" must be a list of patient objects")
     if isinstance(obj, Mapping):
         obj = [obj]
     if not isinstance(obj, list):
