@@ -158,9 +158,11 @@ class Predictor:
         # a field already refused by the shape check (an object, an overlong text...) was removed before the
         # contract's validator ran; do not report it a second time as "missing".
         seen = {(d.patient_index, d.field) for d in problems}
+        # a patient that was not a JSON object at all was replaced by {}: one problem says so, not 30 "missing"
+        not_objects = {d.patient_index for d in problems if d.field is None and d.patient_index is not None}
         for p in found:
             if p.row is not None:
-                if (int(p.row), p.field) not in seen:
+                if (int(p.row), p.field) not in seen and int(p.row) not in not_objects:
                     problems.append(ProblemDetail(int(p.row), p.field, p.rule))
                 continue
             # a whole-column problem (unknown or missing field): name every patient concerned
@@ -168,7 +170,8 @@ class Predictor:
                 idx = [i for i, keys in enumerate(present) if p.field not in keys]
             else:
                 idx = [i for i, keys in enumerate(present) if p.field in keys]
-            problems.extend(ProblemDetail(i, p.field, p.rule) for i in idx or [None] if (i, p.field) not in seen)
+            problems.extend(ProblemDetail(i, p.field, p.rule) for i in idx or [None]
+                            if (i, p.field) not in seen and i not in not_objects)
         if problems:
             problems.sort(key=lambda d: (-1 if d.patient_index is None else d.patient_index))
             n_bad = len({d.patient_index for d in problems})
