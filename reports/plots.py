@@ -1,0 +1,274 @@
+"""SVG figures for the reports: pure functions of numbers → an ``<svg>`` string (matplotlib, no pyplot state).
+
+Each function takes plain arrays (already computed by :mod:`nbrisk.reports.summary`) and returns the SVG markup to
+inline in the HTML; WeasyPrint draws the same SVG as vector graphics in the PDF. Text is kept as SVG ``<text>``
+(``svg.fonttype = "none"``) so labels stay searchable and crisp in both formats, in DejaVu Sans, the font the
+PDF renderer has.
+
+Figures are built on :class:`matplotlib.figure.Figure` directly (never ``pyplot``), so rendering in the service's
+worker threads shares no global figure state.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+
+# Colour-blind-safe (Okabe–Ito) and consistent across every report figure.
+COLOURS = {
+    "relapse": "#D55E00",
+    "trm": "#0072B2",
+    "event_free": "#009E73",
+    "efs": "#009E73",
+    "os": "#CC79A7",
+    "model": "#0072B2",
+    "reference": "#555555",
+}
+AXIS_LABEL_MONTHS = "Months after HSCT"
+
+_RC = {
+    "svg.fonttype": "none",  # keep text as text: searchable in the PDF, smaller SVG
+    "font.family": "DejaVu Sans",
+    "font.size": 7.5,
+    "axes.titlesize": 8.5,
+    "axes.labelsize": 7.5,
+    "legend.fontsize": 7,
+    "xtick.labelsize": 7,
+    "ytick.labelsize": 7,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "svg.hashsalt": "nbrisk",  # deterministic element ids, so the same input gives the same SVG
+}
+
+
+#: Fixed margins (figure fractions) of the patient report's two side-by-side panels.
+_PANEL_MARGINS = {"left": 0.15, "right": 0.97, "top": 0.9, "bottom": 0.3}
+
+
+def _to_svg(fig: Figure) -> str:
+    """Serialise a figure to an inline ``<svg>`` element (no XML prolog, no date metadata)."""
+    buf = io.StringIO()
+    # No tight bbox: every figure of a kind keeps the same axes box, so side-by-side panels line up.
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    svg = buf.getvalue()
+    svg = svg[svg.index("<svg"):]
+    # A fixed width in pt would overflow narrow columns; let CSS scale it while keeping the aspect ratio.
+    return re.sub(r'<svg([^>]*?) width="[^"]+" height="[^"]+"', r'<svg\1', svg, count=1)
+
+
+def _months_axis(ax, max_months: float) -> None:
+    ax.set_xlim(0, max_months)
+    step = 12 if max_months > 24 else 6
+    ax.set_xticks(np.arange(0, max_months + 0.1, step))
+    ax.set_xlabel(AXIS_LABEL_MONTHS)
+    ax.grid(True, color="#dddddd", linewidth=0.5)
+    ax.set_axisbelow(True)
+
+
+def _pct_axis(ax) -> None:
+    ax.set_ylim(0, 1)
+    ax.set_yticks(np.linspace(0, 1, 6))
+    ax.set_yticklabels([f"{int(v * 100)}%" for v in np.linspace(0, 1, 6)])
+
+
+def stacked_incidence_svg(
+    months: np.ndarray,
+    relapse: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+    trm: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
+    width_in: float = 3.5,
+    height_in: float = 2.3,
+) -> str:
+    """Stacked cumulative incidence for one patient: relapse from the bottom, TRM from the top, alive event-free between.
+
+    Stacking relapse up from 0 and TRM down from 1 lets each cause keep its own 95% band exactly (the band of F1
+    around the lower boundary, the band of F2 around ``1 - F2``), which a naive stack (F1 + F2) would not.
+
+    Parameters
+    ----------
+    months : (k,) months after HSCT, starting at 0.
+    relapse, trm : (estimate, lower, upper), each (k,) in [0, 1]; lower/upper ``None`` if the model gives no interval.
+    """
+    months = np.asarray(months, dtype=float)
+    r, r_lo, r_hi = relapse
+    t, t_lo, t_hi = trm
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in))
+        ax = fig.subplots()
+        kw = {"step": "post", "linewidth": 0}
+        ax.fill_between(months, 0, r, color=COLOURS["relapse"], alpha=0.55, label="Relapse / progression", **kw)
+        ax.fill_between(months, r, 1 - t, color=COLOURS["event_free"], alpha=0.30, label="Alive, event-free", **kw)
+        ax.fill_between(months, 1 - t, 1, color=COLOURS["trm"], alpha=0.55, label="Transplant-related death", **kw)
+        ax.step(months, r, where="post", color=COLOURS["relapse"], linewidth=1.2)
+        ax.step(months, 1 - t, where="post", color=COLOURS["trm"], linewidth=1.2)
+        if r_lo is not None and r_hi is not None:
+            ax.fill_between(months, r_lo, r_hi, step="post", facecolor="none", edgecolor=COLOURS["relapse"],
+                            hatch="////", linewidth=0.0, alpha=0.9)
+            ax.step(months, r_lo, where="post", color=COLOURS["relapse"], linewidth=0.6, linestyle="--")
+            ax.step(months, r_hi, where="post", color=COLOURS["relapse"], linewidth=0.6, linestyle="--")
+        if t_lo is not None and t_hi is not None:
+            ax.step(months, 1 - t_lo, where="post", color=COLOURS["trm"], linewidth=0.6, linestyle="--")
+            ax.step(months, 1 - t_hi, where="post", color=COLOURS["trm"], linewidth=0.6, linestyle="--")
+        _months_axis(ax, float(months[-1]))
+        _pct_axis(ax)
+        ax.set_ylabel("Share of patients like this one")
+        ax.set_title("Cumulative incidence (dashed: 95% interval)")
+        handles, labels = ax.get_legend_handles_labels()
+        # Legend below the axes, in the same top-to-bottom order as the stacked bands.
+        order = [2, 1, 0]
+        ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper center",
+                  bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, columnspacing=0.8, handlelength=1.2)
+        fig.subplots_adjust(**_PANEL_MARGINS)
+        return _to_svg(fig)
+
+
+def survival_svg(
+    months: np.ndarray,
+    curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+    width_in: float = 3.5,
+    height_in: float = 2.3,
+) -> str:
+    """Overall survival and event-free survival for one patient, each with its 95% pointwise band.
+
+    ``curves`` maps ``"os"`` / ``"efs"`` to (estimate, lower, upper), each (k,), over ``months`` (k,) from 0.
+    """
+    labels = {"os": "Overall survival", "efs": "Event-free survival"}
+    months = np.asarray(months, dtype=float)
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in))
+        ax = fig.subplots()
+        for key in ("os", "efs"):
+            if key not in curves:
+                continue
+            est, lo, hi = curves[key]
+            if lo is not None and hi is not None:
+                ax.fill_between(months, lo, hi, step="post", color=COLOURS[key], alpha=0.18, linewidth=0)
+            ax.step(months, est, where="post", color=COLOURS[key], linewidth=1.6, label=labels[key])
+        _months_axis(ax, float(months[-1]))
+        _pct_axis(ax)
+        ax.set_ylabel("Probability")
+        ax.set_title("Survival (shaded: 95% interval)")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.2)
+        fig.subplots_adjust(**_PANEL_MARGINS)
+        return _to_svg(fig)
+
+
+def cohort_position_svg(
+    rows: Sequence[tuple[str, float, np.ndarray, np.ndarray]],
+    width_in: float = 3.6,
+    height_in: float = 1.1,
+) -> str:
+    """Where one patient's predicted 2-year risks fall in the training cohort's distribution.
+
+    ``rows``: (label, patient value in [0, 1], percentile levels (m,) in 0–100, training values at those levels
+    (m,)). Each row draws the training distribution as a box (10th–90th and 25th–75th percentile, median) with the
+    patient as a marker.
+    """
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in))
+        ax = fig.subplots()
+        for i, (label, value, levels, values) in enumerate(rows):
+            y = len(rows) - 1 - i
+            q = lambda p, lv=levels, vv=values: float(np.interp(p, lv, vv))  # noqa: E731
+            ax.plot([q(10), q(90)], [y, y], color=COLOURS["reference"], linewidth=1.0)
+            ax.add_patch(matplotlib.patches.Rectangle((q(25), y - 0.18), q(75) - q(25), 0.36,
+                                                      facecolor="#e6e6e6", edgecolor=COLOURS["reference"],
+                                                      linewidth=0.7))
+            ax.plot([q(50), q(50)], [y - 0.18, y + 0.18], color=COLOURS["reference"], linewidth=1.0)
+            colour = COLOURS["relapse"] if "elapse" in label else COLOURS["trm"]
+            ax.plot([value], [y], marker="D", color=colour, markersize=5, zorder=3)
+        ax.set_yticks(range(len(rows)))
+        ax.set_yticklabels([r[0] for r in reversed(rows)])
+        ax.set_ylim(-0.6, len(rows) - 0.4)
+        ax.set_xlim(0, 1)
+        ax.set_xticks(np.linspace(0, 1, 6))
+        ax.set_xticklabels([f"{int(v * 100)}%" for v in np.linspace(0, 1, 6)])
+        ax.set_xlabel("Predicted 2-year risk")
+        ax.grid(True, axis="x", color="#dddddd", linewidth=0.5)
+        ax.set_axisbelow(True)
+        fig.subplots_adjust(left=0.17, right=0.96, top=0.95, bottom=0.36)
+        return _to_svg(fig)
+
+
+def calibration_svg(
+    groups: Sequence[tuple[str, np.ndarray, np.ndarray, np.ndarray | None, np.ndarray | None]],
+    title: str,
+    width_in: float = 3.2,
+    height_in: float = 3.0,
+) -> str:
+    """Calibration plot: observed (Aalen–Johansen) vs mean predicted incidence per risk group (Austin et al. 2020).
+
+    ``groups``: (label, predicted (g,), observed (g,), observed lower or None, observed upper or None), one per
+    model or cause, each point one risk decile. The diagonal is perfect calibration.
+    """
+    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in))
+        ax = fig.subplots()
+        hi = 0.05
+        for i, (label, pred, obs, lo, up) in enumerate(groups):
+            pred, obs = np.asarray(pred, float), np.asarray(obs, float)
+            colour = palette[i % len(palette)]
+            if lo is not None and up is not None:
+                yerr = np.vstack([np.clip(obs - np.asarray(lo, float), 0, None),
+                                  np.clip(np.asarray(up, float) - obs, 0, None)])
+                ax.errorbar(pred, obs, yerr=yerr, fmt="o-", color=colour, markersize=3, linewidth=0.9,
+                            elinewidth=0.6, capsize=1.5, label=label)
+                hi = max(hi, float(np.nanmax(up)))
+            else:
+                ax.plot(pred, obs, "o-", color=colour, markersize=3, linewidth=0.9, label=label)
+            hi = max(hi, float(np.nanmax(pred)), float(np.nanmax(obs)))
+        hi = min(1.0, hi * 1.05)
+        ax.plot([0, hi], [0, hi], color=COLOURS["reference"], linestyle=":", linewidth=0.8, label="Ideal")
+        ax.set_xlim(0, hi)
+        ax.set_ylim(0, hi)
+        ax.set_xlabel("Mean predicted incidence")
+        ax.set_ylabel("Observed incidence (Aalen–Johansen)")
+        ax.set_title(title)
+        ax.grid(True, color="#dddddd", linewidth=0.5)
+        ax.legend(loc="upper left", frameon=False)
+        fig.subplots_adjust(left=0.17, right=0.97, top=0.92, bottom=0.13)
+        return _to_svg(fig)
+
+
+def decision_curve_svg(
+    thresholds: np.ndarray,
+    curves: Sequence[tuple[str, np.ndarray]],
+    treat_all: np.ndarray | None,
+    title: str,
+    width_in: float = 3.2,
+    height_in: float = 2.6,
+) -> str:
+    """Decision curve: net benefit vs threshold probability (Vickers & Elkin 2006; Vickers et al. 2008).
+
+    ``curves``: (label, net benefit (m,)) per model over ``thresholds`` (m,); ``treat_all`` (m,) is the
+    treat-everyone strategy; treat-none is the zero line.
+    """
+    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+    thresholds = np.asarray(thresholds, float)
+    with matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in))
+        ax = fig.subplots()
+        top = 0.02
+        for i, (label, nb) in enumerate(curves):
+            nb = np.asarray(nb, float)
+            ax.plot(thresholds, nb, color=palette[i % len(palette)], linewidth=1.2, label=label)
+            top = max(top, float(np.nanmax(nb)))
+        if treat_all is not None:
+            ta = np.asarray(treat_all, float)
+            ax.plot(thresholds, ta, color=COLOURS["reference"], linewidth=0.9, linestyle="--", label="Treat all")
+            top = max(top, float(np.nanmax(ta)))
+        ax.axhline(0, color="black", linewidth=0.8, label="Treat none")
+        ax.set_ylim(-0.05 * max(top, 0.1), top * 1.1)
+        ax.set_xlim(float(thresholds.min()), float(thresholds.max()))
+        ax.set_xlabel("Threshold probability")
+        ax.set_ylabel("Net benefit")
+        ax.set_title(title)
+        ax.grid(True, color="#dddddd", linewidth=0.5)
+        ax.legend(loc="upper right", frameon=False)
+        fig.subplots_adjust(left=0.17, right=0.97, top=0.91, bottom=0.16)
+        return _to_svg(fig)

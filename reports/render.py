@@ -1,0 +1,171 @@
+"""Render reports: summary → SVG plots → Jinja2 HTML → (WeasyPrint) PDF.
+
+:func:`render_patient_report` is the one entry point for the tumour-board report, shared by ``nbrisk report`` and the
+service's ``POST /v1/report``. The HTML is self-contained (CSS and SVG inline, no external fetches), so the same
+document prints identically from a browser and from WeasyPrint.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+from collections.abc import Mapping
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from nbrisk.reports import plots
+from nbrisk.reports.summary import (
+    FEW_TRAINING_PATIENTS,
+    Interval,
+    Metric,
+    PatientSummary,
+    build_patient_summary,
+)
+
+from nbrisk.core import NbriskError
+
+TEMPLATES = Path(__file__).parent / "templates"
+#: Metrics shown in the patient report's provenance (the full set is in the model report).
+_PATIENT_METRICS = ("c_index", "cindex", "auc", "brier", "ipa", "ici", "slope", "calibration")
+_MAX_PATIENT_METRICS = 10
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# formatting (Jinja filters)
+
+
+def fmt_pct(x: float | None, digits: int = 1) -> str:
+    """A probability as a percentage with ``digits`` decimals (``"—"`` for ``None``/NaN)."""
+    if x is None or not np.isfinite(x):
+        return "—"
+    return f"{100.0 * float(x):.{digits}f}%"
+
+
+def fmt_ci(iv: Interval) -> str:
+    """``(lower–upper)`` in percent, or ``"no interval"`` when the model gives none."""
+    if iv.lower is None or iv.upper is None:
+        return "(no interval)"
+    return f"({fmt_pct(iv.lower)}–{fmt_pct(iv.upper)})"
+
+
+def fmt_horizon(months: float) -> str:
+    m = float(months)
+    if m % 12 == 0:
+        y = int(m // 12)
+        return f"{y} year" + ("s" if y != 1 else "")
+    return f"{m:g} months"
+
+
+@lru_cache(maxsize=1)
+def _env():
+    import jinja2
+
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        autoescape=jinja2.select_autoescape(["html"]),
+        undefined=jinja2.StrictUndefined,  # a typo in a template fails loudly instead of printing nothing
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["pct"] = fmt_pct
+    env.filters["ci"] = fmt_ci
+    env.filters["horizon"] = fmt_horizon
+    return env
+
+
+@lru_cache(maxsize=1)
+def _css() -> str:
+    return (TEMPLATES / "report.css").read_text(encoding="utf-8")
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# patient report
+
+
+def patient_figures(s: PatientSummary) -> dict[str, str | None]:
+    """The patient report's figures as inline SVG strings."""
+    figs: dict[str, str | None] = {
+        "stacked": plots.stacked_incidence_svg(s.plot_months, s.plot["relapse"], s.plot["trm"]),
+        "survival": plots.survival_svg(s.plot_months, {"os": s.plot["os"], "efs": s.plot["efs"]}),
+        "cohort": None,
+    }
+    rows = [(c.label, c.value, np.asarray(c.levels), np.asarray(c.values))
+            for c in s.cohort if c.percentile is not None and len(c.levels) >= 2]
+    if rows:
+        figs["cohort"] = plots.cohort_position_svg(rows)
+    return figs
+
+
+def _patient_metrics(metrics: tuple[Metric, ...]) -> list[Metric]:
+    """A short list for the patient report: key metrics at 2 years (or horizon-free), relapse and TRM first."""
+    keep = [m for m in metrics if any(k in m.name.lower() for k in _PATIENT_METRICS)
+            and (m.horizon_months is None or abs(m.horizon_months - 24) < 1e-9)]
+    order = {"relapse": 0, "trm": 1}
+    keep.sort(key=lambda m: (order.get(m.outcome, 2), m.name))
+    return keep[:_MAX_PATIENT_METRICS]
+
+
+def patient_html(s: PatientSummary) -> str:
+    """The tumour-board report as one self-contained HTML document."""
+    return _env().get_template("patient.html").render(
+        s=s, css=_css(), figures=patient_figures(s), metrics=_patient_metrics(s.provenance.metrics),
+        few=FEW_TRAINING_PATIENTS,
+    )
+
+
+@lru_cache(maxsize=1)
+def _font_config():
+    from weasyprint.text.fonts import FontConfiguration
+
+    return FontConfiguration()
+
+
+_PDF_LOCK = threading.Lock()
+
+
+def html_to_pdf(html: str) -> bytes:
+    """Print self-contained HTML to A4 PDF with WeasyPrint (no network: everything is inline).
+
+    The font configuration is built once per process (fontconfig look-ups are a large share of a small document's
+    render time); WeasyPrint does not promise thread safety, so service threads print one document at a time.
+    """
+    import weasyprint
+
+    with _PDF_LOCK:
+        return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(font_config=_font_config())
+
+
+def render_patient_report(
+    risk_model,
+    record: Mapping[str, Any] | pd.DataFrame,
+    fmt: str = "pdf",
+    model_info: Mapping[str, Any] | None = None,
+    generated_at: dt.datetime | None = None,
+) -> bytes:
+    """Render the tumour-board report for one patient.
+
+    Parameters
+    ----------
+    risk_model : the fitted :class:`~nbrisk.models.risk_model.RiskModel` (the serving model).
+    record : one patient in the record contract (JSON-like mapping or one-row DataFrame). Validated here; an invalid
+        record raises :class:`~nbrisk.reports.summary.PatientReportError` (an ``NbriskError`` with ``.problems``).
+    fmt : ``"pdf"`` (A4, 1–2 pages) or ``"html"`` (UTF-8, self-contained).
+    model_info : ``{"name", "version", "alias", "trained_at", "synthetic_training_data"}`` as in ``/v1/risk``.
+    generated_at : timestamp printed on the report (default now, UTC).
+
+    Returns
+    -------
+    The document as bytes. Every number comes from ``risk_model.predict`` on the validated record — the path of
+    ``POST /v1/risk`` — so the report and the API agree.
+    """
+    fmt = str(fmt).lower()
+    if fmt not in ("pdf", "html"):
+        raise NbriskError(f"unknown report format {fmt!r}: use pdf or html")
+    summary = build_patient_summary(risk_model, record, model_info=model_info, generated_at=generated_at)
+    html = patient_html(summary)
+    if fmt == "html":
+        return html.encode("utf-8")
+    return html_to_pdf(html)
