@@ -166,12 +166,12 @@ _EARLY_RELAPSE_LOGHR = _LOG(1.5)
 #: Calibrated log levels per preset: relapse windows (4), TRM windows (4), post-relapse windows (3); per month.
 #: Reproduce with ``calibrate_baselines(preset)``.
 _LEVELS: dict[str, dict[str, tuple[float, ...]]] = {
-    "base": {"relapse": (-4.9623, -4.1863, -4.8209, -5.6512), "trm": (-5.7153, -6.9411, -6.9486, -7.2206),
-             "post": (-2.7658, -2.7726, -3.0715)},
-    "historical": {"relapse": (-5.0527, -4.1568, -4.4439, -4.9747), "trm": (-6.1441, -6.151, -6.9428, -6.9495),
-                   "post": (-2.9753, -2.982, -2.9887)},
-    "optimistic": {"relapse": (-5.3913, -4.8221, -5.5634, -6.4189), "trm": (-7.2133, -7.4733, -8.5028, -8.9871),
-                   "post": (-2.9061, -3.0742, -4.939)},
+    "base": {"relapse": (-4.9623, -4.1863, -4.8209, -5.6512), "trm": (-5.7151, -6.9419, -6.9486, -7.2206),
+             "post": (-3.1991, -2.3705, -3.8415)},
+    "historical": {"relapse": (-5.0528, -4.1568, -4.4439, -4.9747), "trm": (-6.1442, -6.1509, -6.9428, -6.9495),
+                   "post": (-3.4529, -2.4913, -3.8769)},
+    "optimistic": {"relapse": (-5.3914, -4.8221, -5.5634, -6.419), "trm": (-7.2179, -7.4666, -8.5028, -8.9871),
+                   "post": (-2.906, -3.0743, -4.9389)},
 }
 
 
@@ -743,7 +743,7 @@ def make_synthetic_cohort(n: int, seed: int, preset: str = "base") -> pd.DataFra
     df = pd.concat([df, pd.DataFrame(_outcomes(df, rng, preset), index=df.index)], axis=1)
     for c in ("metastatic_sites_at_diagnosis", "prior_auto_hsct", "lansky_score", "hla_mismatches", "hsct_year"):
         df[c] = df[c].astype("int64")
-    for c in ("curie_score_at_hsct", "hct_ci"):
+    for c in ("curie_score_at_hsct", "hct_ci", "ldh_at_diagnosis_u_l"):
         df[c] = df[c].round().astype("Int64")
     df["bone_marrow_metastasis_at_diagnosis"] = df["bone_marrow_metastasis_at_diagnosis"].astype(bool)
     df.attrs["label"] = SYNTHETIC_LABEL
@@ -771,9 +771,9 @@ def calibrate_baselines(preset: str, n: int = 8000, seed: int = 20240601) -> dic
     lp = true_linear_predictors(records, preset)
     grid = _grid(horizons, None)
     at = np.searchsorted(grid, horizons)
-    # TRM and post-relapse levels are kept non-increasing across windows (θ_j = θ_{j-1} − e^{φ_j}): with as many
-    # free levels as targets, an unconstrained fit trades windows against the frailty of the mix and can put a
-    # whole window at zero hazard. Relapse levels stay free (see the module docstring).
+    # TRM levels are kept non-increasing across windows (θ_j = θ_{j-1} − e^{φ_j}): with as many free levels as
+    # targets, an unconstrained fit trades windows against the frailty of the mix and can put a whole window at zero
+    # hazard. Relapse and post-relapse levels stay free within bounds (see the module docstring).
     def decreasing(theta):
         return np.concatenate([[theta[0]], theta[0] - np.cumsum(np.exp(theta[1:]))])
 
@@ -800,9 +800,9 @@ def calibrate_baselines(preset: str, n: int = 8000, seed: int = 20240601) -> dic
     sub = records.iloc[: min(n, 3000)]
 
     def resid_os(theta):
-        levels = {"relapse": rel, "trm": trm, "post": decreasing(theta)}
+        levels = {"relapse": rel, "trm": trm, "post": theta}
         return true_risk(sub, horizons, preset, _levels=levels)["os"].mean(0) - np.asarray(target["os"]) / 100
 
-    fit_os = least_squares(resid_os, undecreasing(cur["post"]), diff_step=1e-4, bounds=bounds(3))
-    post = tuple(float(round(v, 4)) for v in decreasing(fit_os.x))
+    fit_os = least_squares(resid_os, np.asarray(cur["post"]), diff_step=1e-4, bounds=([-8.0] * 3, [0.0] * 3))
+    post = tuple(float(round(v, 4)) for v in fit_os.x)
     return {"relapse": rel, "trm": trm, "post": post}
