@@ -25,6 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 from nbrisk.models._base import CompetingRisksEstimator, check_competing_risks_target, step_lookup
 from scipy import stats
+from sklearn.utils.validation import check_is_fitted
 
 from nbrisk.core import Cause
 
@@ -335,6 +336,9 @@ class AalenJohansen(CompetingRisksEstimator):
         self.conf_level = conf_level
 
     def fit(self, X, y):
+        """Estimate the two CIFs from ``y`` (DataFrame ``event``, ``time``); ``X`` is only checked for its length."""
+        if not 0.0 < self.conf_level < 1.0:
+            raise ValueError("conf_level must be in (0, 1)")
         event, time = check_competing_risks_target(y)
         if X is not None:
             X_arr = np.asarray(X)
@@ -358,9 +362,15 @@ class AalenJohansen(CompetingRisksEstimator):
         (pointwise, log(−log) scale, Aalen's variance); the event-free interval is 1 − the interval of the
         all-cause incidence F_1 + F_2 = 1 − Ŝ (the same estimator with every cause pooled).
         """
-        if not hasattr(self, "cif_"):
-            raise AttributeError("AalenJohansen is not fitted; call fit first")
-        n = int(np.asarray(X).shape[0]) if X is not None else 1
+        check_is_fitted(self, "cif_")
+        if X is None:
+            n = 1
+        else:
+            n = self._check_X(X).shape[0]
+            if hasattr(self, "n_features_in_") and np.asarray(X).shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"X has {np.asarray(X).shape[1]} features; the model was fitted with {self.n_features_in_}"
+                )
         t = np.atleast_1d(np.asarray(times, dtype=float))
         f = step_lookup(self.time_grid_, self.cif_, t, 0.0)  # (2, k)
         efs = np.clip(1.0 - f.sum(axis=0), 0.0, 1.0)

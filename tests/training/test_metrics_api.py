@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from nbrisk.training import metrics as M
 
 from nbrisk.core import months_to_days
@@ -130,3 +132,26 @@ def test_constant_prediction_calibration_is_defined():
     event, time, _ = _data()
     cal = M.calibration_cr(event, time, np.full(event.shape[0], 0.2), 400.0, 1)
     assert np.isfinite(cal.ici) and np.isnan(cal.slope)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(0, 10_000))
+def test_rank_metrics_invariants(seed):
+    """AUC and C-index depend on the ranks only; reversing the marker turns AUC into 1 − AUC (ties count ½)."""
+    rng = np.random.default_rng(seed)
+    n = 60
+    time = np.round(rng.exponential(10, n)) + 1
+    event = rng.integers(0, 3, n)
+    risk = np.round(rng.random(n), 2)
+    tau = 8.0
+    auc = M.time_dependent_auc(event, time, risk, tau, 1)
+    if np.isnan(auc):
+        return
+    assert 0.0 <= auc <= 1.0
+    assert M.time_dependent_auc(event, time, np.exp(3 * risk), tau, 1) == pytest.approx(auc, abs=1e-12)
+    assert M.time_dependent_auc(event, time, -risk, tau, 1) == pytest.approx(1 - auc, abs=1e-12)
+    c = M.concordance_index_cr(event, time, risk, tau, 1)
+    assert M.concordance_index_cr(event, time, risk**3, tau, 1) == pytest.approx(c, abs=1e-12)
+    assert M.concordance_index_cr(event, time, -risk, tau, 1) == pytest.approx(1 - c, abs=1e-12)
+    bs = M.brier_score_cr(event, time, risk, tau, 1)
+    assert bs >= 0

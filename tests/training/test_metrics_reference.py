@@ -121,7 +121,7 @@ def test_brier_equals_sksurv_without_competing_events(single):
     cif = true_cif(1, times)
     _, ref = brier_score(y, y, 1.0 - cif, times)
     ours = [M.brier_score_cr(event, time, cif[:, j], t, 1) for j, t in enumerate(times)]
-    # (1 − S)² = F² and (0 − S)²... the Graf score of S equals that of F = 1 − S term by term
+    # Graf's score of S: (0 − S)² for an event before τ = (1 − F)², (1 − S)² for T > τ = F²: the same terms as ours
     np.testing.assert_allclose(ours, ref, rtol=1e-10)
 
 
