@@ -181,24 +181,24 @@ class Predictor:
     def predict_records(self, typed: pd.DataFrame, horizons_months: Sequence[float]) -> list[dict[str, Any]]:
         """Typed (validated) records → per-patient results of ``/v1/risk`` (``results`` list)."""
         rm = self.risk_model
-        horizons = [float(h) for h in horizons_months]
-        asked = len(horizons)
-        if RISK_GROUP_HORIZON_MONTHS not in horizons:
-            horizons.append(RISK_GROUP_HORIZON_MONTHS)
+        asked = [float(h) for h in horizons_months]
         try:
-            curves: RiskCurves = rm.predict(typed, horizons)
+            # the 24-month horizon is always predicted: risk groups come from the 2-year EFS
+            curves: RiskCurves = rm.predict(typed, sorted({*asked, RISK_GROUP_HORIZON_MONTHS}))
         except NbriskError as exc:
             raise _model_input_error(exc) from None
         groups = np.asarray(rm.risk_groups(curves), dtype=object)
         warnings = rm.input_warnings(typed)
+        # columns of the requested horizons, in the order asked, whatever order the model returns its grid in
+        grid = np.asarray(curves.horizons_months, dtype=float)
+        cols = [int(np.flatnonzero(np.isclose(grid, h))[0]) for h in asked]
         intervals = curves.relapse.lower is not None
         bands: dict[str, tuple[list, list | None, list | None]] = {}
         for name, band in curves.bands().items():
-            est = np.round(band.estimate[:, :asked], ANSWER_DECIMALS).tolist()
-            lo = np.round(band.lower[:, :asked], ANSWER_DECIMALS).tolist() if band.lower is not None else None
-            up = np.round(band.upper[:, :asked], ANSWER_DECIMALS).tolist() if band.upper is not None else None
-            bands[name] = (est, lo, up)
-        hz = [_plain_number(h) for h in horizons[:asked]]
+            bands[name] = (_answer(band.estimate[:, cols]),
+                           _answer(band.lower[:, cols]) if band.lower is not None else None,
+                           _answer(band.upper[:, cols]) if band.upper is not None else None)
+        hz = [_plain_number(h) for h in asked]
         ids = typed["patient_id"].astype(str).tolist()
         note = [] if intervals else ["this model gives no prediction interval (lower/upper are null)"]
         results = []
@@ -308,6 +308,16 @@ def _model_input_error(exc: NbriskError) -> RequestError:
         return InvalidInput("input the model cannot score", detail)
     return InvalidInput("input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None),
                                                                       _first_line(exc))])
+
+
+def _answer(arr: np.ndarray) -> list:
+    """(n, k) float array → nested lists rounded to :data:`ANSWER_DECIMALS`; a non-finite value (a model bug) becomes
+    null rather than invalid JSON."""
+    arr = np.round(np.asarray(arr, dtype=float), ANSWER_DECIMALS)
+    if np.all(np.isfinite(arr)):
+        return arr.tolist()
+    logger.error("model returned non-finite values; answered as null")
+    return np.where(np.isfinite(arr), arr, None).tolist()
 
 
 def _plain_number(x: float) -> int | float:
