@@ -134,3 +134,28 @@ def test_derived_outcomes_are_consistent(records):
     total = out.loc[relapsed, "relapse_time"] + out.loc[relapsed, "post_relapse_time"]
     assert np.all(np.abs(total - out.loc[relapsed, "os_time"]) <= 0.5)
     assert (out["post_relapse_event"] <= out["os_event"]).all()
+
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
+    | st.text(max_size=30),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
+    max_leaves=5,
+)
+
+
+@PROPS
+@given(st.dictionaries(st.sampled_from(list(FIELDS)), json_values, min_size=1, max_size=12),
+       st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=2))
+def test_any_json_values_give_problems_never_exceptions(changes, extra):
+    """The HTTP service must answer 4xx, never 5xx: arbitrary JSON in any field is reported, not raised."""
+    from nbrisk.features.record import example_record, validate_record
+
+    rec = {**example_record(), **changes, **extra}
+    typed, problems = validate_record(rec, require_outcomes=True, require_center=True)
+    assert len(typed) == 1
+    for p in problems:
+        assert isinstance(p.rule, str) and p.rule and isinstance(p.value, str)
+    # Unknown keys are always reported; a changed field is either valid or reported.
+    reported = {f for p in problems for f in p.field.split(",")}
+    assert {k for k in extra if k not in FIELDS} <= reported
