@@ -114,6 +114,9 @@ class CauseSpecificForest(CompetingRisksEstimator):
             raise ValueError("max_time_points must be >= 2 or None")
         grid = time_point_grid(time, event, self.max_time_points)
         time_c = coarsen_times(time, grid)
+        if len(np.unique(time_c)) < 2:
+            # sksurv's trees squeeze a single-time output to the wrong shape; nothing to learn from one time anyway
+            raise ValueError("CauseSpecificForest needs at least 2 distinct times in y['time']")
         seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(_CAUSES))
         self.forests_ = []
         for cause, seed in zip(_CAUSES, seeds, strict=True):
