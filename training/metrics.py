@@ -561,6 +561,22 @@ def calibration_cr(
             nan,
             curve,
         )
+    if not np.any((event == cause) & (time <= tau)) or time.shape[0] < 8:
+        # no cause-k event by τ (every pseudo-value is 0) or too few patients: the observed curve is the overall
+        # Aalen–Johansen value and slope/intercept are undefined (a fit would run the intercept to −∞)
+        obs = float(np.mean(theta))
+        err = np.abs(pred - obs)
+        curve = pd.DataFrame({"predicted": [float(pred.min()), float(pred.max())], "observed": [obs, obs]})
+        return CalibrationResult(
+            table,
+            float(err.mean()),
+            float(np.median(err)),
+            float(np.quantile(err, 0.9)),
+            float(err.max()),
+            nan,
+            nan,
+            curve,
+        )
     lin = np.column_stack([np.ones_like(x), x])
     a, b = _fit_cloglog(lin, theta, np.array([0.0, 1.0]))
     quantiles = {3: [0.10, 0.50, 0.90], 4: [0.05, 0.35, 0.65, 0.95], 5: [0.05, 0.275, 0.50, 0.725, 0.95]}

@@ -155,3 +155,11 @@ def test_rank_metrics_invariants(seed):
     assert M.concordance_index_cr(event, time, -risk, tau, 1) == pytest.approx(1 - c, abs=1e-12)
     bs = M.brier_score_cr(event, time, risk, tau, 1)
     assert bs >= 0
+
+
+def test_calibration_without_events_before_tau():
+    event, time, cif = _data()
+    tau = float(time.min()) / 2  # nobody has had an event yet: observed incidence 0
+    cal = M.calibration_cr(event, time, cif[:, 1, 0], tau, 1)
+    assert np.isnan(cal.slope) and np.isnan(cal.intercept)
+    assert cal.ici == pytest.approx(cif[:, 1, 0].mean(), rel=1e-12)
