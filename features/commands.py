@@ -12,7 +12,15 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from nbrisk.features.io import is_synthetic, read_cohort, read_table, write_table
+from nbrisk.features.io import (
+    NO_RECORDS,
+    is_synthetic,
+    merge_problems,
+    read_cohort,
+    read_json_records,
+    read_table,
+    write_table,
+)
 from nbrisk.features.record import FIELDS, OUTCOME_FIELDS, PREDICTOR_FIELDS, Problem, validate_records
 from rich.console import Console
 from rich.table import Table
@@ -69,14 +77,23 @@ def synth(n: int, seed: int, preset: str, out: Path) -> None:
 
 
 def validate(path: Path) -> int:
-    """Validate every row of a cohort or prediction file; print a table of every problem.
+    """Validate every row of a cohort or prediction file (CSV, Parquet or JSON); print a table of every problem.
 
-    A file with any outcome column is checked as a **training cohort** (outcomes and ``center_id`` required);
+    Rows are 1-based data rows of a CSV/Parquet file, 0-based indices of a JSON list. A file with any outcome column is checked as a **training cohort** (outcomes and ``center_id`` required);
     otherwise as **prediction records**. Returns the exit code: 0 all valid, 1 otherwise.
     """
-    raw = read_table(path)
+    pre: list[Problem] = []
+    if Path(path).suffix.lower() == ".json":  # patient objects, e.g. the PATIENT.json of `nbrisk report`
+        raw, pre = read_json_records(path)
+        first_row = 0
+    else:
+        raw = read_table(path)
+        first_row = 1
     training = any(str(c) in OUTCOME_FIELDS for c in raw.columns)
-    _, problems = validate_records(raw, require_outcomes=training, require_center=training)
+    _, found = validate_records(raw, require_outcomes=training, require_center=training, first_row=first_row)
+    problems = merge_problems(pre, found)
+    if len(raw) == 0:
+        problems.append(NO_RECORDS)
     kind = "training cohort (with outcomes)" if training else "prediction records (no outcome fields)"
     console = _console()
     label = f" [bold]{SYNTHETIC_LABEL}[/bold]" if "patient_id" in raw.columns and is_synthetic(

@@ -24,6 +24,7 @@ from nbrisk.features.record import (
     OUTCOME_FIELDS,
     PREDICTOR_FIELDS,
     CohortValidationError,
+    Problem,
     records_frame,
     validate_records,
 )
@@ -33,6 +34,8 @@ from nbrisk.core import NbriskError
 #: Patient-id prefix written by the synthetic cohort generator (:mod:`nbrisk.features.synthetic`).
 SYNTHETIC_ID_PREFIX = "SYN-"
 TABLE_SUFFIXES = (".csv", ".parquet", ".pq")
+#: The problem of a file without a single data row.
+NO_RECORDS = Problem(None, None, "(file)", "", "no patient records")
 
 
 def _check_file(path: str | Path) -> Path:
@@ -134,6 +137,8 @@ def read_cohort(path: str | Path, *, require_center: bool = True) -> Cohort:
     NbriskError : the file is missing or unreadable.
     """
     raw = read_table(path)
+    if len(raw) == 0:
+        raise CohortValidationError([NO_RECORDS], source=str(path))
     typed, problems = validate_records(raw, require_outcomes=True, require_center=require_center)
     if problems:
         raise CohortValidationError(problems, source=str(path))
@@ -144,8 +149,8 @@ def read_cohort(path: str | Path, *, require_center: bool = True) -> Cohort:
                   synthetic=is_synthetic(records["patient_id"]))
 
 
-def _json_records(obj: Any) -> tuple[pd.DataFrame, list, int]:
-    """A JSON value → (raw frame, pre-problems, first row number). Accepts one object, a list of objects or the
+def _json_records(obj: Any) -> tuple[pd.DataFrame, list[Problem]]:
+    """A JSON value → (raw frame, problems of non-object entries). Accepts one object, a list of objects or the
     service body ``{"patients": [...]}``."""
     if isinstance(obj, Mapping) and "patients" in obj:
         obj = obj["patients"]
@@ -155,8 +160,27 @@ def _json_records(obj: Any) -> tuple[pd.DataFrame, list, int]:
         obj = [obj]
     if not isinstance(obj, list):
         raise NbriskError("JSON input must be a patient object, a list of patient objects or {\"patients\": [...]}")
-    frame, pre = records_frame(obj)
-    return frame, pre, 0
+    return records_frame(obj)
+
+
+def read_json_records(path: str | Path) -> tuple[pd.DataFrame, list[Problem]]:
+    """Read a JSON file of patients (object, list, or ``{"patients": [...]}``) → (raw frame, problems of entries
+    that are not objects). Rows are 0-based list indices."""
+    path = _check_file(path)
+    try:
+        obj = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NbriskError(f"cannot read {path}: invalid JSON ({exc.args[0] if exc.args else exc})") from None
+    return _json_records(obj)
+
+
+def merge_problems(pre: list[Problem], found: list[Problem]) -> list[Problem]:
+    """Problems of non-object entries first-class, without the noise of their empty stand-in rows ("required value
+    missing" for every field), file-level problems first, then by row."""
+    not_objects = {p.row for p in pre}
+    merged = [*pre, *(p for p in found if p.row is None or p.row not in not_objects)]
+    merged.sort(key=lambda p: -1 if p.row is None else p.row)
+    return merged
 
 
 def read_records(source: str | Path | Mapping | list | pd.DataFrame, *, require_center: bool = False
@@ -170,30 +194,26 @@ def read_records(source: str | Path | Mapping | list | pd.DataFrame, *, require_
     Raises :class:`CohortValidationError` listing every problem.
     """
     label = None
-    pre: list = []
+    pre: list[Problem] = []
     first_row = 1
     if isinstance(source, pd.DataFrame):
         frame = source
     elif isinstance(source, Mapping | list):
-        frame, pre, first_row = _json_records(source)
+        frame, pre = _json_records(source)
+        first_row = 0
     else:
         path = _check_file(source)
         label = str(path)
         if path.suffix.lower() == ".json":
-            try:
-                obj = json.loads(path.read_text(encoding="utf-8-sig"))
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise NbriskError(f"cannot read {path}: invalid JSON ({exc.args[0] if exc.args else exc})") from None
-            frame, pre, first_row = _json_records(obj)
+            frame, pre = read_json_records(path)
+            first_row = 0
         else:
             frame = read_table(path)
     if len(frame) == 0 and not pre:
         raise NbriskError(f"no patient records in {label or 'the input'}")
     typed, problems = validate_records(frame, require_outcomes=False, require_center=require_center,
                                        first_row=first_row)
-    not_objects = {p.row for p in pre}  # their empty stand-in rows would only repeat "required value missing"
-    problems = [*pre, *(p for p in problems if p.row is None or p.row not in not_objects)]
-    problems.sort(key=lambda p: -1 if p.row is None else p.row)
+    problems = merge_problems(pre, problems)
     if problems:
         raise CohortValidationError(problems, source=label)
     keep = [c for c in typed.columns if c not in OUTCOME_FIELDS]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -199,3 +201,31 @@ def test_describe_refuses_an_invalid_file_in_one_line(bad_csv):
     assert result.exit_code == 1
     assert "problem(s)" in result.output and "nbrisk data validate" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_validate_json_patient_files(tmp_path):
+    good = tmp_path / "patient.json"
+    good.write_text(json.dumps(example_record(with_outcomes=False)))
+    result = run("data", "validate", str(good))
+    assert result.exit_code == 0 and "1 record(s)" in result.output
+    bad = tmp_path / "patients.json"
+    bad.write_text(json.dumps([example_record(False), "oops", dict(example_record(False), patient_id="B", sex="?")]))
+    result = run("data", "validate", str(bad))
+    assert result.exit_code == 1
+    lines = result.output.splitlines()
+    assert any(" 1 " in ln and "(record)" in ln for ln in lines)
+    assert any(" 2 " in ln and " sex " in ln for ln in lines)
+    assert "2 problem(s) in 2 row(s) of 3" in result.output  # no noise for the non-object entry
+
+
+def test_empty_files_are_refused(tmp_path):
+    header_only = tmp_path / "empty.csv"
+    header_only.write_text(",".join(example_record().keys()) + "\n")
+    result = run("data", "validate", str(header_only))
+    assert result.exit_code == 1 and "no patient records" in result.output
+    result = run("data", "describe", str(header_only))
+    assert result.exit_code == 1 and "no patient records" in result.output
+    zero_bytes = tmp_path / "zero.csv"
+    zero_bytes.write_text("")
+    result = run("data", "validate", str(zero_bytes))
+    assert result.exit_code == 2 and "cannot read" in result.output
