@@ -419,14 +419,17 @@ def gray_test(
 
     with the usual finite-sample corrections for tied events c1 = 1 − (d − 1)/(U Ŝ_r(t−) − 1) and
     c2 = 1 − (d_2r − 1)/(Y_r − 1). The statistic z'σ⁻¹z over the first K − 1 groups is χ² with K − 1 df.
-    (The discrete-time plug-ins, right limits Ŝ_r(t), F̄(t) and the tie corrections, are those of Gray's own
-    implementation; with them the test reproduces the published values on KMsurv::bmt to 1e-7.)
+    The discrete-time plug-ins (right limits Ŝ_r(t) and F̄(t) in a and b, the pooled u_k/U in place of R_k/R in the
+    coefficients, and the tie corrections) are the choices with which the test reproduces the values published for
+    R cmprsk and SAS on KMsurv::bmt to 1e-7; other asymptotically equivalent plug-ins (e.g. group CIFs instead of
+    the pooled F̄) move the statistic in the second decimal.
 
     Parameters
     ----------
     time : (n,) observed times; event : (n,) codes (0 censored; ``cause`` = of interest; any other > 0 competing);
     group : (n,) group labels (at least two distinct); cause : the event of interest;
-    rho : ρ ≥ 0 of the weight (1 − F̄(t−))^ρ; 0 (default, as cmprsk and SAS) weighs all times equally.
+    rho : ρ ≥ 0 of the weight (1 − F̄(t−))^ρ; 0 (default, as cmprsk and SAS) weighs all times equally. Only ρ = 0
+        is checked against published values.
 
     Returns
     -------
