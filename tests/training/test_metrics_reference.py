@@ -205,6 +205,8 @@ def test_pseudo_observations_equal_leave_one_out_refits():
             np.testing.assert_allclose(
                 M.pseudo_observations(e, t, tau, k), n * full - (n - 1) * loo, atol=1e-11
             )
+            # the jackknife of the Aalen–Johansen estimator is unbiased in-sample: mean of θ_i = F̂(τ)
+            assert M.pseudo_observations(e, t, tau, k).mean() == pytest.approx(full, abs=1e-10)
 
 
 # ------------------------------------------------------------------------------------------------------------
