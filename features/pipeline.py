@@ -432,15 +432,21 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         numeric = self._numeric_columns(inp)
         n = len(numeric["age_at_hsct_years"])
         matrix = np.zeros((n, len(self.feature_names_out_)))
-        rows = np.arange(n)
         for j, name in enumerate(self.feature_names_out_):
             if name in numeric:
                 matrix[:, j] = numeric[name]
+        # One pass of dictionary lookups over all factors, then one fancy-index assignment: per-factor numpy calls
+        # dominate the cost for the single-patient requests of the service.
+        rows: list[int] = []
+        cols: list[int] = []
         for field, index in self._onehot_index_.items():
             get = index.get
-            js = np.fromiter((get(v, -1) for v in inp.labels[field]), dtype=int, count=n)
-            hit = js >= 0
-            matrix[rows[hit], js[hit]] = 1.0
+            for i, level in enumerate(inp.labels[field]):
+                j = get(level)
+                if j is not None:
+                    rows.append(i)
+                    cols.append(j)
+        matrix[rows, cols] = 1.0
         return matrix
 
     @staticmethod
