@@ -30,7 +30,7 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity, not elementwise
 class PublicDataset:
     """A public competing-risks dataset in the project's conventions.
 

@@ -109,7 +109,7 @@ def kaplan_meier(time, event_bool) -> tuple[np.ndarray, np.ndarray]:
     return times, surv
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity, not elementwise
 class CensoringSurvival:
     """Kaplan–Meier estimate Ĝ of the censoring survival function, G(t) = P(C > t), as a step function.
 
@@ -151,7 +151,7 @@ def censoring_survival(time, event) -> CensoringSurvival:
 # ----------------------------------------------------------------------------------------------------------------
 # Aalen–Johansen
 # ----------------------------------------------------------------------------------------------------------------
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity, not elementwise
 class AalenJohansenResult:
     """Aalen–Johansen estimate of the CIF of one cause, a right-continuous step function.
 

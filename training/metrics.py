@@ -470,7 +470,7 @@ def _fit_cloglog(design: np.ndarray, y: np.ndarray, start: np.ndarray) -> np.nda
     return optimize.least_squares(resid, start, jac=jac, method="lm", xtol=1e-10, ftol=1e-10).x
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity, not elementwise
 class CalibrationResult:
     """Calibration of predicted CIFs of one cause at one horizon.
 
@@ -824,7 +824,7 @@ def bootstrap_indices(n: int, n_boot: int = 200, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, n, size=(n_boot, n))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # holds arrays: compare by identity, not elementwise
 class BootstrapResult:
     """Point estimates with percentile CIs: dicts ``name → value``; ``replicates`` (n_boot,) per name (NaN where a
     resample had no defined value, e.g. no cases); ``indices`` the resamples used (n_boot, n)."""
