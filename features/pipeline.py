@@ -30,7 +30,7 @@ score the patient as the reference level.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -175,8 +175,8 @@ class _Inputs:
 
     raw: dict[str, np.ndarray]  # numeric inputs, NaN where missing
     objs: dict[str, np.ndarray]  # enum inputs (object)
-    num: dict[str, np.ndarray] | None = None  # numeric inputs, imputed
-    labels: dict[str, np.ndarray] | None = None  # factor level of each record
+    num: dict[str, np.ndarray] = field(default_factory=dict)  # numeric inputs, imputed
+    labels: dict[str, np.ndarray] = field(default_factory=dict)  # factor level of each record
 
 
 def _extract(records: pd.DataFrame) -> _Inputs:
@@ -384,7 +384,6 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
     def _numeric_columns(self, inp: _Inputs) -> dict[str, np.ndarray]:
         """The derived numeric and missing-indicator columns (every candidate, before dropping)."""
         raw, v = inp.raw, inp.num
-        assert v is not None
         age_y = (v["age_at_diagnosis_months"] + v["months_diagnosis_to_hsct"]) / 12.0
         # Burden counts only observed markers: an imputed Curie/marrow value is not evidence of residual disease.
         curie_obs, marrow_obs = raw["curie_score_at_hsct"], raw["bone_marrow_tumor_percent_at_hsct"]
@@ -416,7 +415,6 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
     def _candidate_matrix(self, inp: _Inputs) -> tuple[list[str], np.ndarray]:
         """All candidate columns (fit: before dropping) → (names, float matrix (n, k))."""
         cols = self._numeric_columns(inp)
-        assert inp.labels is not None
         for fac in _FACTORS:
             lab = inp.labels[fac.field]
             ref = self.references_[fac.field]
@@ -428,7 +426,6 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 
     def _output_matrix(self, inp: _Inputs) -> np.ndarray:
         """Only the kept columns: numeric ones copied, one-hot ones set by one dictionary lookup per record."""
-        assert inp.labels is not None
         numeric = self._numeric_columns(inp)
         n = len(numeric["age_at_hsct_years"])
         matrix = np.zeros((n, len(self.feature_names_out_)))
@@ -439,13 +436,13 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         # dominate the cost for the single-patient requests of the service.
         rows: list[int] = []
         cols: list[int] = []
-        for field, index in self._onehot_index_.items():
+        for name, index in self._onehot_index_.items():
             get = index.get
-            for i, level in enumerate(inp.labels[field]):
-                j = get(level)
-                if j is not None:
+            for i, level in enumerate(inp.labels[name]):
+                col = get(level)
+                if col is not None:
                     rows.append(i)
-                    cols.append(j)
+                    cols.append(col)
         matrix[rows, cols] = 1.0
         return matrix
 

@@ -577,7 +577,7 @@ def validate_records(
         pid = out["patient_id"]
         dup = pid.duplicated(keep=False) & pid.notna()
         if dup.any():
-            first_pos = {}
+            first_pos: dict[str, int] = {}
             for pos in np.flatnonzero(dup.to_numpy()):
                 first_pos.setdefault(pid.iat[pos], pos)
             for pos in np.flatnonzero(dup.to_numpy()):
