@@ -287,3 +287,20 @@ def test_net_benefit_without_censoring_equals_counting():
     # a threshold below every prediction treats everyone: equal to treat-all
     low = M.net_benefit(e, t, f, tau, 1, [min(f.min(), 0.01) / 2])
     assert low["net_benefit"].iloc[0] == pytest.approx(low["treat_all"].iloc[0], rel=1e-12)
+
+
+def test_without_censoring_auc_and_brier_are_the_plain_binary_metrics():
+    """With everyone's status at τ known, IPCW weights are all 1: the AUC is the Mann–Whitney AUC of "cause k by τ"
+    vs everyone else (scikit-learn's roc_auc_score) and the Brier score the plain mean squared error."""
+    from sklearn.metrics import roc_auc_score
+
+    event, time, true_cif = simulate(600, seed=8, c_max=1e9)
+    assert np.all(event > 0)
+    tau = 5.0
+    for k in (1, 2):
+        f = true_cif(k, [tau])[:, 0]
+        label = ((time <= tau) & (event == k)).astype(float)
+        assert M.time_dependent_auc(event, time, f, tau, k) == pytest.approx(
+            roc_auc_score(label, f), rel=1e-12
+        )
+        assert M.brier_score_cr(event, time, f, tau, k) == pytest.approx(np.mean((label - f) ** 2), rel=1e-12)
