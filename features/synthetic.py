@@ -23,9 +23,12 @@ Data-generating process (all times in months from the allogeneic graft infusion,
   manipulation, Lansky, era, conditioning, prior auto-HSCT, age).
 * Death after relapse: ``λ12(u | x, t_r) = λ120(u) exp(η12(x) + log 1.5 · 1{t_r < 6 months})`` in the time since
   relapse ``u`` (clock reset), so that OS(t) ≥ EFS(t).
-* The baselines ``λ10``, ``λ20``, ``λ120`` are piecewise constant on fixed knots (relapse front-loaded, TRM in the
-  first 6–12 months) with levels calibrated per preset (:func:`calibrate_baselines`) so that the mean true CIFs
-  hit the targets of the spec.
+* The baselines ``λ10``, ``λ20``, ``λ120`` are piecewise constant on fixed knots (TRM in the first 6–12 months)
+  with levels calibrated per preset (:func:`calibrate_baselines`) so that the mean true CIFs hit the targets of the
+  spec. Relapse is front-loaded in the cohort (most relapses within 2 years; PD at HSCT ≈ 75% within one year), but
+  the *reference* patient's (CR) relapse hazard peaks in the second year: the targets (45% → 62% relapse while EFS
+  falls 45% → 26%) need a high second-year hazard among those who were event-free at one year, who are mostly in
+  CR/VGPR/PR. Post-relapse death has a median of ≈ 8 months.
 * Centers C01–C10 of unequal size with modest log hazard ratios (|β| ≤ 0.15) and different practice (donor mix).
 * Missing optional fields (LDH, Curie score, marrow %, HCT-CI, CD34 dose, donor age; 10–30% each) depend on other
   covariates (not completely at random). The hazards use the record **as observed**: a missing Curie score or
@@ -166,12 +169,12 @@ _EARLY_RELAPSE_LOGHR = _LOG(1.5)
 #: Calibrated log levels per preset: relapse windows (4), TRM windows (4), post-relapse windows (3); per month.
 #: Reproduce with ``calibrate_baselines(preset)``.
 _LEVELS: dict[str, dict[str, tuple[float, ...]]] = {
-    "base": {"relapse": (-4.9623, -4.1863, -4.8209, -5.6512), "trm": (-5.7151, -6.9419, -6.9486, -7.2206),
-             "post": (-3.1991, -2.3705, -3.8415)},
-    "historical": {"relapse": (-5.0528, -4.1568, -4.4439, -4.9747), "trm": (-6.1442, -6.1509, -6.9428, -6.9495),
-                   "post": (-3.4529, -2.4913, -3.8769)},
-    "optimistic": {"relapse": (-5.3914, -4.8221, -5.5634, -6.419), "trm": (-7.2179, -7.4666, -8.5028, -8.9871),
-                   "post": (-2.906, -3.0743, -4.9389)},
+    "base": {"relapse": (-4.9686, -4.1912, -4.8252, -5.6551), "trm": (-5.7281, -6.9519, -6.9587, -7.2289),
+             "post": (-3.2011, -2.3696, -3.8419)},
+    "historical": {"relapse": (-5.0587, -4.1611, -4.4475, -4.978), "trm": (-6.1558, -6.1626, -6.9517, -6.9584),
+                   "post": (-3.4562, -2.4906, -3.8721)},
+    "optimistic": {"relapse": (-5.3986, -4.8282, -5.569, -6.4243), "trm": (-7.2313, -7.4802, -8.5147, -8.9979),
+                   "post": (-2.908, -3.0741, -4.9373)},
 }
 
 
@@ -270,7 +273,7 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     older = (mid_year - year) / 5.0  # > 0 for the older half of the era: more missing, more unknown
 
     out["sex"] = np.where(rng.random(n) < 0.58, "male", "female").astype(object)
-    age_dx = np.clip(_lognormal(rng, 42.0, 0.55, n), 4.0, 216.0)
+    age_dx = np.clip(_lognormal(rng, 44.0, 0.6, n), 4.0, 216.0)
 
     mycn = _draw(rng, np.column_stack([np.full(n, 0.30), np.full(n, 0.05), np.full(n, 0.60),
                                        0.05 * np.exp(0.4 * older)]))
@@ -295,7 +298,7 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
                         dtype=object)
     out["disease_phase"] = phases[phase]
     # Diagnosis → allo-HSCT: median ≈ 27 months after a prior auto-HSCT, ≈ 9 without (spec); shorter upfront.
-    med = np.where(prior >= 1, 27.0, 9.0) * np.array([0.6, 0.9, 1.1, 1.4])[phase] * np.where(prior == 2, 1.1, 1.0)
+    med = np.where(prior >= 1, 27.0, 10.5) * np.array([0.6, 0.9, 1.1, 1.4])[phase] * np.where(prior == 2, 1.1, 1.0)
     months = _lognormal(rng, med, 0.45, n)
     months = np.floor(np.clip(months, 2.0, np.minimum(180.0, 299.0 - age_dx)) * 10) / 10
     age_dx = np.floor(age_dx * 10) / 10
@@ -536,12 +539,8 @@ def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.Da
         index=records.index,
     )
     if not np.all(np.isfinite(out.to_numpy())):
-        bad = sorted({records.columns.get_loc(c) for c in _NEEDED if records[c].isna().any()})
-        raise NbriskError(
-            "records have missing or out-of-vocabulary values in fields the synthetic truth needs"
-            + (f" (columns {', '.join(records.columns[b] for b in bad)})" if bad else "")
-            + "; validate them first"
-        )
+        raise NbriskError("records have missing or out-of-vocabulary values in fields the synthetic truth needs; "
+                          "validate them first (nbrisk.features.record.validate_records)")
     return out
 
 

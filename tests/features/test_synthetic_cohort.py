@@ -268,6 +268,7 @@ def test_outcome_simulation_matches_the_integrated_truth():
     (inverse cumulative hazard) and compare Aalen–Johansen / Kaplan–Meier with the closed-form truth."""
     rec = make_synthetic_cohort(1, seed=5).iloc[[0] * 20000].reset_index(drop=True)
     rec["disease_status_at_hsct"] = "PR"  # a profile with sizeable relapse and TRM
+    rec["hsct_year"] = 2010  # entry long before the study close, so that 5-year follow-up exists for everyone
     rng = np.random.Generator(np.random.PCG64(99))
     out = pd.DataFrame(syn._outcomes(rec, rng, "base"))
     y = derive_outcomes(pd.concat([rec.drop(columns=list(out.columns)), out], axis=1))
