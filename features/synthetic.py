@@ -14,9 +14,9 @@ Data-generating process (all times in months from the allogeneic graft infusion,
 ----------------------------------------------------------------------------------------
 * Relapse: ``λ1(t | x) = λ10(t) exp(η1(x) + s(x) w(t))`` with ``s(x)`` the log hazard ratio of the disease status
   at HSCT (CR 1, VGPR/PR 1.8, MR/SD 2.5, PD 4.0; Hale 2013, Flaadt 2023) and ``w(t) = 1.6, 1, 0.5`` in months
-  0–6, 6–12, > 12: the **time-varying** effect (residual disease at HSCT shows itself early, so patients in PD
-  nearly all progress within a year; the hazard ratio fades after a year). ``η1`` holds the other relapse effects of the spec table, among them two **non-linear**
-  ones: a plateau-shaped effect of a short interval diagnosis → HSCT in relapsed disease (HR 2.0 up to 18 months,
+  0–6, 6–12, > 12: the **time-varying** effect (residual disease at HSCT shows itself early, so ≈ 75% of patients
+  in PD progress within a year; the hazard ratio fades after a year). ``η1`` holds the other relapse effects of the
+  spec table, among them two **non-linear** ones: a plateau-shaped effect of a short interval diagnosis → HSCT in relapsed disease (HR 2.0 up to 18 months,
   fading linearly to 1 at 30 months; a proxy of a short time to first relapse, London 2011, Kreitz 2019) and a step
   at age 10 years at HSCT (Ladenstein 2008).
 * TRM: ``λ2(t | x) = λ20(t) exp(η2(x))`` with the TRM effects of the spec table (HCT-CI, donor / graft
@@ -111,7 +111,7 @@ _LOG = math.log
 _STATUS_RELAPSE = {"cr": 0.0, "vgpr": _LOG(1.8), "pr": _LOG(1.8), "mr": _LOG(2.5), "sd": _LOG(2.5), "pd": _LOG(4.0)}
 #: The time-varying effect: the status log hazard ratio is multiplied by ``STATUS_WEIGHTS[p]`` in period ``p`` of
 #: ``STATUS_PERIODS_MONTHS`` ([0, 6), [6, 12), [12, ∞)): the listed hazard ratio holds in months 6–12, is stronger
-#: before (PD at HSCT: HR 4^1.6 ≈ 9, so that nearly all progress within a year) and fades after a year.
+#: before (PD at HSCT: HR 4^1.6 ≈ 9, so that ≈ 75% progress within a year) and fades after a year.
 STATUS_PERIODS_MONTHS = np.array([0.0, 6.0, 12.0])
 STATUS_WEIGHTS = np.array([1.6, 1.0, 0.5])
 #: Names of the relapse linear-predictor columns, one per status period.
@@ -132,7 +132,9 @@ _P_CURIE_GT2 = {
 }
 _CURIE_LOGHR = _LOG(1.8)
 
-_HCTCI_MISSING_LOGHR = _LOG(1.8)  # average of the hidden HCT-CI classes on the log scale (≈ 0.45·0 + .35·.41 + .2·1.5)
+# A missing HCT-CI: HR 1.8, a little above the average hidden class (exp(.45·0 + .35·log 1.5 + .2·log 4.5) ≈ 1.55)
+# because HCT-CI goes missing more often in frail patients (Lansky < 90).
+_HCTCI_MISSING_LOGHR = _LOG(1.8)
 _DONOR_TRM = {  # TRM log hazard ratio vs matched sibling, haploidentical by graft manipulation
     "matched_sibling": 0.0,
     "matched_related": _LOG(1.1),
