@@ -26,6 +26,7 @@ import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.types.schema import AnyType
 
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError
 
@@ -73,10 +74,12 @@ class NbriskPyfunc(mlflow.pyfunc.PythonModel):
 
 
 def model_signature(input_example: pd.DataFrame) -> ModelSignature:
-    """Signature from the record contract: enums/ids as strings, numbers as doubles, optional fields not required.
+    """Signature from the record contract: column names, required/optional, enums and ids as strings.
 
-    Integer fields are declared as doubles because optional integers (Curie score, HCT-CI) arrive as floats with
-    NaN when missing; a ``long`` column would make MLflow reject a perfectly valid record with a missing value.
+    Number and boolean fields are declared ``Any``: MLflow refuses to convert int64 to float64 and a CSV gives
+    ints for whole numbers, NaN floats for missing values and sometimes ``"true"`` strings for booleans; the record
+    contract (:func:`nbrisk.features.io.read_records`, run by :meth:`NbriskPyfunc.predict`) checks those values
+    with clearer messages than a schema error would.
     """
     from nbrisk.features.record import FIELDS
 
@@ -92,13 +95,11 @@ def model_signature(input_example: pd.DataFrame) -> ModelSignature:
     return ModelSignature(inputs=Schema(cols), outputs=Schema(outputs), params=params)
 
 
-def _field_kind(spec: Any, column: pd.Series) -> str:
+def _field_kind(spec: Any, column: pd.Series):
     kind = getattr(spec, "kind", None)
-    if kind == "boolean" or (kind is None and pd.api.types.is_bool_dtype(column)):
-        return "boolean"
-    if kind in ("number", "integer") or (kind is None and pd.api.types.is_numeric_dtype(column)):
-        return "double"
-    return "string"
+    if kind in ("enum", "string") and not _field_optional(spec, column.name):
+        return "string"
+    return AnyType()
 
 
 def _field_optional(spec: Any, name: str) -> bool:

@@ -26,9 +26,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from nbrisk.models._base import CIFCoherenceWarning
 
 from nbrisk.core import SYNTHETIC_LABEL, Band, NbriskError, RiskCurves
+from nbrisk.models._base import CIFCoherenceWarning
 
 #: Horizon (months) of the risk groups and of the training-distribution summary.
 RISK_GROUP_HORIZON_MONTHS = 24.0
@@ -220,13 +220,9 @@ def curves_to_frame(patient_ids: Sequence[str], curves: RiskCurves, groups: Sequ
 
 def validate_for_prediction(records: pd.DataFrame) -> pd.DataFrame:
     """Validate raw prediction records (outcome columns ignored) → typed frame; CohortValidationError if bad."""
-    from nbrisk.features.record import OUTCOME_FIELDS, CohortValidationError, validate_records
+    from nbrisk.features.io import read_records
 
-    raw = records.drop(columns=[c for c in records.columns if c in OUTCOME_FIELDS])
-    typed, problems = validate_records(raw, require_outcomes=False, require_center=False)
-    if problems:
-        raise CohortValidationError(problems)
-    return typed
+    return read_records(records)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -293,8 +289,9 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
     -------
     A fitted :class:`RiskModel` whose risk cut-offs are the tertiles of the training cohort's predicted 2-year EFS.
     """
-    from nbrisk.models.illness_death import IllnessDeathModel
     from sklearn.base import clone
+
+    from nbrisk.models.illness_death import IllnessDeathModel
 
     if features is None:
         from nbrisk.features.pipeline import make_feature_pipeline
@@ -339,9 +336,8 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
 def training_summary(records: pd.DataFrame, outcomes: pd.DataFrame, X, est: np.ndarray, horizons: np.ndarray,
                      *, synthetic: bool, fingerprint: str | None) -> dict[str, Any]:
     """Aggregate, non-identifying description of the training cohort (no patient-level values)."""
-    from nbrisk.features.record import FIELDS, PREDICTOR_FIELDS
-
     from nbrisk.core import Cause
+    from nbrisk.features.record import FIELDS, PREDICTOR_FIELDS
 
     ev = outcomes["event"].to_numpy()
     numeric_ranges, category_counts, missing = {}, {}, {}

@@ -23,7 +23,7 @@ def _console() -> Console:
 
 
 def _ci(row: dict[str, Any], key: str) -> str:
-    v, lo, hi = row.get(key), row.get(f"{key}.lower"), row.get(f"{key}.upper")
+    v, lo, hi = row.get(key), row.get(f"{key}_lower"), row.get(f"{key}_upper")
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return "—"
     if lo is None or hi is None or any(isinstance(x, float) and math.isnan(x) for x in (lo, hi)):
@@ -32,25 +32,28 @@ def _ci(row: dict[str, Any], key: str) -> str:
 
 
 def leaderboard_table(rows: list[dict[str, Any]], horizon: float, title: str) -> Table:
+    from nbrisk.training.validation import metric_key
+
     h = f"{float(horizon):g}m"
     t = Table(title=title, title_justify="left")
     for col in ("#", "model", "version", f"relapse C {h}", f"relapse IPA {h}", f"TRM C {h}", f"TRM IPA {h}",
                 f"ICI rel/TRM {h}"):
         t.add_column(col, no_wrap=True)
     for r in rows:
-        ici = "/".join("—" if r.get(f"{c}.ici.{h}") is None or math.isnan(r.get(f"{c}.ici.{h}"))
-                       else f"{r[f'{c}.ici.{h}']:.3f}" for c in ("relapse", "trm"))
+        icis = [r.get(metric_key(c, "ici", horizon)) for c in ("relapse", "trm")]
+        ici = "/".join("—" if v is None or math.isnan(v) else f"{v:.3f}" for v in icis)
         t.add_row(str(r["rank"]), r["model"], str(r.get("version") or "—"),
-                  _ci(r, f"relapse.c_index.{h}"), _ci(r, f"relapse.ipa.{h}"),
-                  _ci(r, f"trm.c_index.{h}"), _ci(r, f"trm.ipa.{h}"), ici)
+                  _ci(r, metric_key("relapse", "cindex", horizon)), _ci(r, metric_key("relapse", "ipa", horizon)),
+                  _ci(r, metric_key("trm", "cindex", horizon)), _ci(r, metric_key("trm", "ipa", horizon)), ici)
     return t
 
 
 def train(data: Path | None = None, config: Path | None = None, experiment: str = "nbrisk") -> int:
     """``nbrisk train``: fit, validate, log and register; print the leaderboard."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
     from nbrisk.features.record import CohortValidationError
     from nbrisk.training import jobs
-    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     console = _console()
     err = Console(stderr=True, width=160, highlight=False)

@@ -32,11 +32,14 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from nbrisk.training.config import TrainConfig, load_config
 
 from nbrisk.core import SYNTHETIC_LABEL, Cause, NbriskError
+from nbrisk.training.config import TrainConfig, load_config
+from nbrisk.training.validation import metric_key
 
 CAUSE_NAMES = ("relapse", "trm")
+#: Per-cause metrics shown on the leaderboard (at the primary horizon).
+LEADERBOARD_METRICS = ("cindex", "auc", "brier", "ipa", "ici", "cal_slope")
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -58,30 +61,30 @@ def load_training_data(data: str | Path | None, cfg: TrainConfig) -> TrainingDat
     """Read and validate a cohort file, or generate the embedded synthetic cohort when ``data`` is None.
 
     Raises :class:`~nbrisk.features.record.CohortValidationError` (exit 1) listing every problem of a bad file,
-    and :class:`NbriskError` for a missing file.
+    and :class:`NbriskError` for a missing or unreadable file. Nothing is logged before this returns.
     """
+    from nbrisk.features.record import ID_FIELDS, PREDICTOR_FIELDS
+
     if data is None:
         from nbrisk.features.synthetic import make_synthetic_cohort
 
         raw = make_synthetic_cohort(cfg.data.synthetic_n, cfg.data.synthetic_seed, cfg.data.synthetic_preset)
-        records, outcomes = _validate_raw(raw, source="embedded synthetic cohort")
+        typed, outcomes = _validate_raw(raw, source="embedded synthetic cohort")
+        records = typed[[c for c in [*ID_FIELDS, *PREDICTOR_FIELDS] if c in typed.columns]]
         synthetic = True
         source = (f"embedded synthetic cohort (n={cfg.data.synthetic_n}, seed={cfg.data.synthetic_seed}, "
                   f"preset={cfg.data.synthetic_preset})")
+        sha = None
     else:
-        path = Path(data)
-        if not path.is_file():
-            raise NbriskError(f"data file not found: {path}")
         from nbrisk.features.io import read_cohort
 
-        cohort = read_cohort(path)
-        records, outcomes = cohort.records, cohort.outcomes
-        synthetic = bool(getattr(cohort, "synthetic", False))
-        source = path.name
+        cohort = read_cohort(Path(data))
+        records, outcomes, synthetic, sha = cohort.records, cohort.outcomes, cohort.synthetic, cohort.fingerprint
+        source = Path(data).name
     records = records.reset_index(drop=True)
     outcomes = outcomes.reset_index(drop=True)
     td = TrainingData(records, outcomes, synthetic, source)
-    td.fingerprint = data_fingerprint(records, outcomes, synthetic)
+    td.fingerprint = data_fingerprint(records, outcomes, synthetic, sha256=sha)
     return td
 
 
@@ -92,19 +95,25 @@ def _validate_raw(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.Data
     typed, problems = validate_records(raw, require_outcomes=True, require_center=True)
     if problems:
         raise CohortValidationError(problems, source=source)
+    typed = typed.reset_index(drop=True)
     return typed, derive_outcomes(typed)
 
 
-def data_fingerprint(records: pd.DataFrame, outcomes: pd.DataFrame, synthetic: bool) -> dict[str, Any]:
-    """sha256 of the canonical typed records (column-sorted CSV), n, events by cause, synthetic flag.
+def data_fingerprint(records: pd.DataFrame, outcomes: pd.DataFrame, synthetic: bool,
+                     sha256: str | None = None) -> dict[str, Any]:
+    """sha256, n, events by cause and the synthetic flag of the training data.
 
-    The hash identifies the data without revealing it; any changed value changes it, while the same content read
-    from CSV or Parquet gives the same hash.
+    ``sha256``: the file's digest (:func:`nbrisk.features.io.read_cohort`) when the data came from a file, so any
+    changed byte changes it; for generated data the digest of the canonical typed records and outcomes
+    (column-sorted CSV). Either identifies the data without revealing it.
     """
-    canon = records[sorted(records.columns)].to_csv(index=False, date_format="%Y-%m-%d", float_format="%.10g")
+    if sha256 is None:
+        canon = pd.concat([records[sorted(records.columns)], outcomes[["event", "time"]]], axis=1).to_csv(
+            index=False, date_format="%Y-%m-%d", float_format="%.10g")
+        sha256 = hashlib.sha256(canon.encode("utf-8")).hexdigest()
     ev = outcomes["event"].to_numpy()
     return {
-        "sha256": hashlib.sha256(canon.encode("utf-8")).hexdigest(),
+        "sha256": sha256,
         "n": len(records),
         "events_censored": int((ev == Cause.CENSORED).sum()),
         "events_relapse": int((ev == Cause.RELAPSE).sum()),
@@ -161,30 +170,24 @@ class TrainResult:
 
 def ranking_score(metrics: dict[str, float], horizon: float) -> tuple[float, float]:
     """(mean IPA, mean C-index) of relapse and TRM at ``horizon`` months; higher is better."""
-    h = _h(horizon)
-    ipa = [metrics.get(f"{c}.ipa.{h}", np.nan) for c in CAUSE_NAMES]
-    cidx = [metrics.get(f"{c}.c_index.{h}", np.nan) for c in CAUSE_NAMES]
+    ipa = [metrics.get(metric_key(c, "ipa", horizon), np.nan) for c in CAUSE_NAMES]
+    cidx = [metrics.get(metric_key(c, "cindex", horizon), np.nan) for c in CAUSE_NAMES]
     return (float(np.nanmean(ipa)) if np.isfinite(ipa).any() else -np.inf,
             float(np.nanmean(cidx)) if np.isfinite(cidx).any() else -np.inf)
 
 
-def _h(horizon: float) -> str:
-    return f"{float(horizon):g}m"
-
-
 def leaderboard_rows(results: list[dict[str, Any]], horizon: float) -> list[dict[str, Any]]:
     """Rows ``{name, family, version, metrics...}`` sorted best first (see :func:`ranking_score`)."""
-    h = _h(horizon)
     rows = []
     for r in results:
         m = r["metrics"]
         row = {"model": r["name"], "family": r.get("family", ""), "version": r.get("version")}
         for c in CAUSE_NAMES:
-            for metric in ("c_index", "auc", "brier", "ipa", "ici", "calibration_slope"):
-                key = f"{c}.{metric}.{h}"
+            for metric in LEADERBOARD_METRICS:
+                key = metric_key(c, metric, horizon)
                 row[key] = m.get(key, np.nan)
-                row[f"{key}.lower"] = m.get(f"{key}.lower", np.nan)
-                row[f"{key}.upper"] = m.get(f"{key}.upper", np.nan)
+                row[f"{key}_lower"] = m.get(f"{key}_lower", np.nan)
+                row[f"{key}_upper"] = m.get(f"{key}_upper", np.nan)
         row["score"] = ranking_score(m, horizon)
         rows.append(row)
     rows.sort(key=lambda r: (-r["score"][0], -r["score"][1], r["model"]))
@@ -245,9 +248,9 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
 
         cv = V.cross_validate(spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed,
                               n_jobs=cfg.n_jobs, progress=bump)
-        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled_cif, horizons, boot)
+        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot)
         tables: dict[str, Any] = {"fold_params": cv.params}
-        extra: dict[str, float] = {"seconds.cv": cv.seconds}
+        extra: dict[str, float] = {"seconds_cv": cv.seconds}
         risk_model = None
         params = spec.candidates()[0]
         if not spec.is_null:
@@ -261,17 +264,17 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
                                           cfg.seed, n_jobs=cfg.n_jobs)
                 if loco is not None:
                     tables["leave_center_out"] = loco
-                    extra.update({f"loco.{k}": v for k, v in loco["summary"].items()})
+                    extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
             risk_model = fit_risk_model(
                 records, outcomes, spec.make_estimator(random_state=cfg.seed, **params),
                 model_name=spec.name, family=spec.family, synthetic=td.synthetic,
                 fingerprint=td.fingerprint["sha256"], n_interval_bootstrap=cfg.final.n_interval_bootstrap,
                 seed=cfg.seed, n_jobs=cfg.n_jobs, validation_metrics=pooled, params=params,
                 features=V.make_features())
-        tables["calibration"] = _calibration_tables(outcomes, cv.pooled_cif, horizons)
-        tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled_cif, horizons)
+        tables["calibration"] = _calibration_tables(outcomes, cv.pooled, horizons)
+        tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled, horizons)
         seconds = time.perf_counter() - t0
-        extra["seconds.total"] = seconds
+        extra["seconds_total"] = seconds
         results.append(ModelResult(spec.name, spec.family, pooled, cv.per_fold, replicates, params, extra, tables,
                                    risk_model, seconds=seconds))
         bump(1)
@@ -288,7 +291,7 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
         tracking.log_data_and_config(td.fingerprint | {"source": td.source}, cfg.model_dump(mode="json"),
                                      config_text)
         for r in results:
-            figures = plots.validation_figures(r.tables, horizons, r.name, synthetic=td.synthetic)
+            figures = plots.validation_figures(r.tables, vcfg.primary_horizon_months, r.name, synthetic=td.synthetic)
             out = tracking.log_model_run(
                 parent_id, experiment,
                 tracking.ModelLog(name=r.name, family=r.family, params=r.params, pooled=r.pooled,
@@ -332,24 +335,23 @@ def _calibration_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[
 
     for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
         for j, h in enumerate(horizons):
-            tab = M.calibration_table(y, cif[:, int(cause), j], float(months_to_days(h)), cause=cause)
-            out[f"{c}.{_h(h)}"] = _jsonable(tab)
+            tab = M.calibration_table(y, cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause))
+            out[metric_key(c, "calibration", h)] = _jsonable(tab)
     return out
 
 
 def _net_benefit_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[float]) -> dict[str, Any]:
     """Net benefit of 'treat if predicted risk ≥ p' (model, treat all, treat none) over thresholds."""
-    from nbrisk.training import metrics as M
-
     from nbrisk.core import months_to_days
+    from nbrisk.training import metrics as M
 
     out: dict[str, Any] = {}
     y = outcomes[["event", "time"]]
     thresholds = np.round(np.arange(0.05, 0.81, 0.05), 2)
     for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
         for j, h in enumerate(horizons):
-            tab = M.net_benefit(y, cif[:, int(cause), j], float(months_to_days(h)), thresholds, cause=cause)
-            out[f"{c}.{_h(h)}"] = _jsonable(tab)
+            tab = M.net_benefit(y, cif[:, int(cause), j], float(months_to_days(h)), thresholds, cause=int(cause))
+            out[metric_key(c, "net_benefit", h)] = _jsonable(tab)
     return out
 
 
@@ -376,11 +378,11 @@ def _jsonable(obj: Any) -> Any:
 def compare(experiment: str = "nbrisk") -> dict[str, Any]:
     """Leaderboard of the latest training run of ``experiment`` (metrics with 95% CIs, best first)."""
     from nbrisk.training import tracking
-    from nbrisk.training.config import TrainConfig
+    from nbrisk.training.config import ValidationConfig
 
     parent, children = tracking.latest_training(experiment)
     horizon = float(parent["params"].get("config.validation.primary_horizon_months",
-                                         TrainConfig.model_fields["validation"].default.primary_horizon_months))
+                                         ValidationConfig().primary_horizon_months))
     rows = leaderboard_rows(children, horizon)
     return {"parent_run_id": parent["run_id"], "horizon": horizon, "rows": rows,
             "synthetic": parent["params"].get("data.synthetic") == "True",
@@ -413,33 +415,34 @@ def promotion_checks(name: str, version: str, alias: str = "champion",
     from nbrisk.training.validation import paired_difference
 
     cfg = config or load_config()
-    horizon = _h(cfg.validation.primary_horizon_months)
+    horizon = cfg.validation.primary_horizon_months
+    hl = f"{horizon:g} months"
     cand = tracking.version_info(name, version)
     champ_version = tracking.get_alias_version(name, alias)
     champ = tracking.version_info(name, champ_version) if champ_version not in (None, str(version)) else None
     checks: list[GateCheck] = []
     cm = cand["metrics"]
     for c in CAUSE_NAMES:
-        ici = cm.get(f"{c}.ici.{horizon}")
+        ici = cm.get(metric_key(c, "ici", horizon))
         if ici is None:
             checks.append(GateCheck(f"{c} calibration (ICI)", False, "no ICI logged for this version"))
         else:
             ok = ici <= cfg.promotion.max_ici
-            checks.append(GateCheck(f"{c} calibration (ICI at {horizon})", ok,
+            checks.append(GateCheck(f"{c} calibration (ICI at {hl})", ok,
                                     f"ICI {ici:.3f} {'≤' if ok else '>'} bound {cfg.promotion.max_ici:.3f}"))
-        slope = cm.get(f"{c}.calibration_slope.{horizon}")
+        slope = cm.get(metric_key(c, "cal_slope", horizon))
         lo, hi = cfg.promotion.calibration_slope_range
         if slope is None:
             checks.append(GateCheck(f"{c} calibration slope", False, "no calibration slope logged"))
         else:
             ok = lo <= slope <= hi
-            checks.append(GateCheck(f"{c} calibration slope at {horizon}", ok,
+            checks.append(GateCheck(f"{c} calibration slope at {hl}", ok,
                                     f"slope {slope:.2f} {'within' if ok else 'outside'} [{lo:g}, {hi:g}]"))
     if champ is not None:
         same_data = (cand["fingerprint"].get("sha256") is not None
                      and cand["fingerprint"].get("sha256") == champ["fingerprint"].get("sha256"))
         for c in CAUSE_NAMES:
-            key = f"{c}.c_index.{horizon}"
+            key = metric_key(c, "cindex", horizon)
             a, b = cm.get(key), champ["metrics"].get(key)
             if a is None or b is None:
                 checks.append(GateCheck(f"{c} discrimination", False, f"{key} missing for one of the versions"))
@@ -450,14 +453,14 @@ def promotion_checks(name: str, version: str, alias: str = "champion",
                 mean, dlo, dhi = diff
                 ok = dhi >= 0.0
                 checks.append(GateCheck(
-                    f"{c} discrimination (C-index at {horizon})", ok,
+                    f"{c} discrimination (C-index at {hl})", ok,
                     f"candidate {a:.3f} vs champion {b:.3f}; paired difference {mean:+.3f} "
                     f"(95% CI {dlo:+.3f} to {dhi:+.3f}){'' if ok else ' — worse beyond the CI'}"))
             else:
-                up = cm.get(f"{key}.upper", a)
+                up = cm.get(f"{key}_upper", a)
                 ok = up >= b
                 checks.append(GateCheck(
-                    f"{c} discrimination (C-index at {horizon})", ok,
+                    f"{c} discrimination (C-index at {hl})", ok,
                     f"candidate {a:.3f} (upper 95% {up:.3f}) vs champion {b:.3f}; different data, unpaired"
                     f"{'' if ok else ' — worse beyond the CI'}"))
     return checks, cand, champ
@@ -494,43 +497,13 @@ def parse_horizons(text: str | None) -> list[float]:
     return vals
 
 
-def read_records(path: Path) -> pd.DataFrame:
-    """Read patient records from CSV, Parquet or JSON (one object or a list), values kept raw for validation."""
-    import json
-
-    path = Path(path)
-    if not path.is_file():
-        raise NbriskError(f"file not found: {path}")
-    suffix = path.suffix.lower()
-    try:
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix in (".parquet", ".pq"):
-            return pd.read_parquet(path)
-        if suffix == ".json":
-            obj = json.loads(path.read_text(encoding="utf-8"))
-            objs = obj if isinstance(obj, list) else obj.get("patients", [obj]) if isinstance(obj, dict) else None
-            if objs is None:
-                raise NbriskError(f"{path.name}: expected a JSON object or a list of objects")
-            from nbrisk.features.record import CohortValidationError, records_frame
-
-            frame, problems = records_frame(objs)
-            if problems:
-                raise CohortValidationError(problems, source=path.name)
-            return frame
-    except (ValueError, OSError) as exc:
-        raise NbriskError(f"cannot read {path.name}: {exc}") from None
-    raise NbriskError(f"unsupported file type {suffix!r} (use .csv, .parquet or .json)")
-
-
 def predict(file: Path, out: Path, model: str | None = None, horizons: str | None = None) -> pd.DataFrame:
     """Score the patients of ``file`` with ``model`` (default ``models:/nbrisk@champion``) into a long CSV."""
+    from nbrisk.features.io import read_records
     from nbrisk.models.pyfunc import load_risk_model
-    from nbrisk.models.risk_model import validate_for_prediction
 
     h = parse_horizons(horizons)
-    raw = read_records(Path(file))
-    records = validate_for_prediction(raw)
+    records = read_records(Path(file))  # every problem at once (CohortValidationError) before loading a model
     risk_model = load_risk_model(model)
     frame = risk_model.predict_frame(records, h)
     out = Path(out)

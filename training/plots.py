@@ -1,4 +1,4 @@
-"""Validation figures logged with every model run: calibration plots and decision curves (matplotlib, Agg).
+"""Validation figure logged with every model run: calibration plots and decision curves (matplotlib, Agg).
 
 Both are drawn from the JSON tables that :mod:`nbrisk.training.jobs` also logs, so a figure never shows anything
 the run does not record as numbers. Figures of runs on synthetic data carry ``SYNTHETIC — not for clinical use``.
@@ -27,34 +27,31 @@ def _col(table: dict[str, Any], *names: str) -> np.ndarray | None:
     return None
 
 
-def validation_figures(tables: dict[str, Any], horizons: list[float], model_name: str,
+def validation_figures(tables: dict[str, Any], horizon: float, model_name: str,
                        synthetic: bool) -> dict[str, Any]:
-    """``{"calibration": Figure, "decision_curve": Figure}`` (causes in rows, horizons in columns)."""
-    figs: dict[str, Any] = {}
+    """One figure per model at the primary ``horizon`` (months): calibration (top) and decision curves (bottom),
+    relapse left, TRM right. The tables of every horizon are logged as JSON next to it."""
+    lab = f"{round(float(horizon), 1):g}m"
     calib = tables.get("calibration") or {}
     nb = tables.get("net_benefit") or {}
-    if calib:
-        figs["calibration"] = _grid(calib, horizons, model_name, synthetic, _draw_calibration,
-                                    "Calibration: observed (Aalen–Johansen) vs predicted, by decile")
-    if nb:
-        figs["decision_curve"] = _grid(nb, horizons, model_name, synthetic, _draw_net_benefit,
-                                       "Decision curves (net benefit)")
-    return figs
-
-
-def _grid(tables, horizons, model_name, synthetic, draw, title):
-    fig, axes = plt.subplots(2, len(horizons), figsize=(3.2 * len(horizons), 6.4), squeeze=False)
-    for i, cause in enumerate(("relapse", "trm")):
-        for j, h in enumerate(horizons):
-            ax = axes[i, j]
-            tab = tables.get(f"{cause}.{float(h):g}m")
-            if tab:
-                draw(ax, tab)
-            ax.set_title(f"{CAUSE_TITLES[cause]} at {float(h):g} months", fontsize=9)
+    if not calib and not nb:
+        return {}
+    fig, axes = plt.subplots(2, 2, figsize=(7.0, 6.4), squeeze=False)
+    for j, cause in enumerate(("relapse", "trm")):
+        tab = calib.get(f"{cause}_calibration_{lab}")
+        if tab:
+            _draw_calibration(axes[0, j], tab)
+        axes[0, j].set_title(f"{CAUSE_TITLES[cause]}: calibration by decile", fontsize=9)
+        tab = nb.get(f"{cause}_net_benefit_{lab}")
+        if tab:
+            _draw_net_benefit(axes[1, j], tab)
+        axes[1, j].set_title(f"{CAUSE_TITLES[cause]}: decision curve", fontsize=9)
+        for ax in axes[:, j]:
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{model_name}: {title}" + (f"\n{SYNTHETIC_LABEL}" if synthetic else ""), fontsize=10)
+    fig.suptitle(f"{model_name}, out-of-fold predictions at {float(horizon):g} months"
+                 + (f"\n{SYNTHETIC_LABEL}" if synthetic else ""), fontsize=10)
     fig.tight_layout()
-    return fig
+    return {f"calibration_decision_{lab}": fig}
 
 
 def _draw_calibration(ax, tab: dict[str, Any]) -> None:

@@ -153,7 +153,7 @@ class ModelLog:
     name: str
     family: str
     params: dict[str, Any]
-    pooled: dict[str, float]                 # metric name → value, incl. ``.lower``/``.upper``
+    pooled: dict[str, float]                 # metric name → value, incl. ``_lower``/``_upper``
     per_fold: list[dict[str, float]]         # one dict per outer fold
     extra: dict[str, float]                  # optimism-corrected, LOCO summaries, timings
     replicates: dict[str, list[float]]       # metric name → bootstrap replicate values (same resamples for all)
@@ -175,7 +175,7 @@ def log_model_run(parent_id: str, experiment: str, log: ModelLog, register_as: s
         mlflow.log_params({f"model.{k}": v for k, v in log.params.items()} or {"model.params": "none"})
         mlflow.log_metrics(_clean_metrics({**log.pooled, **log.extra}))
         for step, fold in enumerate(log.per_fold):
-            mlflow.log_metrics(_clean_metrics({f"fold.{k}": v for k, v in fold.items()}), step=step)
+            mlflow.log_metrics(_clean_metrics({f"fold_{k}": v for k, v in fold.items()}), step=step)
         mlflow.log_dict(log.replicates, BOOTSTRAP_ARTIFACT)
         for key, table in log.tables.items():
             mlflow.log_dict(table, f"validation/{key}.json")
@@ -183,7 +183,7 @@ def log_model_run(parent_id: str, experiment: str, log: ModelLog, register_as: s
             for stem, fig in log.figures.items():
                 for ext in ("png", "svg"):
                     path = Path(tmp) / f"{stem}.{ext}"
-                    fig.savefig(path, dpi=110 if ext == "png" else None)
+                    fig.savefig(path, dpi=90 if ext == "png" else None)
                     mlflow.log_artifact(str(path), artifact_path="plots")
         if log.risk_model is not None:
             from nbrisk.models.pyfunc import log_risk_model

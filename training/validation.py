@@ -22,6 +22,7 @@ Times: horizons are given in months and converted once with :func:`nbrisk.core.m
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -29,10 +30,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
-from nbrisk.training.config import ModelSpec
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
 from nbrisk.core import Cause, months_to_days
+from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.training.config import ModelSpec
 
 #: The discrimination/accuracy metrics that get bootstrap CIs and optimism correction (per cause and horizon).
 #: Calibration (ICI/E50/E90/slope) and net benefit are point estimates on the pooled out-of-fold predictions.
@@ -75,14 +77,14 @@ def _feasible_splits(event: np.ndarray, n_splits: int) -> int:
 
 @dataclass
 class FittedCandidate:
-    """A feature pipeline and an estimator fitted together on the same training records.
+    """A feature pipeline and an illness–death model (the estimator + post-relapse survival) fitted together.
 
     ``drop_columns``: predictor columns removed from both training and evaluation matrices (see
-    :func:`fit_predict`: indicator columns of category levels that exist only among the evaluation records).
+    :func:`fit_candidate`: indicator columns of category levels that exist only among the evaluation records).
     """
 
     features: Any
-    estimator: Any
+    model: Any
     params: dict[str, Any]
     drop_columns: tuple[str, ...] = ()
 
@@ -90,9 +92,14 @@ class FittedCandidate:
         X = self.features.transform(records)
         return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
 
-    def predict_cif(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
-        """(n, 3, k) CIFs (event-free, relapse, TRM) at ``times_days``."""
-        return self.estimator.predict_cumulative_incidence(self.transform(records), times_days)
+    def predict(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
+        """(n, 4, k) predictions at ``times_days``: 0 event-free, 1 relapse CIF, 2 TRM CIF (the estimator
+        convention) and 3 overall survival (illness–death)."""
+        with warnings.catch_warnings():
+            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (statistics.md); not news here
+            warnings.simplefilter("ignore", CIFCoherenceWarning)
+            states = self.model.predict_states(self.transform(records), times_days)  # relapse, trm, efs, os
+        return states[:, [2, 0, 1, 3]]
 
 
 def make_features():
@@ -114,6 +121,7 @@ def fit_candidate(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame
     of such rows is stored in ``params['_unseen_level_rows']`` for the run log.
     """
     from nbrisk.features.pipeline import UnseenCategoryError
+    from nbrisk.models.illness_death import POST_COLUMNS, IllnessDeathModel
 
     features = make_features().fit(records)
     extra_rows: list[pd.DataFrame] = []
@@ -133,35 +141,65 @@ def fit_candidate(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame
         X = X.drop(columns=list(drop))
     est = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items()
                                                     if k not in spec.params and not k.startswith("_")})
-    est.fit(X, outcomes[["event", "time"]])
+    model = IllnessDeathModel(est, n_bootstrap=0, random_state=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", CIFCoherenceWarning)
+        model.fit(X, outcomes[["event", "time"]], outcomes[list(POST_COLUMNS)].reset_index(drop=True))
     fitted_params = dict(params)
     if n_extra:
         fitted_params["_unseen_level_rows"] = n_extra
-    return FittedCandidate(features=features, estimator=est, params=fitted_params, drop_columns=drop)
+    return FittedCandidate(features=features, model=model, params=fitted_params, drop_columns=drop)
 
 
 # ----------------------------------------------------------------------------------------------------------------
 # metrics (engineer C's training/metrics.py) behind one small adapter
 
 
-def evaluate(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float], *,
-             full: bool = False) -> dict[str, float]:
-    """Metrics of predicted CIFs ``cif`` (n, 3, k) at ``horizons_months`` against ``outcomes``.
+def metric_key(cause: str, metric: str, horizon_months: float) -> str:
+    """Flat metric name as :func:`nbrisk.training.metrics.evaluate_predictions` writes it (``relapse_cindex_24m``)."""
+    return f"{cause}_{metric}_{round(float(horizon_months), 1):g}m"
 
-    Keys ``"{cause}.{metric}.{h}m"`` (cause ``relapse``/``trm``). ``full=False`` gives the cheap set used inside
-    bootstrap loops (C-index, AUC, Brier, IPA); ``full=True`` adds calibration (ICI, E50, E90, slope).
+
+def evaluate(outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: Sequence[float], *,
+             full: bool = False) -> dict[str, float]:
+    """Metrics of predictions ``pred`` (n, 4, k) (event-free, relapse, TRM, OS) at ``horizons_months``.
+
+    ``full=True``: everything :func:`nbrisk.training.metrics.evaluate_predictions` computes (AUC, Wolbers C-index,
+    Brier, IPA, calibration ICI/E50/E90/slope per cause and horizon; IBS; EFS and OS Harrell/Uno C and OS IBS).
+    ``full=False``: the cheap set used inside bootstrap loops and for tuning — per cause and horizon the
+    time-dependent AUC (Blanche 2013), the C-index (Wolbers 2009), the IPCW Brier score and IPA (van Geloven 2022),
+    with the same names.
     """
+    from nbrisk.models.nonparametric import aalen_johansen, censoring_survival
     from nbrisk.training import metrics as M
 
-    y = outcomes[["event", "time"]]
-    return M.evaluate_predictions(y, cif, months_to_days(horizons_months), horizons_months=horizons_months,
-                                  calibration=full)
+    event = outcomes["event"].to_numpy().astype(int)
+    time = outcomes["time"].to_numpy(dtype=float)
+    hd = months_to_days(horizons_months)
+    if full:
+        return M.evaluate_predictions(event, time, pred[:, :3], hd, horizons_months=list(horizons_months),
+                                      calibration=True, os_event=outcomes["os_event"].to_numpy(),
+                                      os_time=outcomes["os_time"].to_numpy(dtype=float), os_surv=pred[:, 3])
+    g = censoring_survival(time, event)
+    out: dict[str, float] = {}
+    n = len(event)
+    for name, cause in CAUSES.items():
+        null = aalen_johansen(time, event, int(cause)).at(hd)
+        for j, (tau, h) in enumerate(zip(hd, horizons_months, strict=True)):
+            f = pred[:, int(cause), j]
+            out[metric_key(name, "auc", h)] = M.time_dependent_auc(event, time, f, tau, int(cause), g)
+            out[metric_key(name, "cindex", h)] = M.concordance_index_cr(event, time, f, tau, int(cause))
+            bs = M.brier_score_cr(event, time, f, tau, int(cause), g)
+            bs0 = M.brier_score_cr(event, time, np.full(n, null[j]), tau, int(cause), g)
+            out[metric_key(name, "brier", h)] = bs
+            out[metric_key(name, "ipa", h)] = 1.0 - bs / bs0 if bs0 > 0 else float("nan")
+    return out
 
 
-def score_for_tuning(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float]) -> float:
+def score_for_tuning(outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: Sequence[float]) -> float:
     """Mean IPCW Brier score of relapse and TRM over the horizons (lower is better; a proper scoring rule)."""
-    m = evaluate(outcomes, cif, horizons_months)
-    vals = [v for k, v in m.items() if ".brier." in k and np.isfinite(v)]
+    m = evaluate(outcomes, pred, horizons_months)
+    vals = [v for k, v in m.items() if "_brier_" in k and np.isfinite(v)]
     return float(np.mean(vals)) if vals else np.inf
 
 
@@ -185,7 +223,7 @@ def tune(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, horizon
         for tr, te in splits:
             fitted = fit_candidate(spec, params, records.iloc[tr], outcomes.iloc[tr], seed,
                                    evaluate_on=[records.iloc[te]])
-            cif = fitted.predict_cif(records.iloc[te], months_to_days(times))
+            cif = fitted.predict(records.iloc[te], months_to_days(times))
             fold_scores.append(score_for_tuning(outcomes.iloc[te], cif, times))
         scores.append(float(np.mean(fold_scores)))
     return candidates[int(np.argmin(scores))]
@@ -196,15 +234,15 @@ class CVResult:
     """Out-of-fold predictions and per-fold metrics of one model on the shared folds."""
 
     name: str
-    oof: np.ndarray                       # (n_repeats, n, 3, k) out-of-fold CIFs
+    oof: np.ndarray                       # (n_repeats, n, 4, k) out-of-fold event-free/relapse/TRM/OS
     per_fold: list[dict[str, float]]      # one dict per outer fold (in fold order)
     params: list[dict[str, Any]]          # tuned params per outer fold
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
-    def pooled_cif(self) -> np.ndarray:
-        """Out-of-fold CIF per patient averaged over repeats (each repeat's prediction is out-of-fold)."""
+    def pooled(self) -> np.ndarray:
+        """(n, 4, k) out-of-fold predictions averaged over repeats (each repeat's prediction is out-of-fold)."""
         return self.oof.mean(axis=0)
 
 
@@ -214,7 +252,7 @@ def _run_fold(spec: ModelSpec, fold: Fold, records: pd.DataFrame, outcomes: pd.D
     params = tune(spec, tr_rec, tr_out, horizons_months, inner_splits, seed)
     te_rec = records.iloc[fold.test]
     fitted = fit_candidate(spec, params, tr_rec, tr_out, seed, evaluate_on=[te_rec])
-    cif = fitted.predict_cif(te_rec, months_to_days(horizons_months))
+    cif = fitted.predict(te_rec, months_to_days(horizons_months))
     metrics = evaluate(outcomes.iloc[fold.test], cif, horizons_months)
     return fold, fitted.params, cif, metrics
 
@@ -228,7 +266,7 @@ def cross_validate(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFram
     t0 = time.perf_counter()
     n, k = len(records), len(horizons_months)
     n_repeats = max(f.repeat for f in folds) + 1
-    oof = np.full((n_repeats, n, 3, k), np.nan)
+    oof = np.full((n_repeats, n, 4, k), np.nan)
     jobs = (delayed(_run_fold)(spec, f, records, outcomes, horizons_months, inner_splits, seed) for f in folds)
     per_fold, params = [], []
     for fold, p, cif, metrics in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
@@ -263,10 +301,10 @@ def bootstrap_indices(event: np.ndarray, n_bootstrap: int, seed: int) -> np.ndar
 
 def pooled_metrics(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float],
                    boot: np.ndarray, n_jobs: int = 1) -> tuple[dict[str, float], dict[str, list[float]]]:
-    """Point metrics (full set) of ``cif`` plus percentile 95% CIs over the resamples ``boot``.
+    """Point metrics (full set) of predictions ``cif`` (n, 4, k) plus percentile 95% CIs over the resamples ``boot``.
 
-    Returns ``(metrics, replicates)``: ``metrics`` has every point value and ``name.lower``/``name.upper`` for
-    the bootstrapped ones; ``replicates[name]`` the B replicate values (kept for paired model comparisons).
+    Returns ``(metrics, replicates)``: ``metrics`` has every point value and ``<name>_lower``/``<name>_upper`` for
+    the bootstrapped (cheap-set) ones; ``replicates[name]`` the B replicate values (kept for paired comparisons).
     """
     point = evaluate(outcomes, cif, horizons_months, full=True)
 
@@ -282,7 +320,7 @@ def pooled_metrics(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Seq
             continue
         replicates[name] = [float(v) for v in vals]
         finite = vals[np.isfinite(vals)]
-        out[f"{name}.lower"], out[f"{name}.upper"] = (float(q) for q in np.percentile(finite, [2.5, 97.5]))
+        out[f"{name}_lower"], out[f"{name}_upper"] = (float(q) for q in np.percentile(finite, [2.5, 97.5]))
     return out, replicates
 
 
@@ -313,19 +351,19 @@ def optimism_corrected(spec: ModelSpec, params: dict[str, Any], final: FittedCan
     data); corrected = apparent − mean_b optimism_b. (Hyper-parameters are not re-tuned inside each bootstrap to
     keep training time bounded; this slightly understates the optimism of tuned models. Documented in the run.)
 
-    Returns ``{"apparent.<metric>", "optimism.<metric>", "corrected.<metric>"}``.
+    Returns ``{"apparent_<metric>", "optimism_<metric>", "corrected_<metric>"}`` (cheap metric set).
     """
     times = months_to_days(horizons_months)
-    apparent = evaluate(outcomes, final.predict_cif(records, times), horizons_months)
+    apparent = evaluate(outcomes, final.predict(records, times), horizons_months)
     if n_boot <= 0:
-        return {f"apparent.{k}": v for k, v in apparent.items()}
+        return {f"apparent_{k}": v for k, v in apparent.items()}
     boot = bootstrap_indices(outcomes["event"].to_numpy(), n_boot, seed + 7919)
 
     def one(idx: np.ndarray) -> dict[str, float]:
         rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
         model_b = fit_candidate(spec, params, rec_b, out_b, seed, evaluate_on=[records])
-        m_boot = evaluate(out_b, model_b.predict_cif(rec_b, times), horizons_months)
-        m_orig = evaluate(outcomes, model_b.predict_cif(records, times), horizons_months)
+        m_boot = evaluate(out_b, model_b.predict(rec_b, times), horizons_months)
+        m_orig = evaluate(outcomes, model_b.predict(records, times), horizons_months)
         return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
 
     optimisms = Parallel(n_jobs=n_jobs)(delayed(one)(idx) for idx in boot)
@@ -333,9 +371,9 @@ def optimism_corrected(spec: ModelSpec, params: dict[str, Any], final: FittedCan
     for k, v in apparent.items():
         vals = np.array([o.get(k, np.nan) for o in optimisms], dtype=float)
         opt = float(np.nanmean(vals)) if np.isfinite(vals).any() else np.nan
-        out[f"apparent.{k}"] = v
-        out[f"optimism.{k}"] = opt
-        out[f"corrected.{k}"] = v - opt
+        out[f"apparent_{k}"] = v
+        out[f"optimism_{k}"] = opt
+        out[f"corrected_{k}"] = v - opt
     return out
 
 
@@ -359,7 +397,7 @@ def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFr
                      n_jobs: int = 1) -> dict[str, Any] | None:
     """Leave-one-center-out: fit on the other centers (chosen params), evaluate on the left-out one.
 
-    Returns ``{"per_center": {center: {n, metrics...}}, "summary": {metric: mean, metric.min, metric.max}}`` or
+    Returns ``{"per_center": {center: {n, metrics...}}, "summary": {metric: mean, metric_min, metric_max}}`` or
     None when there are fewer than 3 usable centers. Metrics of a center with no event of a cause are NaN.
     """
     centers = center_groups(records, min_center_size)
@@ -373,7 +411,7 @@ def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFr
         train = np.flatnonzero(centers.to_numpy() != c)
         fitted = fit_candidate(spec, params, records.iloc[train], outcomes.iloc[train], seed,
                                evaluate_on=[records.iloc[test]])
-        cif = fitted.predict_cif(records.iloc[test], times)
+        cif = fitted.predict(records.iloc[test], times)
         return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)
 
     per_center = {c: {"n": n, **m} for c, n, m in Parallel(n_jobs=n_jobs)(delayed(one)(c) for c in labels)}
@@ -383,6 +421,6 @@ def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFr
         vals = np.array([m.get(name, np.nan) for m in per_center.values()], dtype=float)
         if np.isfinite(vals).any():
             summary[name] = float(np.nanmean(vals))
-            summary[f"{name}.min"] = float(np.nanmin(vals))
-            summary[f"{name}.max"] = float(np.nanmax(vals))
+            summary[f"{name}_min"] = float(np.nanmin(vals))
+            summary[f"{name}_max"] = float(np.nanmax(vals))
     return {"per_center": per_center, "summary": summary}

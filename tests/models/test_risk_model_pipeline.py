@@ -11,10 +11,10 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.models.pyfunc import OUTPUT_COLUMNS
-from nbrisk.models.risk_model import curves_to_frame, validate_for_prediction
 
 from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
+from nbrisk.models.pyfunc import OUTPUT_COLUMNS
+from nbrisk.models.risk_model import curves_to_frame, validate_for_prediction
 
 
 def test_predict_returns_coherent_curves_with_intervals(risk_model, synthetic_cohort):

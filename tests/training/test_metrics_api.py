@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nbrisk.training import metrics as M
 
 from nbrisk.core import months_to_days
+from nbrisk.training import metrics as M
 
 
 def _data(n=400, seed=0):

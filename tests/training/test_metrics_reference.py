@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
 from nbrisk.models.nonparametric import aalen_johansen, censoring_survival
 from nbrisk.training import metrics as M
 

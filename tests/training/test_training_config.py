@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pydantic
 import pytest
-from nbrisk.training.config import CONFIG_DIR, TrainConfig, load_config, parse_config
 
 from nbrisk.core import NbriskError
+from nbrisk.training.config import CONFIG_DIR, TrainConfig, load_config, parse_config
 
 
 def _minimal(**over):

@@ -5,14 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+
+from nbrisk.core import Cause
 from nbrisk.training.validation import (
     bootstrap_indices,
     center_groups,
     make_folds,
     paired_difference,
 )
-
-from nbrisk.core import Cause
 
 
 @pytest.fixture
