@@ -11,12 +11,12 @@ import time
 
 import numpy as np
 import pytest
-from nbrisk.features import synthetic as syn
-from nbrisk.features.outcomes import derive_outcomes
-from nbrisk.features.synthetic import PRESETS, TARGETS, make_synthetic_cohort, true_risk
 from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
 
 from nbrisk.core import Cause, months_to_days
+from nbrisk.features import synthetic as syn
+from nbrisk.features.outcomes import derive_outcomes
+from nbrisk.features.synthetic import PRESETS, TARGETS, make_synthetic_cohort, true_risk
 
 HORIZONS = np.array([12.0, 24.0, 36.0, 60.0])
 N = 20_000

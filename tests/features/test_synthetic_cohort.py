@@ -14,6 +14,10 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
+
+from nbrisk.core import DAYS_PER_MONTH, Cause, NbriskError, RiskCurves, months_to_days
+from nbrisk.core import Band as _Band
 from nbrisk.features import synthetic as syn
 from nbrisk.features.outcomes import derive_outcomes
 from nbrisk.features.record import FIELDS, validate_records
@@ -24,10 +28,6 @@ from nbrisk.features.synthetic import (
     true_linear_predictors,
     true_risk,
 )
-from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
-
-from nbrisk.core import DAYS_PER_MONTH, Cause, NbriskError, RiskCurves, months_to_days
-from nbrisk.core import Band as _Band
 
 HORIZONS = np.array([12.0, 24.0, 36.0, 60.0])
 SPEC_ORDER = (
@@ -264,9 +264,9 @@ def test_os_quadrature_error_is_negligible(cohort, monkeypatch):
 
 
 def test_outcome_simulation_matches_the_integrated_truth():
-    """Known truth for one covariate profile: simulate 20,000 copies of a record with the generator's outcome code
+    """Known truth for one covariate profile: simulate 8,000 copies of a record with the generator's outcome code
     (inverse cumulative hazard) and compare Aalen–Johansen / Kaplan–Meier with the closed-form truth."""
-    rec = make_synthetic_cohort(1, seed=5).iloc[[0] * 20000].reset_index(drop=True)
+    rec = make_synthetic_cohort(1, seed=5).iloc[[0] * 8000].reset_index(drop=True)
     rec["disease_status_at_hsct"] = "PR"  # a profile with sizeable relapse and TRM
     rec["hsct_year"] = 2010  # entry long before the study close, so that 5-year follow-up exists for everyone
     rng = np.random.Generator(np.random.PCG64(99))
@@ -275,12 +275,13 @@ def test_outcome_simulation_matches_the_integrated_truth():
     x, cif = cumulative_incidence_competing_risks(y["event"].to_numpy(), y["time"].to_numpy())
     idx = np.searchsorted(x, months_to_days(HORIZONS), side="right") - 1
     tr = true_risk(rec.head(1), HORIZONS)
-    # AJ SE ≤ sqrt(.25/n_eff) ≈ 0.4 pp at n = 20,000 with ~10–20% censoring; 2 pp is > 4 SE (plus ≤ 1 day rounding).
-    np.testing.assert_allclose(cif[int(Cause.RELAPSE)][idx], tr["relapse"][0], atol=0.02)
-    np.testing.assert_allclose(cif[int(Cause.TRM)][idx], tr["trm"][0], atol=0.02)
+    # AJ / KM SE ≤ sqrt(.25/n_eff) ≈ 0.6 pp at n = 8,000 with ~10% censored before 5 years; 2.5 pp > 4 SE (event
+    # dates are rounded up to whole days: < 0.05 pp).
+    np.testing.assert_allclose(cif[int(Cause.RELAPSE)][idx], tr["relapse"][0], atol=0.025)
+    np.testing.assert_allclose(cif[int(Cause.TRM)][idx], tr["trm"][0], atol=0.025)
     t_os, s_os = kaplan_meier_estimator(y["os_event"].astype(bool).to_numpy(), y["os_time"].to_numpy())
     os_km = s_os[np.searchsorted(t_os, months_to_days(HORIZONS), side="right") - 1]
-    np.testing.assert_allclose(os_km, tr["os"][0], atol=0.02)
+    np.testing.assert_allclose(os_km, tr["os"][0], atol=0.025)
 
 
 def test_aalen_johansen_of_a_cohort_agrees_with_the_mean_truth(cohort, truth):
