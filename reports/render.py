@@ -16,6 +16,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+
+from nbrisk.core import NbriskError
 from nbrisk.reports import plots
 from nbrisk.reports.summary import (
     FEW_TRAINING_PATIENTS,
@@ -24,8 +26,6 @@ from nbrisk.reports.summary import (
     PatientSummary,
     build_patient_summary,
 )
-
-from nbrisk.core import NbriskError
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Metrics shown in the patient report's provenance (the full set is in the model report).
@@ -169,3 +169,45 @@ def render_patient_report(
     if fmt == "html":
         return html.encode("utf-8")
     return html_to_pdf(html)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# model report
+
+
+def model_figures(m) -> dict[str, Any]:
+    """Calibration (both causes in one panel) and one decision curve per cause, as inline SVG."""
+    from nbrisk.reports.model_summary import CAUSES
+
+    labels = dict(CAUSES)
+    figs: dict[str, Any] = {"calibration": None, "decision": []}
+    if m.calibration:
+        groups = [(labels.get(p.cause, p.cause), np.asarray(p.predicted), np.asarray(p.observed),
+                   None if p.lower is None else np.asarray(p.lower),
+                   None if p.upper is None else np.asarray(p.upper)) for p in m.calibration]
+        figs["calibration"] = plots.calibration_svg(groups, f"Calibration at {fmt_horizon(m.calibration[0].horizon_months)}")
+    for p in m.decision:
+        figs["decision"].append(plots.decision_curve_svg(
+            np.asarray(p.thresholds), [("Model", np.asarray(p.model))], np.asarray(p.treat_all),
+            f"Net benefit: {labels.get(p.cause, p.cause)} at {fmt_horizon(p.horizon_months)}"))
+    return figs
+
+
+def model_html(m) -> str:
+    """The model report (TRIPOD+AI items) as one self-contained HTML document."""
+    from nbrisk.reports.model_summary import CAUSES, PERFORMANCE_METRICS, PRIMARY_HORIZON_MONTHS
+
+    return _env().get_template("model.html").render(
+        m=m, css=_css(), figures=model_figures(m), causes=CAUSES, metric_labels=PERFORMANCE_METRICS,
+        primary=PRIMARY_HORIZON_MONTHS)
+
+
+def render_model_report(sources, fmt: str = "html", generated_at: dt.datetime | None = None) -> bytes:
+    """Render the model report from gathered :class:`~nbrisk.reports.sources.ModelSources` (HTML or PDF bytes)."""
+    from nbrisk.reports.model_summary import build_model_summary
+
+    fmt = str(fmt).lower()
+    if fmt not in ("pdf", "html"):
+        raise NbriskError(f"unknown report format {fmt!r}: use html or pdf")
+    html = model_html(build_model_summary(sources, generated_at=generated_at))
+    return html.encode("utf-8") if fmt == "html" else html_to_pdf(html)

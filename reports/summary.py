@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -565,30 +566,43 @@ def _events(summary: Mapping[str, Any]) -> dict[str, int]:
     return out
 
 
-_CI_SUFFIXES = (".lower", ".upper")
+#: A flat metric key of the training jobs: ``relapse_cindex_24m`` / ``relapse.c_index.24m``, optionally followed
+#: by ``_lower``/``.upper`` for the 95% CI. Keys of other shapes (``apparent_…``, ``fold_…``, timings) are skipped.
+_METRIC_KEY = re.compile(
+    r"^(?P<outcome>relapse|trm|efs|os)[._](?P<name>[a-z0-9_]+?)(?:[._](?P<h>\d+(?:\.\d+)?)m)?"
+    r"(?:[._](?P<ci>lower|upper))?$")
+#: Spellings of the same metric across versions of the training jobs → one name.
+METRIC_ALIASES = {"cindex": "c_index", "cal_slope": "calibration_slope", "cal_intercept": "calibration_intercept"}
 
 
 def _flat_metrics(flat: Mapping[str, Any]) -> list[Metric]:
-    """Read ``{"relapse.c_index.24m": 0.66, "relapse.c_index.24m.lower": 0.61, ...}`` (the training jobs' keys).
+    """Read flat validation metrics (``{"relapse_cindex_24m": 0.66, "relapse_cindex_24m_lower": 0.61, ...}``).
 
-    Key = ``outcome.metric[.horizon]`` with the horizon written ``24m``; ``.lower``/``.upper`` keys are the 95% CI.
-    Keys that are not of that form (timings, counts) are skipped.
+    Accepts both ``_`` and ``.`` separators; the ``lower``/``upper`` keys are the 95% CI of the same metric.
     """
-    out = []
+    points: dict[tuple[str, str, float | None], float] = {}
+    cis: dict[tuple[str, str, float | None, str], float] = {}
     for key, value in flat.items():
-        if key.endswith(_CI_SUFFIXES) or not isinstance(value, int | float) or isinstance(value, bool):
+        m = _METRIC_KEY.match(str(key))
+        if m is None or value is None or isinstance(value, bool):
             continue
-        if value is None or not math.isfinite(float(value)):
+        try:
+            v = float(value)
+        except (TypeError, ValueError):
             continue
-        parts = key.split(".")
-        if len(parts) < 2:
+        if not math.isfinite(v):
             continue
-        horizon = _horizon_of(parts[-1]) if len(parts) >= 3 else None
-        outcome = parts[0]
-        name = ".".join(parts[1:-1] if horizon is not None else parts[1:])
-        lo, hi = flat.get(f"{key}.lower"), flat.get(f"{key}.upper")
-        ok = lo is not None and hi is not None and math.isfinite(float(lo)) and math.isfinite(float(hi))
-        out.append(Metric(name, outcome, horizon, float(value), float(lo) if ok else None, float(hi) if ok else None))
+        name = METRIC_ALIASES.get(m["name"], m["name"])
+        ident = (m["outcome"], name, None if m["h"] is None else float(m["h"]))
+        if m["ci"]:
+            cis[(*ident, m["ci"])] = v
+        else:
+            points[ident] = v
+    out = []
+    for (outcome, name, h), v in points.items():
+        lo, hi = cis.get((outcome, name, h, "lower")), cis.get((outcome, name, h, "upper"))
+        ok = lo is not None and hi is not None
+        out.append(Metric(name, outcome, h, v, lo if ok else None, hi if ok else None))
     return out
 
 
