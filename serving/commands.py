@@ -19,7 +19,6 @@ SERVICE_TARGET = "nbrisk.serving.service:RiskService"
 
 def _store():
     from nbrisk.serving.auth import KeyStore
-
     from nbrisk.settings import get_settings
 
     return KeyStore(get_settings().keys_db)

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError
 
 from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
+from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError
 
 logger = logging.getLogger("nbrisk.serving")
 

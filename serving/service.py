@@ -36,6 +36,8 @@ import anyio.to_thread
 import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from nbrisk.serving.audit import AuditMiddleware
 from nbrisk.serving.auth import BearerAuthMiddleware, send_json
 from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where
@@ -52,7 +54,6 @@ from nbrisk.serving.schemas import (
     report_request_schema,
     risk_request_schema,
 )
-from starlette.exceptions import HTTPException as StarletteHTTPException
 
 logger = logging.getLogger("nbrisk.serving")
 
@@ -199,7 +200,6 @@ class RiskService:
         self.state = ModelState(os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry)
         self.state.load()
         from nbrisk.serving.auth import KeyStore
-
         from nbrisk.settings import get_settings
 
         if not KeyStore(get_settings().keys_db).has_active_keys():

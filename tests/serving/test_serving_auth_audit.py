@@ -6,8 +6,6 @@ import hashlib
 import sqlite3
 
 import pytest
-from nbrisk.serving.audit import AuditLog, AuditMiddleware
-from nbrisk.serving.auth import KEY_PREFIX, BearerAuthMiddleware, KeyStore, bearer_token, hash_key
 from starlette.applications import Starlette
 from starlette.responses import JSONResponse
 from starlette.routing import Route
@@ -16,6 +14,8 @@ from typer.testing import CliRunner
 
 from nbrisk.cli import app as cli_app
 from nbrisk.core import NbriskError
+from nbrisk.serving.audit import AuditLog, AuditMiddleware
+from nbrisk.serving.auth import KEY_PREFIX, BearerAuthMiddleware, KeyStore, bearer_token, hash_key
 
 
 def test_keys_are_random_and_stored_only_as_sha256(tmp_path):

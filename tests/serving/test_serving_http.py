@@ -8,10 +8,10 @@ import logging
 import sqlite3
 
 import pytest
-from nbrisk.features.record import example_record
-from nbrisk.serving.audit import AuditLog
 
 from nbrisk.core import SYNTHETIC_LABEL
+from nbrisk.features.record import example_record
+from nbrisk.serving.audit import AuditLog
 
 from .conftest import import_service
 

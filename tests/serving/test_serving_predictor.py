@@ -6,11 +6,11 @@ import json
 
 import numpy as np
 import pytest
+
+from nbrisk.core import SYNTHETIC_LABEL
 from nbrisk.features.record import example_record
 from nbrisk.serving.predictor import ModelUnavailable, Predictor, raw_frame
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail
-
-from nbrisk.core import SYNTHETIC_LABEL
 
 REC = example_record(with_outcomes=False)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+
 from nbrisk.features.record import FIELDS, example_record
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
