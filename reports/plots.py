@@ -105,14 +105,15 @@ def stacked_incidence_svg(
         ax.fill_between(months, 1 - t, 1, color=COLOURS["trm"], alpha=0.55, label="Transplant-related death", **kw)
         ax.step(months, r, where="post", color=COLOURS["relapse"], linewidth=1.2)
         ax.step(months, 1 - t, where="post", color=COLOURS["trm"], linewidth=1.2)
-        if r_lo is not None and r_hi is not None:
-            ax.fill_between(months, r_lo, r_hi, step="post", facecolor="none", edgecolor=COLOURS["relapse"],
-                            hatch="////", linewidth=0.0, alpha=0.9)
-            ax.step(months, r_lo, where="post", color=COLOURS["relapse"], linewidth=0.6, linestyle="--")
-            ax.step(months, r_hi, where="post", color=COLOURS["relapse"], linewidth=0.6, linestyle="--")
-        if t_lo is not None and t_hi is not None:
-            ax.step(months, 1 - t_lo, where="post", color=COLOURS["trm"], linewidth=0.6, linestyle="--")
-            ax.step(months, 1 - t_hi, where="post", color=COLOURS["trm"], linewidth=0.6, linestyle="--")
+        # Each cause's 95% band is a lighter zone around its boundary, edged by dashed lines.
+        for lo, hi, colour in ((r_lo, r_hi, COLOURS["relapse"]),
+                               (None if t_hi is None else 1 - t_hi, None if t_lo is None else 1 - t_lo,
+                                COLOURS["trm"])):
+            if lo is None or hi is None:
+                continue
+            ax.fill_between(months, lo, hi, step="post", color="white", alpha=0.45, linewidth=0)
+            ax.step(months, lo, where="post", color=colour, linewidth=0.6, linestyle="--")
+            ax.step(months, hi, where="post", color=colour, linewidth=0.6, linestyle="--")
         _months_axis(ax, float(months[-1]))
         _pct_axis(ax)
         ax.set_ylabel("Share of patients like this one")

@@ -28,9 +28,10 @@ from nbrisk.reports.summary import (
 )
 
 TEMPLATES = Path(__file__).parent / "templates"
-#: Metrics shown in the patient report's provenance (the full set is in the model report).
-_PATIENT_METRICS = ("c_index", "cindex", "auc", "brier", "ipa", "ici", "slope", "calibration")
-_MAX_PATIENT_METRICS = 10
+#: Metrics shown in the patient report's provenance at 2 years (the full set is in the model report).
+_PATIENT_METRICS = {"c_index": "C-index (discrimination)", "auc": "Time-dependent AUC",
+                    "ipa": "IPA (vs no-predictor model)", "ici": "ICI (calibration error)",
+                    "calibration_slope": "Calibration slope (1 = ideal)"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -99,13 +100,16 @@ def patient_figures(s: PatientSummary) -> dict[str, str | None]:
     return figs
 
 
-def _patient_metrics(metrics: tuple[Metric, ...]) -> list[Metric]:
-    """A short list for the patient report: key metrics at 2 years (or horizon-free), relapse and TRM first."""
-    keep = [m for m in metrics if any(k in m.name.lower() for k in _PATIENT_METRICS)
-            and (m.horizon_months is None or abs(m.horizon_months - 24) < 1e-9)]
-    order = {"relapse": 0, "trm": 1}
-    keep.sort(key=lambda m: (order.get(m.outcome, 2), m.name))
-    return keep[:_MAX_PATIENT_METRICS]
+def _patient_metrics(metrics: tuple[Metric, ...]) -> list[tuple[str, Metric | None, Metric | None]]:
+    """Rows (label, relapse metric, TRM metric) of the key validation metrics at 2 years."""
+    at2 = {(m.outcome, m.name): m for m in metrics
+           if m.horizon_months is not None and abs(m.horizon_months - 24) < 1e-9}
+    rows = []
+    for key, label in _PATIENT_METRICS.items():
+        r, t = at2.get(("relapse", key)), at2.get(("trm", key))
+        if r is not None or t is not None:
+            rows.append((label, r, t))
+    return rows
 
 
 def patient_html(s: PatientSummary) -> str:
