@@ -14,6 +14,8 @@ import re
 
 import numpy as np
 import pytest
+
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError
 from nbrisk.features.record import FIELDS, HLA_MISMATCH_RANGE, example_record, validate_record
 from nbrisk.reports.render import fmt_pct, render_patient_report
 from nbrisk.reports.summary import (
@@ -22,8 +24,6 @@ from nbrisk.reports.summary import (
     build_patient_summary,
     cohort_positions,
 )
-
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError
 
 FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
 MODEL_INFO = {"name": "nbrisk", "version": "7", "alias": "champion", "synthetic_training_data": True}
