@@ -37,9 +37,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from nbrisk.models._base import CIFCoherenceWarning
 
 from nbrisk.core import SYNTHETIC_LABEL, Cause, months_to_days
+from nbrisk.models._base import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "known_truth.md"
 HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import numpy as np
 import xgboost as xgb
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
+
+from nbrisk.core import Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
     check_competing_risks_target,
     cif_from_cause_specific_hazards,
 )
-from sklearn.utils import check_random_state
-from sklearn.utils.validation import check_is_fitted
-
-from nbrisk.core import Cause
 
 _CAUSES = (Cause.RELAPSE, Cause.TRM)
 #: Patients per block in prediction: bounds the (n, m) hazard matrices in memory for large batches.

@@ -7,11 +7,11 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.models.boosting import CauseSpecificBoosting, breslow_increments
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.nonparametric import cumulative_incidence_competing_risks
 
 from nbrisk.core import Cause
+from nbrisk.models.boosting import CauseSpecificBoosting, breslow_increments
 
 
 def simulate(n: int, seed: int, ties: bool = False):

@@ -23,11 +23,11 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nbrisk.models._base import CIFCoherenceWarning, CompetingRisksEstimator
 from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 
 from nbrisk.core import Cause, months_to_days
+from nbrisk.models._base import CIFCoherenceWarning, CompetingRisksEstimator
 
 
 @dataclass(frozen=True)

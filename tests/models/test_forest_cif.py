@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.models.forest import CauseSpecificForest, coarsen_times, time_point_grid
 from sksurv.ensemble import RandomSurvivalForest
 from sksurv.nonparametric import cumulative_incidence_competing_risks
 
 from nbrisk.core import Cause
+from nbrisk.models.forest import CauseSpecificForest, coarsen_times, time_point_grid
 
 
 def simulate(n: int, seed: int, ties: bool = False):
