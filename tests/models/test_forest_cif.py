@@ -105,3 +105,18 @@ def test_forest_input_errors():
     model = CauseSpecificForest(n_estimators=2, random_state=0).fit(X, y)
     with pytest.raises(NotImplementedError, match="BootstrapIntervals"):
         model.predict_cumulative_incidence(X, [100.0], return_interval=True)
+
+
+def test_leaf_cache_is_not_pickled_and_predictions_survive_the_round_trip():
+    # predictions read a per-node cache built on first use; it must not travel in the pickle (size) and a
+    # restored model must rebuild it to exactly the same numbers
+    import pickle
+
+    X, y, _ = simulate(200, seed=9)
+    model = CauseSpecificForest(n_estimators=5, min_samples_leaf=10, random_state=0).fit(X, y)
+    size_fresh = len(pickle.dumps(model))
+    first = model.predict_cumulative_incidence(X, [100.0, 500.0])
+    assert model._node_chf_cache is not None
+    blob = pickle.dumps(model)
+    assert len(blob) == size_fresh
+    np.testing.assert_array_equal(first, pickle.loads(blob).predict_cumulative_incidence(X, [100.0, 500.0]))
