@@ -180,9 +180,13 @@ def _comparison(siblings: Sequence[Mapping[str, Any]], horizon: float) -> tuple[
         rows.append(ComparisonRow(str(sib.get("name", "?")), str(sib.get("family", "")), bool(sib.get("this")),
                                   values))
 
-    def score(r: ComparisonRow) -> float:
-        vals = [r.values[k][0] for k in ("relapse.ipa", "trm.ipa") if k in r.values]
+    def mean(r: ComparisonRow, metric: str) -> float:
+        vals = [r.values[f"{c}.{metric}"][0] for c, _ in CAUSES if f"{c}.{metric}" in r.values]
         return -sum(vals) / len(vals) if vals else math.inf
+
+    def score(r: ComparisonRow) -> tuple[float, float]:
+        # as the training leaderboard: mean IPA of relapse and TRM first, then mean C-index (higher is better)
+        return mean(r, "ipa"), mean(r, "c_index")
 
     rows.sort(key=lambda r: (score(r), r.name))
     return tuple(rows), cols

@@ -1,0 +1,170 @@
+"""The report's building blocks: SVG plots, metric-key parsing, warnings, the service's call path, the model report.
+
+The model report is built here from hand-gathered sources shaped like an MLflow training run (metric keys and
+validation tables exactly as engineer F's training jobs log them, computed with ``nbrisk.training.metrics`` on the
+fixture model's own cohort) so that it is tested without a tracking server; the slow CLI test covers the real run.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+from nbrisk.core import SYNTHETIC_LABEL, months_to_days
+from nbrisk.features.record import example_record, validate_record, validate_records
+from nbrisk.reports import plots
+from nbrisk.reports.render import model_html, patient_html
+from nbrisk.reports.summary import _flat_metrics, build_patient_summary
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def _parse_svg(svg: str) -> ET.Element:
+    root = ET.fromstring(svg)
+    assert root.tag == f"{SVG_NS}svg"
+    assert "viewBox" in root.attrib and "width" not in root.attrib  # scales with its column
+    return root
+
+
+def _texts(root: ET.Element) -> str:
+    return " ".join("".join(t.itertext()) for t in root.iter(f"{SVG_NS}text"))
+
+
+def test_stacked_incidence_svg_is_valid_text_searchable_and_deterministic():
+    months = np.arange(0.0, 61.0)
+    r = 0.6 * (1 - np.exp(-months / 12))
+    t = 0.1 * (1 - np.exp(-months / 4))
+    args = (months, (r, r * 0.8, r * 1.1), (t, t * 0.7, t * 1.3))
+    a = plots.stacked_incidence_svg(*args)
+    assert a == plots.stacked_incidence_svg(*args)  # same input, same bytes (no dates, fixed ids)
+    text = _texts(_parse_svg(a))
+    for label in (plots.AXIS_LABEL_MONTHS, "Relapse / progression", "Transplant-related death", "Alive, event-free"):
+        assert label in text
+
+
+def test_plots_without_intervals_draw_no_band():
+    months = np.arange(0.0, 61.0)
+    est = np.linspace(0, 0.5, months.size)
+    with_band = plots.survival_svg(months, {"os": (1 - est, 1 - est * 1.2, 1 - est * 0.8), "efs": (1 - est, None, None)})
+    without = plots.survival_svg(months, {"os": (1 - est, None, None), "efs": (1 - est, None, None)})
+    # a band is one extra filled polygon (a path) per curve that has an interval
+    assert with_band.count("<path") > without.count("<path")
+
+
+def test_model_report_plots_parse():
+    x = np.linspace(0.05, 0.8, 10)
+    _parse_svg(plots.calibration_svg([("Relapse", x, x * 0.9, x * 0.7, x * 1.1), ("TRM", x / 4, x / 5, None, None)],
+                                     "Calibration"))
+    _parse_svg(plots.decision_curve_svg(x, [("Model", 0.3 - x / 3)], 0.25 - x / 2, "Net benefit"))
+    _parse_svg(plots.cohort_position_svg([("Relapse", 0.5, np.array([5, 50, 95.0]), np.array([0.2, 0.5, 0.8]))]))
+
+
+def test_flat_metric_keys_of_both_spellings():
+    flat = {"relapse_cindex_24m": 0.66, "relapse_cindex_24m_lower": 0.61, "relapse_cindex_24m_upper": 0.70,
+            "trm.c_index.12m": 0.6, "trm.c_index.12m.lower": 0.5, "trm.c_index.12m.upper": 0.7,
+            "relapse_cal_slope_24m": 0.9, "relapse_ibs": 0.2, "apparent_relapse_auc_24m": 0.9, "seconds_cv": 3.0,
+            "trm_ici_24m": float("nan")}
+    got = {(m.outcome, m.name, m.horizon_months): (m.estimate, m.lower, m.upper) for m in _flat_metrics(flat)}
+    assert got == {("relapse", "c_index", 24.0): (0.66, 0.61, 0.70), ("trm", "c_index", 12.0): (0.6, 0.5, 0.7),
+                   ("relapse", "calibration_slope", 24.0): (0.9, None, None), ("relapse", "ibs", None): (0.2, None, None)}
+
+
+def test_service_call_path_with_a_typed_row_gives_the_same_report(risk_model):
+    # engineer G's predictor validates the request first and passes typed.iloc[[0]]
+    rec = example_record(with_outcomes=False)
+    import pandas as pd
+
+    typed, problems = validate_records(pd.DataFrame([rec]), require_outcomes=False, require_center=False,
+                                       first_row=0)
+    assert not problems
+    when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    a = build_patient_summary(risk_model, typed.iloc[[0]], {"name": "nbrisk", "version": "1"}, generated_at=when)
+    b = build_patient_summary(risk_model, rec, {"name": "nbrisk", "version": "1"}, generated_at=when)
+    assert a.table == b.table and a.inputs == b.inputs and a.whatifs == b.whatifs
+
+
+def test_out_of_range_inputs_are_warned(risk_model):
+    _, hi = risk_model.training_summary["numeric_ranges"]["hsct_year"]
+    rec = example_record(with_outcomes=False)
+    rec["hsct_year"] = int(hi) + 5
+    assert validate_record(rec)[1] == []
+    s = build_patient_summary(risk_model, rec, {})
+    assert any("hsct_year" in w for w in s.warnings), s.warnings
+    html = patient_html(s)
+    assert "Applicability warnings" in html
+
+
+def test_small_training_cohort_is_warned(risk_model):
+    import copy
+
+    small = copy.copy(risk_model)
+    small.training_summary = dict(risk_model.training_summary, n=120, events={"relapse": 70, "trm": 12,
+                                                                                "censored": 38})
+    s = build_patient_summary(small, example_record(with_outcomes=False), {})
+    assert any("only 120 patients" in w for w in s.warnings)
+    assert any("Only 12 transplant-related deaths" in w for w in s.warnings)
+
+
+def test_real_training_data_has_no_synthetic_banner(risk_model):
+    import copy
+
+    real = copy.copy(risk_model)
+    real.training_summary = dict(risk_model.training_summary, synthetic=False)
+    html = patient_html(build_patient_summary(real, example_record(with_outcomes=False),
+                                              {"synthetic_training_data": False}))
+    assert SYNTHETIC_LABEL not in html
+    html = patient_html(build_patient_summary(risk_model, example_record(with_outcomes=False), {}))
+    assert html.count(SYNTHETIC_LABEL) >= 2  # banner and limitations
+
+
+@pytest.fixture(scope="module")
+def model_sources(risk_model, synthetic_cohort):
+    """Sources shaped like a training run: pooled metrics and validation tables as the jobs log them."""
+    from nbrisk.reports.sources import ModelSources, ResolvedModel
+    from nbrisk.training import metrics as M
+
+    y = synthetic_cohort.outcomes[["event", "time"]]
+    curves = risk_model.predict(synthetic_cohort.records, [24])
+    tables = {"calibration": {}, "net_benefit": {}}
+    run_metrics = {}
+    for cause, band, code in (("relapse", curves.relapse, 1), ("trm", curves.trm, 2)):
+        pred = band.estimate[:, 0]
+        tau = float(months_to_days(24))
+        cal = M.calibration_table(y, pred, tau, cause=code)
+        nb = M.net_benefit(y, pred, tau, np.round(np.arange(0.05, 0.81, 0.05), 2), cause=code)
+        tables["calibration"][f"{cause}_calibration_24m"] = {k: cal[k].tolist() for k in cal.columns}
+        tables["net_benefit"][f"{cause}_net_benefit_24m"] = {k: nb[k].tolist() for k in nb.columns}
+        run_metrics.update({f"{cause}_cindex_24m": 0.65, f"{cause}_cindex_24m_lower": 0.6,
+                            f"{cause}_cindex_24m_upper": 0.7, f"{cause}_ici_24m": 0.05})
+    siblings = [{"name": "cox", "family": "CauseSpecificCox", "metrics": run_metrics, "this": True},
+                {"name": "aalen_johansen", "family": "AalenJohansen",
+                 "metrics": {"relapse_cindex_24m": 0.5, "trm_cindex_24m": 0.5}, "this": False}]
+    return ModelSources(ResolvedModel("models:/nbrisk/3", "nbrisk", "3", None), risk_model,
+                        {"run_id": "abc123", "metrics": run_metrics, "fingerprint": {"source": "synthetic"}},
+                        tables, siblings, {"config.validation.n_splits": "5", "config.validation.n_repeats": "2",
+                                           "config.validation.n_bootstrap": "200",
+                                           "config.validation.leave_center_out": "True"}, ["champion"])
+
+
+def test_model_report_fills_tripod_items_from_the_run(model_sources):
+    from nbrisk.reports.model_summary import HUMAN_ITEMS, build_model_summary
+
+    m = build_model_summary(model_sources)
+    items = {f.item: f.text for f in m.filled}
+    s = model_sources.risk_model.training_summary
+    assert f"n = {s['n']}" in items["20b"]
+    assert f"{s['events']['relapse']} relapses" in items["20b"]
+    assert "5-fold cross-validation repeated 2 times" in items["12a–c"]
+    assert "leave-one-center-out" in items["12a–c"]
+    assert "0.650 (95% CI 0.600–0.700)" in items["23a"]
+    assert [p.cause for p in m.calibration] == ["relapse", "trm"]
+    assert [p.cause for p in m.decision] == ["relapse", "trm"]
+    assert m.comparison[0].name == "cox"  # best first; the null model below
+    html = model_html(m)
+    assert html.count("<svg") == 3  # one calibration panel, two decision curves
+    assert SYNTHETIC_LABEL in html
+    for item, topic, _ in HUMAN_ITEMS:
+        assert f"<td>{item}</td><td>{topic}</td>" in html
