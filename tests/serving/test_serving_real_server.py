@@ -74,7 +74,8 @@ def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, t
     keys_db, audit_db = tmp_path / "keys.db", tmp_path / "audit.db"
     key = KeyStore(keys_db).create("e2e")
     h = {"Authorization": f"Bearer {key}"}
-    env = {"NBRISK_KEYS_DB": str(keys_db), "NBRISK_AUDIT_DB": str(audit_db), "MLFLOW_TRACKING_URI": mlflow_tracking}
+    env = {"NBRISK_KEYS_DB": str(keys_db), "NBRISK_AUDIT_DB": str(audit_db), "MLFLOW_TRACKING_URI": mlflow_tracking,
+           "MLFLOW_REGISTRY_URI": mlflow_tracking}
     with bentoml_serve(tmp_path, env) as (base, log_path, _proc):
         with httpx.Client(base_url=base, timeout=60) as c:
             r = c.post("/v1/risk", json={"patients": [REC], "horizons_months": [12, 24, 36, 60]}, headers=h)
@@ -108,7 +109,9 @@ def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, t
 
 
 def test_real_server_without_champion_is_not_ready_but_alive(tmp_path):
-    env = {"MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}",
+    empty = f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"
+    # both URIs: mlflow.set_registry_uri() in this test process exports MLFLOW_REGISTRY_URI to children
+    env = {"MLFLOW_TRACKING_URI": empty, "MLFLOW_REGISTRY_URI": empty,
            "NBRISK_KEYS_DB": str(tmp_path / "keys.db"), "NBRISK_AUDIT_DB": str(tmp_path / "audit.db"),
            "NBRISK_MODEL_RETRY_SECONDS": "2"}
     (tmp_path / "empty").mkdir()
