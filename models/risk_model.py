@@ -327,6 +327,8 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
         "n_interval_bootstrap": int(n_interval_bootstrap),
         # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
         "cif_rescaled": rescaled,
+        # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
+        "incoherent_fraction": getattr(id_model.cr_model_, "incoherent_fraction_", None),
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     })
     _ = n_jobs  # the illness-death bootstrap evaluates its replicates in closed form; kept for API stability

@@ -291,3 +291,12 @@ def experiment_runs_count(experiment: str) -> int:
 
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str)
+
+
+def log_benchmark_run(experiment: str, run_name: str, params: dict[str, Any], metrics: dict[str, float]) -> str:
+    """One benchmark result (e.g. ``benchmarks/ebmt.py``) as a run of ``experiment``; returns the run id."""
+    exp_id = experiment_id(experiment)
+    with mlflow.start_run(experiment_id=exp_id, run_name=run_name, tags={RUN_TYPE: "benchmark"}) as run:
+        mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
+        mlflow.log_metrics(_clean_metrics(metrics))
+        return run.info.run_id
