@@ -168,3 +168,27 @@ def test_model_report_fills_tripod_items_from_the_run(model_sources):
     assert SYNTHETIC_LABEL in html
     for item, topic, _ in HUMAN_ITEMS:
         assert f"<td>{item}</td><td>{topic}</td>" in html
+
+
+def test_report_numbers_equal_the_v1_risk_answer(risk_model):
+    """The report's table is what POST /v1/risk answers for the same patient (engineer G's Predictor, no HTTP)."""
+    from nbrisk.serving.predictor import ANSWER_DECIMALS, Predictor
+
+    rec = example_record(with_outcomes=False)
+    predictor = Predictor.from_risk_model(risk_model, version="1")
+    answer = predictor.risk([rec], [12, 24, 36, 60])["results"][0]
+    s = build_patient_summary(risk_model, rec, predictor.model_info)
+    for name in ("relapse", "trm", "efs", "os"):
+        for j, row in enumerate(s.table):
+            iv = getattr(row, name)
+            # the API rounds to ANSWER_DECIMALS; the report keeps full precision: equal to half a unit of that place
+            tol = 0.5 * 10.0 ** -ANSWER_DECIMALS + 1e-15
+            assert abs(iv.estimate - answer[name]["estimate"][j]) <= tol
+            if iv.lower is not None:
+                assert abs(iv.lower - answer[name]["lower"][j]) <= tol
+                assert abs(iv.upper - answer[name]["upper"][j]) <= tol
+    assert s.risk_group == answer["risk_group"]
+    # and the service's /v1/report goes through this renderer with its validated row
+    html = predictor.report(rec, "html").decode()
+    for row in s.table:
+        assert f"{100 * row.relapse.estimate:.1f}%" in html
