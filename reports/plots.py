@@ -165,9 +165,9 @@ def cohort_position_svg(
 ) -> str:
     """Where one patient's predicted 2-year risks fall in the training cohort's distribution.
 
-    ``rows``: (label, patient value in [0, 1], percentile levels (m,) in 0–100, training values at those levels
-    (m,)). Each row draws the training distribution as a box (10th–90th and 25th–75th percentile, median) with the
-    patient as a marker.
+    ``rows``: (label, patient value in [0, 1], percentile levels (m,) in 0–100, sorted, training values at those
+    levels (m,)). Each row draws the training distribution as a box (quartiles and median, interpolated between
+    stored levels when needed) with whiskers to the lowest and highest stored percentile, and the patient as a marker.
     """
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
@@ -175,7 +175,8 @@ def cohort_position_svg(
         for i, (label, value, levels, values) in enumerate(rows):
             y = len(rows) - 1 - i
             q = lambda p, lv=levels, vv=values: float(np.interp(p, lv, vv))  # noqa: E731
-            ax.plot([q(10), q(90)], [y, y], color=COLOURS["reference"], linewidth=1.0)
+            # whiskers span the most extreme stored percentiles (e.g. 5th–95th); the box is the quartiles
+            ax.plot([float(values[0]), float(values[-1])], [y, y], color=COLOURS["reference"], linewidth=1.0)
             ax.add_patch(matplotlib.patches.Rectangle((q(25), y - 0.18), q(75) - q(25), 0.36,
                                                       facecolor="#e6e6e6", edgecolor=COLOURS["reference"],
                                                       linewidth=0.7))
