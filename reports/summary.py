@@ -706,11 +706,18 @@ def _synthetic_flag(risk_model, model_info: Mapping[str, Any]) -> bool | None:
 
 def applicability_warnings(risk_model, typed: pd.DataFrame, prov: Provenance) -> tuple[str, ...]:
     """Per-patient input warnings from the model plus warnings about the model's evidence base."""
+    from nbrisk.features.record import FIELDS
+
     out: list[str] = []
     try:
-        out.extend(str(w) for w in risk_model.input_warnings(typed)[0])
+        raw = [str(w) for w in risk_model.input_warnings(typed)[0]]
     except NotImplementedError:
-        pass
+        raw = []
+    # The model names fields by their contract name; the report shows the clinical label instead.
+    names = re.compile(r"\b(" + "|".join(sorted(map(re.escape, FIELDS), key=len, reverse=True)) + r")\b")
+    for w in raw:
+        text = names.sub(lambda m: FIELDS[m.group(1)].label, w)
+        out.append(text[:1].upper() + text[1:])
     if prov.synthetic is None:
         out.append("The model does not record whether its training data were real or synthetic.")
     if prov.n is not None and prov.n < SMALL_COHORT_N:
