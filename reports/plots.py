@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import re
+import threading
 from collections.abc import Sequence
 
 import matplotlib
@@ -46,6 +47,8 @@ _RC = {
 }
 
 
+#: rc_context swaps matplotlib's *global* settings; the service renders in worker threads, so one figure at a time.
+_RC_LOCK = threading.Lock()
 #: Fixed margins (figure fractions) of the patient report's two side-by-side panels.
 _PANEL_MARGINS = {"left": 0.15, "right": 0.97, "top": 0.9, "bottom": 0.3}
 
@@ -96,7 +99,7 @@ def stacked_incidence_svg(
     months = np.asarray(months, dtype=float)
     r, r_lo, r_hi = relapse
     t, t_lo, t_hi = trm
-    with matplotlib.rc_context(_RC):
+    with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.subplots()
         kw = {"step": "post", "linewidth": 0}
@@ -139,7 +142,7 @@ def survival_svg(
     """
     labels = {"os": "Overall survival", "efs": "Event-free survival"}
     months = np.asarray(months, dtype=float)
-    with matplotlib.rc_context(_RC):
+    with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.subplots()
         for key in ("os", "efs"):
@@ -169,7 +172,7 @@ def cohort_position_svg(
     levels (m,)). Each row draws the training distribution as a box (quartiles and median, interpolated between
     stored levels when needed) with whiskers to the lowest and highest stored percentile, and the patient as a marker.
     """
-    with matplotlib.rc_context(_RC):
+    with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.subplots()
         for i, (label, value, levels, values) in enumerate(rows):
@@ -208,7 +211,7 @@ def calibration_svg(
     model or cause, each point one risk decile. The diagonal is perfect calibration.
     """
     palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
-    with matplotlib.rc_context(_RC):
+    with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.subplots()
         hi = 0.05
@@ -252,7 +255,7 @@ def decision_curve_svg(
     """
     palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
     thresholds = np.asarray(thresholds, float)
-    with matplotlib.rc_context(_RC):
+    with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.subplots()
         top = 0.02
