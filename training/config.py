@@ -80,12 +80,20 @@ class PromotionConfig(_Frozen):
 
 
 class ModelSpec(_Frozen):
-    """One model family: fixed ``params`` plus a ``grid`` of candidate values tuned in the inner loop."""
+    """One model family: fixed ``params`` plus a ``grid`` of candidate values tuned in the inner loop.
+
+    Slow families can opt out of the refit-heavy extras: ``optimism`` (Harrell's bootstrap correction),
+    ``leave_center_out`` and ``n_interval_bootstrap`` (overrides ``final.n_interval_bootstrap``; 0 registers the
+    model without prediction intervals, which it then says rather than inventing one).
+    """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     family: Literal["AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"]
     params: dict[str, Scalar] = Field(default_factory=dict)
     grid: dict[str, list[Scalar]] = Field(default_factory=dict)
+    optimism: bool = True
+    leave_center_out: bool = True
+    n_interval_bootstrap: int | None = Field(None, ge=0, le=1000)
 
     @field_validator("grid")
     @classmethod

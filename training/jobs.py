@@ -256,10 +256,11 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
         if not spec.is_null:
             params = V.tune(spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
             final = V.fit_candidate(spec, params, records, outcomes, cfg.seed)
-            opt = V.optimism_corrected(spec, params, final, records, outcomes, horizons, vcfg.n_optimism,
+            n_opt = vcfg.n_optimism if spec.optimism else 0
+            opt = V.optimism_corrected(spec, params, final, records, outcomes, horizons, n_opt,
                                        cfg.seed, n_jobs=cfg.n_jobs)
             extra.update(opt)
-            if vcfg.leave_center_out:
+            if vcfg.leave_center_out and spec.leave_center_out:
                 loco = V.leave_center_out(spec, params, records, outcomes, horizons, vcfg.min_center_size,
                                           cfg.seed, n_jobs=cfg.n_jobs)
                 if loco is not None:
@@ -268,7 +269,9 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
             risk_model = fit_risk_model(
                 records, outcomes, spec.make_estimator(random_state=cfg.seed, **params),
                 model_name=spec.name, family=spec.family, synthetic=td.synthetic,
-                fingerprint=td.fingerprint["sha256"], n_interval_bootstrap=cfg.final.n_interval_bootstrap,
+                fingerprint=td.fingerprint["sha256"],
+                n_interval_bootstrap=(cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None
+                                      else spec.n_interval_bootstrap),
                 seed=cfg.seed, n_jobs=cfg.n_jobs, validation_metrics=pooled, params=params,
                 features=V.make_features())
         tables["calibration"] = _calibration_tables(outcomes, cv.pooled, horizons)
