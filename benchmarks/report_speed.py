@@ -139,7 +139,11 @@ def main() -> None:
               "html": "HTML: 3 SVG plots + template", "pdf": "PDF: WeasyPrint layout + fonts"}
     for k, v in stages.items():
         lines.append(f"| {labels[k]}, wall | {statistics.median(v):.2f} | {min(v):.2f} | {max(v):.2f} |")
-    lines += ["", f"First render in a fresh process (imports, font configuration): {cold:.2f} s.", ""]
+    lines += ["", f"First render in a fresh process (imports, font configuration): {cold:.2f} s "
+              "(a server should call `nbrisk.reports.render.warm_up()` at start-up).", "",
+              "Reading: the render is single-threaded Python (WeasyPrint layout dominates), so with a free core the "
+              "wall-clock time approaches the CPU time; the gap above is time spent waiting for a core while "
+              f"the load average was {max(load_before[0], load_after[0]):.1f} on {os.cpu_count()} CPUs.", ""]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

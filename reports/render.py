@@ -142,6 +142,15 @@ def html_to_pdf(html: str) -> bytes:
         return weasyprint.HTML(string=html, base_url=str(TEMPLATES)).write_pdf(font_config=_font_config())
 
 
+def warm_up() -> None:
+    """Import the renderers and build the font configuration once (the first PDF of a process is several seconds
+    slower than the next ones). Call it when a server starts; it renders a tiny document and discards it."""
+    _env()
+    _css()
+    html_to_pdf("<html><body><p>nbrisk</p></body></html>")
+    plots.survival_svg(np.array([0.0, 1.0]), {"os": (np.array([1.0, 0.9]), None, None)})
+
+
 def render_patient_report(
     risk_model,
     record: Mapping[str, Any] | pd.DataFrame,
