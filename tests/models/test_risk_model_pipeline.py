@@ -136,3 +136,21 @@ def test_validate_for_prediction_ignores_outcomes_and_rejects_bad_rows(synthetic
     bad.loc[bad.index[0], "inrg_stage"] = "L2"
     with pytest.raises(CohortValidationError):
         validate_for_prediction(bad)
+
+
+def test_tree_model_without_bootstrap_says_no_interval_and_no_contributions(synthetic_cohort):
+    from nbrisk.models.boosting import CauseSpecificBoosting
+    from nbrisk.models.risk_model import fit_risk_model
+
+    rm = fit_risk_model(synthetic_cohort.records, synthetic_cohort.outcomes,
+                        CauseSpecificBoosting(n_estimators=20, random_state=0), model_name="boosting",
+                        synthetic=True, n_interval_bootstrap=0, seed=0)
+    rec = synthetic_cohort.records.iloc[:3]
+    curves = rm.predict(rec, [12, 24])
+    curves.check()
+    assert all(b.lower is None and b.upper is None for b in curves.bands().values())  # never a fake interval
+    assert not rm.supports_intervals and rm.training_summary["interval_method"] == "none"
+    assert not rm.contributions_available
+    assert rm.contributions(rec) == [{"relapse": [], "trm": [], "available": False}] * 3
+    frame = rm.predict_frame(rec, [12])
+    assert frame["relapse_lower"].isna().all() and frame["relapse"].notna().all()
