@@ -192,6 +192,17 @@ def _comparison(siblings: Sequence[Mapping[str, Any]], horizon: float) -> tuple[
     return tuple(rows), cols
 
 
+def _code_version(tags: Mapping[str, str]) -> str:
+    """``; code nbrisk 0.1.0, git 1a2b3c4d (uncommitted changes)`` from the training run's ``code.*`` tags."""
+    if not tags:
+        return ""
+    out = f"; code nbrisk {tags.get('code.nbrisk_version', '?')}"
+    sha = tags.get("code.git_sha")
+    if sha and sha != "unavailable":
+        out += f", git {sha[:8]}" + (" (uncommitted changes)" if tags.get("code.git_dirty") == "true" else "")
+    return out
+
+
 def _handling(spec: Any, s: Mapping[str, Any]) -> str:
     miss = (s.get("missing_counts") or {}).get(spec.name)
     n = s.get("n")
@@ -285,7 +296,8 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
                                               "(relapse/TRM) in the final fit."),
         FilledItem("22", "Model specification", "The whole fitted pipeline (feature pipeline, illness–death model, "
                                                 "cut-offs) is registered as MLflow model "
-                   + f"{sources.resolved.name} version {sources.resolved.version} (run {run.get('run_id', '?')})."),
+                   + f"{sources.resolved.name} version {sources.resolved.version} (run {run.get('run_id', '?')})"
+                   + _code_version(getattr(sources, "parent_tags", {}) or {}) + "."),
         FilledItem("23a", "Performance", "2-year C-index relapse " + fmt_ci("relapse", "c_index", 24)
                    + "; TRM " + fmt_ci("trm", "c_index", 24) + ". Full table below."),
     )

@@ -38,6 +38,7 @@ class ModelSources:
     tables: dict[str, Any] = field(default_factory=dict)  # validation/<name>.json artifacts
     siblings: list[dict[str, Any]] = field(default_factory=list)  # other models of the same training run
     parent_params: dict[str, str] = field(default_factory=dict)  # the training run's params (config, data)
+    parent_tags: dict[str, str] = field(default_factory=dict)  # the training run's tags (code version, ...)
     aliases: list[str] = field(default_factory=list)
 
 
@@ -99,11 +100,14 @@ def model_sources(model: str | None) -> ModelSources:
             continue
     siblings: list[dict[str, Any]] = []
     parent_params: dict[str, str] = {}
+    parent_tags: dict[str, str] = {}
     try:
         this = client.get_run(run["run_id"])
         parent = this.data.tags.get(tracking.PARENT_TAG)
         if parent:
-            parent_params = dict(client.get_run(parent).data.params)
+            parent_run = client.get_run(parent)
+            parent_params = dict(parent_run.data.params)
+            parent_tags = {k: v for k, v in parent_run.data.tags.items() if k.startswith("code.")}
             for ch in client.search_runs([this.info.experiment_id],
                                          filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent}'",
                                          max_results=200):
@@ -118,4 +122,4 @@ def model_sources(model: str | None) -> ModelSources:
         aliases = list(client.get_model_version(ref.name, ref.version).aliases)
     except (MlflowException, AttributeError):
         pass
-    return ModelSources(ref, rm, run, tables, siblings, parent_params, aliases)
+    return ModelSources(ref, rm, run, tables, siblings, parent_params, parent_tags, aliases)

@@ -142,11 +142,14 @@ def model_sources(risk_model, synthetic_cohort):
     siblings = [{"name": "cox", "family": "CauseSpecificCox", "metrics": run_metrics, "this": True},
                 {"name": "aalen_johansen", "family": "AalenJohansen",
                  "metrics": {"relapse_cindex_24m": 0.5, "trm_cindex_24m": 0.5}, "this": False}]
-    return ModelSources(ResolvedModel("models:/nbrisk/3", "nbrisk", "3", None), risk_model,
-                        {"run_id": "abc123", "metrics": run_metrics, "fingerprint": {"source": "synthetic"}},
-                        tables, siblings, {"config.validation.n_splits": "5", "config.validation.n_repeats": "2",
-                                           "config.validation.n_bootstrap": "200",
-                                           "config.validation.leave_center_out": "True"}, ["champion"])
+    return ModelSources(
+        ResolvedModel("models:/nbrisk/3", "nbrisk", "3", None), risk_model,
+        run={"run_id": "abc123", "metrics": run_metrics, "fingerprint": {"source": "synthetic"}},
+        tables=tables, siblings=siblings,
+        parent_params={"config.validation.n_splits": "5", "config.validation.n_repeats": "2",
+                       "config.validation.n_bootstrap": "200", "config.validation.leave_center_out": "True"},
+        parent_tags={"code.nbrisk_version": "0.1.0", "code.git_sha": "0123456789abcdef", "code.git_dirty": "false"},
+        aliases=["champion"])
 
 
 def test_model_report_fills_tripod_items_from_the_run(model_sources):
@@ -160,6 +163,7 @@ def test_model_report_fills_tripod_items_from_the_run(model_sources):
     assert "5-fold cross-validation repeated 2 times" in items["12a–c"]
     assert "leave-one-center-out" in items["12a–c"]
     assert "0.650 (95% CI 0.600–0.700)" in items["23a"]
+    assert "version 3 (run abc123); code nbrisk 0.1.0, git 01234567." in items["22"]
     assert [p.cause for p in m.calibration] == ["relapse", "trm"]
     assert [p.cause for p in m.decision] == ["relapse", "trm"]
     assert m.comparison[0].name == "cox"  # best first; the null model below
