@@ -27,7 +27,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
-from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError
+from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
 
@@ -144,6 +144,14 @@ class Predictor:
         ``shape_problems``: problems already found by :func:`nbrisk.serving.schemas.check_patients` (non-scalar
         values, ...), reported together with the contract's.
         """
+        typed, problems = self._check(patients, shape_problems)
+        if problems:
+            raise _invalid(problems)
+        return typed
+
+    def _check(self, patients: Sequence[Mapping[str, Any]],
+               shape_problems: Sequence[ProblemDetail] = ()) -> tuple[pd.DataFrame, list[ProblemDetail]]:
+        """(typed records, every problem sorted by patient index); see :meth:`validate`."""
         from nbrisk.features.record import validate_records
 
         frame = raw_frame(patients)
@@ -172,11 +180,78 @@ class Predictor:
                 idx = [i for i, keys in enumerate(present) if p.field in keys]
             problems.extend(ProblemDetail(i, p.field, p.rule) for i in idx or [None]
                             if (i, p.field) not in seen and i not in not_objects)
-        if problems:
-            problems.sort(key=lambda d: (-1 if d.patient_index is None else d.patient_index))
-            n_bad = len({d.patient_index for d in problems})
-            raise InvalidInput(f"{len(problems)} problem(s) in {n_bad} patient(s)", problems)
-        return typed.reset_index(drop=True)
+        problems.sort(key=lambda d: (-1 if d.patient_index is None else d.patient_index))
+        return typed.reset_index(drop=True), problems
+
+    def risk_many(self, requests: Sequence[RiskRequest]) -> list[dict[str, Any] | RequestError]:
+        """Answer several ``/v1/risk`` requests with ONE validation and one prediction per distinct horizon set.
+
+        What the service's micro-batcher calls when single-patient requests arrive concurrently: the fixed cost of
+        the record validator and of the model (pandas frames, per-column work) is paid once per batch instead of
+        once per request, so throughput grows with concurrency. Each answer (or :class:`RequestError`) is what
+        :meth:`risk` would give for that request alone — with one difference kept deliberately small: patient_id
+        uniqueness is a per-request rule, so the validator's duplicate check (which sees the whole batch) is
+        replaced by a per-request one.
+        """
+        if len(requests) == 1:
+            r = requests[0]
+            try:
+                return [self.risk(r.patients, r.horizons_months, r.problems)]
+            except RequestError as exc:
+                return [exc]
+        offsets = np.cumsum([0, *(len(r.patients) for r in requests)])
+        patients = [p for r in requests for p in r.patients]
+        shape = [ProblemDetail(None if d.patient_index is None else d.patient_index + int(offsets[j]), d.field,
+                               d.message) for j, r in enumerate(requests) for d in r.problems]
+        try:
+            typed, problems = self._check(patients, shape)
+        except RequestError:
+            return self._one_by_one(requests)
+        if any(d.patient_index is None for d in problems):
+            return self._one_by_one(requests)  # a whole-batch problem cannot be attributed: answer each alone
+        owner = np.searchsorted(offsets, [d.patient_index for d in problems], side="right") - 1
+        per_request: list[list[ProblemDetail]] = [[] for _ in requests]
+        for d, j in zip(problems, owner, strict=True):
+            if d.field == "patient_id" and d.message.startswith("duplicate patient_id"):
+                continue  # across requests ids may repeat; within a request they are checked below
+            per_request[j].append(ProblemDetail(d.patient_index - int(offsets[j]), d.field, d.message))
+        for j, r in enumerate(requests):
+            per_request[j] += _duplicate_ids(r.patients)
+        answers: list[dict[str, Any] | RequestError | None] = [None] * len(requests)
+        groups: dict[tuple[float, ...], list[int]] = {}
+        for j, r in enumerate(requests):
+            if per_request[j]:
+                answers[j] = _invalid(sorted(per_request[j], key=lambda d: d.patient_index))
+            else:
+                groups.setdefault(tuple(r.horizons_months), []).append(j)
+        for horizons, members in groups.items():
+            rows = np.concatenate([np.arange(offsets[j], offsets[j + 1]) for j in members])
+            try:
+                results = self.predict_records(typed.iloc[rows].reset_index(drop=True), horizons)
+            except RequestError:  # e.g. an unseen category in one request: score the others alone
+                for j in members:
+                    try:
+                        res = self.predict_records(typed.iloc[offsets[j]:offsets[j + 1]].reset_index(drop=True),
+                                                   horizons)
+                        answers[j] = {"model": self.model_info, "results": res}
+                    except RequestError as exc:
+                        answers[j] = exc
+                continue
+            start = 0
+            for j in members:
+                n = int(offsets[j + 1] - offsets[j])
+                answers[j] = {"model": self.model_info, "results": results[start:start + n]}
+                start += n
+        return [a if a is not None else RequestError("internal batching error") for a in answers]
+
+    def _one_by_one(self, requests: Sequence[RiskRequest]) -> list[dict[str, Any] | RequestError]:
+        out: list[dict[str, Any] | RequestError] = []
+        for r in requests:
+            try:
+                out.append(self.risk(r.patients, r.horizons_months, r.problems))
+            except RequestError as exc:
+                out.append(exc)
+        return out
 
     def predict_records(self, typed: pd.DataFrame, horizons_months: Sequence[float]) -> list[dict[str, Any]]:
         """Typed (validated) records → per-patient results of ``/v1/risk`` (``results`` list)."""
@@ -297,6 +372,27 @@ def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str 
     synthetic = bool(getattr(risk_model, "synthetic", s.get("synthetic", False)))
     return ServedModel(name=name, version=version, alias=alias, uri=uri, trained_at=s.get("trained_at"),
                        synthetic_training_data=synthetic)
+
+
+def _invalid(problems: list[ProblemDetail]) -> InvalidInput:
+    n_bad = len({d.patient_index for d in problems})
+    return InvalidInput(f"{len(problems)} problem(s) in {n_bad} patient(s)", problems)
+
+
+def _duplicate_ids(patients: Sequence[Mapping[str, Any]]) -> list[ProblemDetail]:
+    """patient_id must be unique within one request (the contract's rule, applied per request in a batch; every
+    occurrence is reported, as the contract's validator does)."""
+    positions: dict[str, list[int]] = {}
+    for i, p in enumerate(patients):
+        pid = p.get("patient_id")
+        if isinstance(pid, str) and pid.strip():
+            positions.setdefault(pid.strip(), []).append(i)
+    out = []
+    for pos in positions.values():
+        if len(pos) > 1:
+            out += [ProblemDetail(i, "patient_id", "duplicate patient_id" + (f" (first in row {pos[0]})" if i != pos[0]
+                                                                             else "")) for i in pos]
+    return out
 
 
 def _model_input_error(exc: NbriskError) -> RequestError:

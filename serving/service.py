@@ -14,6 +14,9 @@ Design (thin serving, STYLE principle 8): all work happens in the framework-free
 * Middleware on the ``/v1`` app, outermost first: audit (one SQLite row per call, body hashed as read), bearer-key
   auth (401), then a guard that turns any unexpected exception into a JSON 500 logged without its message (messages
   can quote input values) and stamps ``X-Nbrisk-Model-Version`` on every answer.
+* Concurrent small ``/v1/risk`` requests are micro-batched (:mod:`nbrisk.serving.batching`): one validation and one
+  prediction per batch, formed from whatever arrived while the previous batch was computed (no timer, no added
+  latency when idle).
 * A missing model or unreachable registry never crashes the worker: it logs one clear line, ``/readyz`` answers 503,
   ``/v1/*`` answers 503 with a JSON error, and loading is retried (at most every ``NBRISK_MODEL_RETRY_SECONDS``,
   default 30) when ``/readyz`` or ``/v1`` is hit, so the service becomes ready once a champion is registered.
@@ -40,6 +43,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from nbrisk.serving.audit import AuditMiddleware
 from nbrisk.serving.auth import BearerAuthMiddleware, send_json
+from nbrisk.serving.batching import MicroBatcher
 from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
@@ -57,9 +61,9 @@ from nbrisk.serving.schemas import (
 
 logger = logging.getLogger("nbrisk.serving")
 
-#: Requests with more patients than this are predicted in a worker thread, so that a 1,000-patient request does
-#: not hold the event loop (probes, small requests) for its whole duration; small ones run inline (no thread hop).
-INLINE_MAX_PATIENTS = 32
+#: Requests with up to this many patients go through the micro-batcher (concurrent ones are predicted together);
+#: larger ones are predicted on their own in a worker thread.
+BATCH_MAX_PATIENTS = 32
 
 
 def _configure_logging() -> None:
@@ -149,7 +153,9 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 _ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 413, 422, 503)}
 _RISK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": risk_request_schema()}}}}
 _REPORT_BODY = {"requestBody": {"required": True,
-                                "content": {"application/json": {"schema": report_request_schema()}}}}
+                                "content": {"application/json": {"schema": report_request_schema()}}},
+                "parameters": [{"name": "format", "in": "query", "required": False,
+                                "schema": {"type": "string", "enum": ["pdf", "html"], "default": "pdf"}}]}
 
 
 class ModelState:
@@ -199,6 +205,7 @@ class RiskService:
         retry = float(os.environ.get("NBRISK_MODEL_RETRY_SECONDS", "30"))
         self.state = ModelState(os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry)
         self.state.load()
+        self.batcher = MicroBatcher()
         from nbrisk.serving.auth import KeyStore
         from nbrisk.settings import get_settings
 
@@ -224,10 +231,11 @@ class RiskService:
         predictor = self._predictor(request)
         req = parse_risk_request(await read_body(request))
         request.scope["nbrisk"]["n_patients"] = len(req.patients)
-        if len(req.patients) > INLINE_MAX_PATIENTS:
+        if len(req.patients) > BATCH_MAX_PATIENTS:
+            # already a batch: predicted alone, in a worker thread so the event loop keeps serving
             answer = await anyio.to_thread.run_sync(predictor.risk, req.patients, req.horizons_months, req.problems)
         else:
-            answer = predictor.risk(req.patients, req.horizons_months, req.problems)
+            answer = await self.batcher.submit(predictor, req)
         return JSONResponse(answer)
 
     @api.post("/report", response_model=None, openapi_extra=_REPORT_BODY,
