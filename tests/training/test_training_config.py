@@ -68,3 +68,13 @@ def test_grid_candidates_and_fingerprint():
     assert a.fingerprint() == parse_config(_minimal()).fingerprint()
     assert a.fingerprint() != b.fingerprint()
     assert isinstance(a, TrainConfig)
+
+
+def test_slow_families_opt_out_of_refit_extras_in_default_config():
+    default = load_config()
+    fg = default.model("fine_gray")
+    assert (fg.optimism, fg.leave_center_out, fg.n_interval_bootstrap) == (False, False, 0)
+    cox = default.model("cox")
+    assert cox.optimism and cox.leave_center_out and cox.n_interval_bootstrap is None  # uses final.*
+    with pytest.raises(NbriskError, match="n_interval_bootstrap"):
+        parse_config({"models": [{"name": "cox", "family": "CauseSpecificCox", "n_interval_bootstrap": -1}]})
