@@ -235,7 +235,7 @@ def calibration_svg(
         ax.set_ylabel("Observed incidence (Aalen–Johansen)")
         ax.set_title(title)
         ax.grid(True, color="#dddddd", linewidth=0.5)
-        ax.legend(loc="upper left", frameon=False)
+        ax.legend(loc="lower right", frameon=False)  # points run along the diagonal from the lower left
         fig.subplots_adjust(left=0.17, right=0.97, top=0.92, bottom=0.13)
         return _to_svg(fig)
 
