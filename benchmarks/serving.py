@@ -257,14 +257,14 @@ NOTES = [
     "- nbrisk micro-batches concurrent small requests (`nbrisk.serving.batching`): whatever arrives while a batch is "
     "predicted forms the next one, answered by one validation and one prediction. Most of a one-patient request's "
     "cost is fixed (pandas frames in the record validator and the model), so throughput grows with concurrency "
-    "while `mlflow models serve` stays flat; the same run before batching gave nbrisk 20 req/s (1 worker) and 32 "
-    "req/s (2 workers) at concurrency 8.",
+    "while `mlflow models serve` stays flat (on 2026-11-29, before batching was added, this benchmark gave nbrisk "
+    "20 req/s with 1 worker and 32 req/s with 2 workers at concurrency 8, vs mlflow's 11 and 20).",
     "- One worker is the best nbrisk configuration on 2 cores (the default, `NBRISK_WORKERS=1`): a second worker "
     "competes with the load generator and splits the batches.",
     "- Tail latency is dominated by CPU contention: this machine's load average (see the header) was several times "
     "its core count during the run, and even sequential requests (concurrency 1) show p99 ≫ p50. The bare "
-    "predictor's own p50 for one patient sets the floor; on an idle 2-core machine it is a few milliseconds "
-    "(record validation ≈ 3–7 ms, model with 5 bootstrap interval members ≈ 1–2 ms, input warnings ≈ 1 ms), so "
+    "predictor's own p50 for one patient sets the floor; the fastest of repeated timings on this machine (a proxy for an idle one) "
+    "are record validation ≈ 3–7 ms, model with 5 bootstrap interval members ≈ 1–2 ms, input warnings ≈ 1 ms, so "
     "the p99 ≤ 50 ms target at concurrency 8 needs a machine not shared with other work; it is reported here as "
     "measured.",
 ]
