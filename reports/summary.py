@@ -399,6 +399,29 @@ def _describe_changes(ch: Mapping[str, Any]) -> tuple[str, ...]:
     return tuple(f"{FIELDS[k].label} → {_display_value(FIELDS[k], v)}" for k, v in ch.items())
 
 
+def _predict_variants(risk_model, frames: list[pd.DataFrame]) -> tuple[RiskCurves | None, dict[int, str]]:
+    """Predict the variant records in one batch at 2 years; variants the model refuses are dropped, not guessed.
+
+    Returns the curves of the kept variants (in order) and ``{index in frames: reason}`` for the dropped ones.
+    """
+    from nbrisk.features.pipeline import UnseenCategoryError
+
+    dropped: dict[int, str] = {}
+    keep = list(range(len(frames)))
+    while keep:
+        batch = pd.concat([frames[i] for i in keep], ignore_index=True)
+        try:
+            return risk_model.predict(batch, [KEY_HORIZON_MONTHS]), dropped
+        except UnseenCategoryError as exc:
+            bad = {keep[p] for _, _, pos in exc.unseen for p in pos}
+            if not bad:
+                raise
+            for i in bad:
+                dropped[i] = "a category not seen in the training data"
+            keep = [i for i in keep if i not in bad]
+    return None, dropped
+
+
 def compute_whatifs(
     risk_model, typed: pd.DataFrame, current: RiskCurves | None = None
 ) -> tuple[tuple[WhatIf, ...], tuple[str, ...]]:
@@ -411,28 +434,39 @@ def compute_whatifs(
     from nbrisk.features.record import validate_record
 
     base = {k: _json_value(v) for k, v in typed.iloc[0].to_dict().items()}
+    counts = (getattr(risk_model, "training_summary", None) or {}).get("category_counts") or {}
     notes: list[str] = []
-    kept: list[tuple[str, str, bool, dict[str, Any]]] = []
-    frames: list[pd.DataFrame] = []
+    candidates: list[tuple[tuple[str, str, bool, dict[str, Any]], pd.DataFrame | None]] = []
     for choice, option, is_current, ch in _whatif_variants(base):
         if not ch:
-            kept.append((choice, option, is_current, ch))
+            candidates.append(((choice, option, is_current, ch), None))
             continue
         variant = {**base, **ch}
         frame, problems = validate_record(variant)
         if problems:
             notes.append(f"{choice}: {option} not shown ({problems[0].rule})")
             continue
-        kept.append((choice, option, is_current, ch))
-        frames.append(frame)
-    predicted: RiskCurves | None = None
-    if frames:
-        batch = pd.concat(frames, ignore_index=True)
-        predicted = risk_model.predict(batch, [KEY_HORIZON_MONTHS])
+        # A category no training patient had cannot be scored (the feature pipeline refuses it): say so.
+        unseen = [f for f, v in ch.items() if f in counts and counts[f] and str(v) not in counts[f]]
+        if unseen:
+            notes.append(f"{choice}: {option} not shown (no training patient had "
+                         f"{', '.join(_describe_changes({f: ch[f]})[0] for f in unseen)})")
+            continue
+        candidates.append(((choice, option, is_current, ch), frame))
+    predicted, dropped = _predict_variants(risk_model, [f for _, f in candidates if f is not None])
+    kept = []
+    k = 0
+    for spec, frame in candidates:
+        if frame is not None:
+            if k in dropped:
+                notes.append(f"{spec[0]}: {spec[1]} not shown ({dropped[k]})")
+                k += 1
+                continue
+            k += 1
+        kept.append(spec)
     if current is None:
         current = risk_model.predict(typed, [KEY_HORIZON_MONTHS])
     j_cur = int(np.argmin(np.abs(np.asarray(current.horizons_months, float) - KEY_HORIZON_MONTHS)))
-    counts = (getattr(risk_model, "training_summary", None) or {}).get("category_counts") or {}
     rows: list[WhatIf] = []
     k = 0
     for choice, option, is_current, ch in kept:

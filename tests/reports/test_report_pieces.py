@@ -196,3 +196,49 @@ def test_report_numbers_equal_the_v1_risk_answer(risk_model):
     html = predictor.report(rec, "html").decode()
     for row in s.table:
         assert f"{100 * row.relapse.estimate:.1f}%" in html
+
+
+class _RefusesOneCategory:
+    """The fixture model, except that its feature pipeline 'never saw' non-myeloablative conditioning (as a model
+    trained on a cohort without it would refuse it); everything else is delegated to the real RiskModel."""
+
+    def __init__(self, model):
+        self._model = model
+        self.training_summary = dict(model.training_summary, category_counts={})  # no counts: exercise the fallback
+
+    def __getattr__(self, name):
+        return getattr(self._model, name)
+
+    def predict(self, records, horizons_months):
+        from nbrisk.features.pipeline import UnseenCategoryError
+
+        pos = [i for i, v in enumerate(records["conditioning_intensity"]) if v == "non_myeloablative"]
+        if pos:
+            raise UnseenCategoryError([("conditioning_intensity", "non_myeloablative", pos)])
+        return self._model.predict(records, horizons_months)
+
+
+def test_whatif_option_the_model_cannot_score_is_dropped_with_a_note(risk_model):
+    rec = example_record(with_outcomes=False)
+    assert rec["conditioning_intensity"] != "non_myeloablative"
+    s = build_patient_summary(_RefusesOneCategory(risk_model), rec, {})
+    options = {(w.choice, w.option) for w in s.whatifs}
+    assert ("Conditioning intensity", "non myeloablative") not in options
+    assert ("Conditioning intensity", "myeloablative") in options  # the rest of the batch is still shown
+    assert any("non myeloablative not shown" in n for n in s.whatif_notes)
+    ref = build_patient_summary(risk_model, rec, {})
+    same = {(w.choice, w.option): w for w in ref.whatifs}
+    for w in s.whatifs:  # the kept rows are the same numbers as without the refusal
+        assert w.relapse == same[(w.choice, w.option)].relapse
+
+
+def test_whatif_category_absent_from_training_counts_is_not_scored(risk_model):
+    import copy
+
+    m = copy.copy(risk_model)
+    counts = {k: dict(v) for k, v in risk_model.training_summary["category_counts"].items()}
+    counts["donor_type"].pop("cord_blood", None)
+    m.training_summary = dict(risk_model.training_summary, category_counts=counts)
+    s = build_patient_summary(m, example_record(with_outcomes=False), {})
+    assert "cord blood" not in {w.option for w in s.whatifs if w.choice == "Donor type"}
+    assert any("no training patient had Donor type → cord blood" in n for n in s.whatif_notes)
