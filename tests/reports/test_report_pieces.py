@@ -242,3 +242,26 @@ def test_whatif_category_absent_from_training_counts_is_not_scored(risk_model):
     s = build_patient_summary(m, example_record(with_outcomes=False), {})
     assert "cord blood" not in {w.option for w in s.whatifs if w.choice == "Donor type"}
     assert any("no training patient had Donor type → cord blood" in n for n in s.whatif_notes)
+
+
+def test_whatif_variants_are_valid_for_every_training_patient(synthetic_cohort):
+    """Every what-if copy of every synthetic patient (all donor types, graft sources, disease states) must pass the
+    record contract: the report never shows a combination the contract forbids."""
+    import pandas as pd
+
+    from nbrisk.features.record import OUTCOME_FIELDS
+    from nbrisk.reports.summary import _json_value, _whatif_variants
+
+    recs = synthetic_cohort.records.drop(columns=[c for c in OUTCOME_FIELDS if c in synthetic_cohort.records])
+    variants, labels = [], []
+    for _, row in recs.iterrows():
+        base = {k: _json_value(v) for k, v in row.to_dict().items()}
+        for choice, option, _current, ch in _whatif_variants(base):
+            if ch:
+                variants.append({**base, **ch, "patient_id": f"V{len(variants)}"})
+                labels.append((base["donor_type"], choice, option))
+    # one vectorised validation of all variants (row = index in the list)
+    _, problems = validate_records(pd.DataFrame(variants), require_outcomes=False, require_center=False,
+                                   first_row=0)
+    assert problems == [], [(labels[p.row], p.field, p.rule) for p in problems[:5]]
+    assert len({d for d, _, _ in labels}) >= 5  # (almost) every donor type was a starting point
