@@ -7,6 +7,7 @@ document prints identically from a browser and from WeasyPrint.
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import threading
 from collections.abc import Mapping
@@ -112,10 +113,26 @@ def _patient_metrics(metrics: tuple[Metric, ...]) -> list[tuple[str, Metric | No
     return rows
 
 
-def patient_html(s: PatientSummary) -> str:
-    """The tumour-board report as one self-contained HTML document."""
+def _as_img(svg: str | None) -> str | None:
+    """An inline ``<svg>`` as an ``<img>`` with a data URI (the same vector drawing).
+
+    For the PDF only: WeasyPrint runs its HTML style cascade over every element of an *inline* SVG before drawing
+    it, which doubles the cost of the figures; as an image it parses the SVG once. Browsers get the inline SVG.
+    """
+    if svg is None:
+        return None
+    return ('<img class="figure" alt="figure" src="data:image/svg+xml;base64,'
+            + base64.b64encode(svg.encode("utf-8")).decode("ascii") + '">')
+
+
+def patient_html(s: PatientSummary, inline_svg: bool = True) -> str:
+    """The tumour-board report as one self-contained HTML document (``inline_svg=False``: figures as SVG images,
+    the faster form for WeasyPrint)."""
+    figures = patient_figures(s)
+    if not inline_svg:
+        figures = {k: _as_img(v) for k, v in figures.items()}
     return _env().get_template("patient.html").render(
-        s=s, css=_css(), figures=patient_figures(s), metrics=_patient_metrics(s.provenance.metrics),
+        s=s, css=_css(), figures=figures, metrics=_patient_metrics(s.provenance.metrics),
         few=FEW_TRAINING_PATIENTS,
     )
 
@@ -178,10 +195,9 @@ def render_patient_report(
     if fmt not in ("pdf", "html"):
         raise NbriskError(f"unknown report format {fmt!r}: use pdf or html")
     summary = build_patient_summary(risk_model, record, model_info=model_info, generated_at=generated_at)
-    html = patient_html(summary)
     if fmt == "html":
-        return html.encode("utf-8")
-    return html_to_pdf(html)
+        return patient_html(summary).encode("utf-8")
+    return html_to_pdf(patient_html(summary, inline_svg=False))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -206,12 +222,16 @@ def model_figures(m) -> dict[str, Any]:
     return figs
 
 
-def model_html(m) -> str:
+def model_html(m, inline_svg: bool = True) -> str:
     """The model report (TRIPOD+AI items) as one self-contained HTML document."""
     from nbrisk.reports.model_summary import CAUSES, PERFORMANCE_METRICS, PRIMARY_HORIZON_MONTHS
 
+    figures = model_figures(m)
+    if not inline_svg:
+        figures = {"calibration": _as_img(figures["calibration"]),
+                   "decision": [_as_img(f) for f in figures["decision"]]}
     return _env().get_template("model.html").render(
-        m=m, css=_css(), figures=model_figures(m), causes=CAUSES, metric_labels=PERFORMANCE_METRICS,
+        m=m, css=_css(), figures=figures, causes=CAUSES, metric_labels=PERFORMANCE_METRICS,
         primary=PRIMARY_HORIZON_MONTHS)
 
 
@@ -222,5 +242,5 @@ def render_model_report(sources, fmt: str = "html", generated_at: dt.datetime | 
     fmt = str(fmt).lower()
     if fmt not in ("pdf", "html"):
         raise NbriskError(f"unknown report format {fmt!r}: use html or pdf")
-    html = model_html(build_model_summary(sources, generated_at=generated_at))
-    return html.encode("utf-8") if fmt == "html" else html_to_pdf(html)
+    m = build_model_summary(sources, generated_at=generated_at)
+    return model_html(m).encode("utf-8") if fmt == "html" else html_to_pdf(model_html(m, inline_svg=False))
