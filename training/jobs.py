@@ -248,7 +248,7 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
 
         cv = V.cross_validate(spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed,
                               n_jobs=cfg.n_jobs, progress=bump)
-        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot)
+        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
         tables: dict[str, Any] = {"fold_params": cv.params}
         extra: dict[str, float] = {"seconds_cv": cv.seconds}
         risk_model = None
