@@ -96,7 +96,7 @@ def main() -> None:
         w0 = time.perf_counter()
         s = build_patient_summary(risk_model, record, info)
         w1 = time.perf_counter()
-        html = patient_html(s)
+        html = patient_html(s, inline_svg=False)  # the PDF path's HTML (figures as SVG images)
         w2 = time.perf_counter()
         html_to_pdf(html)
         w3 = time.perf_counter()
