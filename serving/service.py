@@ -169,8 +169,10 @@ class ModelState:
         self._last_attempt = float("-inf")
         self._lock = threading.Lock()
 
-    def load(self) -> None:
+    def load(self, only_if_missing: bool = False) -> None:
         with self._lock:
+            if only_if_missing and self.predictor is not None:
+                return  # another thread loaded it while this one waited for the lock
             self._last_attempt = time.monotonic()
             try:
                 predictor = Predictor.from_uri(self.uri)
@@ -186,7 +188,7 @@ class ModelState:
 
     def ensure(self) -> Predictor | None:
         if self.predictor is None and time.monotonic() - self._last_attempt >= self.retry_seconds:
-            self.load()
+            self.load(only_if_missing=True)
         return self.predictor
 
 
@@ -216,8 +218,10 @@ class RiskService:
     def __is_ready__(self) -> bool:
         return self.state.ensure() is not None
 
-    def _predictor(self, request: Request) -> Predictor:
-        predictor = self.state.ensure()
+    async def _predictor(self, request: Request) -> Predictor:
+        predictor = self.state.predictor
+        if predictor is None:  # retry loading (rate-limited) off the event loop: it can take seconds
+            predictor = await anyio.to_thread.run_sync(self.state.ensure)
         if predictor is None:
             raise RequestError("model unavailable", [ProblemDetail(None, None, self.state.error or "no model")],
                                status_code=503)
@@ -228,7 +232,7 @@ class RiskService:
               responses={200: {"model": RiskResponse}, **_ERRORS},
               summary="Relapse / TRM cumulative incidence, EFS and OS with 95% intervals, for 1–1,000 patients")
     async def risk(self, request: Request) -> Response:
-        predictor = self._predictor(request)
+        predictor = await self._predictor(request)
         req = parse_risk_request(await read_body(request))
         request.scope["nbrisk"]["n_patients"] = len(req.patients)
         if len(req.patients) > BATCH_MAX_PATIENTS:
@@ -242,7 +246,7 @@ class RiskService:
               responses={200: {"content": {"application/pdf": {}, "text/html": {}}}, **_ERRORS},
               summary="The tumour-board report for one patient (?format=pdf|html)")
     async def report(self, request: Request) -> Response:
-        predictor = self._predictor(request)
+        predictor = await self._predictor(request)
         fmt = check_report_format(request.query_params.get("format"))
         req = parse_report_request(await read_body(request))
         request.scope["nbrisk"]["n_patients"] = 1
@@ -258,7 +262,7 @@ class RiskService:
                                                         503: _ERRORS[503]},
              summary="The served model's card: version, training data summary, validation metrics, intended use")
     async def model(self, request: Request) -> Response:
-        return JSONResponse(self._predictor(request).model_card())
+        return JSONResponse((await self._predictor(request)).model_card())
 
     @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
                    include_in_schema=False)

@@ -37,7 +37,12 @@ def bentoml_serve(tmp: Path, env_extra: dict[str, str], wait_ready: bool = True)
     """Run a real server on a free loopback port; yields (base_url, log_path, process). Bounded waits only."""
     port = free_port()
     log_path = tmp / f"serve-{port}.log"
-    env = {**os.environ, "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true", **env_extra}
+    # the server's configuration is exactly env_extra: nothing leaks from fixtures of this test session
+    # (NBRISK_MODEL_URI of the in-process tests, MLFLOW_REGISTRY_URI exported by mlflow, BentoML's Prometheus dir)
+    base_env = {k: v for k, v in os.environ.items()
+                if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"}
+    env = {**base_env, "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
+           "NBRISK_HOME": str(tmp), **env_extra}
     cmd = [sys.executable, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService", "--host", "127.0.0.1",
            "--port", str(port)]
     with log_path.open("wb") as log:
