@@ -245,6 +245,13 @@ def test_pdf_report_has_the_predictor_numbers_and_plots(risk_model, patients, wh
     flat = re.sub(r"\s+", "", text)
     for number in _numbers_as_printed(_expected(risk_model, record)):
         assert re.sub(r"\s+", "", number) in flat, number
+    # ... which are the numbers POST /v1/risk answers (engineer G's predictor, rounded to 6 decimals there)
+    from nbrisk.serving.predictor import Predictor
+
+    answer = Predictor.from_risk_model(risk_model).risk([record], list(HORIZONS))["results"][0]
+    for name in ("relapse", "trm", "efs", "os"):
+        for value in answer[name]["estimate"]:
+            assert fmt_pct(value) in flat, (name, value)
     assert SYNTHETIC_LABEL.replace(" ", "") in flat
     # The plots are vector SVG drawn by WeasyPrint: their axis labels are real text in the PDF, and appear only
     # inside the figures (the stacked incidence and the survival panel).
