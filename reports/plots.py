@@ -120,7 +120,8 @@ def stacked_incidence_svg(
         _months_axis(ax, float(months[-1]))
         _pct_axis(ax)
         ax.set_ylabel("Share of patients like this one")
-        ax.set_title("Cumulative incidence (dashed: 95% interval)")
+        has_band = r_lo is not None or t_lo is not None
+        ax.set_title("Cumulative incidence" + (" (dashed: 95% interval)" if has_band else " (no interval)"))
         handles, labels = ax.get_legend_handles_labels()
         # Legend below the axes, in the same top-to-bottom order as the stacked bands.
         order = [2, 1, 0]
@@ -155,7 +156,8 @@ def survival_svg(
         _months_axis(ax, float(months[-1]))
         _pct_axis(ax)
         ax.set_ylabel("Probability")
-        ax.set_title("Survival (shaded: 95% interval)")
+        has_band = any(v[1] is not None for v in curves.values())
+        ax.set_title("Survival" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.2)
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)

@@ -52,6 +52,7 @@ def test_plots_without_intervals_draw_no_band():
     without = plots.survival_svg(months, {"os": (1 - est, None, None), "efs": (1 - est, None, None)})
     # a band is one extra filled polygon (a path) per curve that has an interval
     assert with_band.count("<path") > without.count("<path")
+    assert "95% interval" in with_band and "(no interval)" in without
 
 
 def test_model_report_plots_parse():
