@@ -74,11 +74,18 @@ class CoxPHResult:
 
     @property
     def se_model(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.var_model))
+        return _sqrt_diag(self.var_model)
 
     @property
     def se_robust(self) -> np.ndarray:
-        return np.sqrt(np.diag(self.var_robust))
+        return _sqrt_diag(self.var_robust)
+
+
+def _sqrt_diag(v: np.ndarray) -> np.ndarray:
+    """Standard errors from a variance matrix; NaN where the variance is not positive (a singular information,
+    e.g. a constant or perfectly separating covariate), never a warning."""
+    d = np.diag(v)
+    return np.where(d > 0, np.sqrt(np.where(d > 0, d, 1.0)), np.nan)
 
 
 class _Stratum:

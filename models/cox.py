@@ -20,18 +20,21 @@ import warnings
 
 import numpy as np
 import pandas as pd
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from nbrisk.core import Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
     check_competing_risks_target,
     cif_from_cause_specific_hazards,
 )
 from nbrisk.models._coxph import TIES, fit_coxph
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-
-from nbrisk.core import Cause
 
 CAUSES = (Cause.RELAPSE, Cause.TRM)
+#: Linear predictors are clipped here before exp(): only reached by diverged fits (separation, β → ∞), where the
+#: hazard increments are then > 1 and rescaled; it prevents overflow to inf (and inf × 0 = NaN).
+LP_CLIP = 700.0
 #: Largest number of (replicate × patient × event time) cells evaluated at once (memory bound, ~40 MB per array).
 _CHUNK_CELLS = 5_000_000
 _BINNED_CHUNK_CELLS = 200_000
@@ -83,7 +86,7 @@ def stacked_cause_specific_cif(
         return out
     # lp[r, k, i] = β_rkᵀ (x_i − c_rk)
     lp = np.einsum("rkp,np->rkn", coef, X) - np.einsum("rkp,rkp->rk", coef, center)[:, :, None]
-    risk = np.exp(lp)
+    risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
     step = max(1, _CHUNK_CELLS // max(1, R * m))
     for a in range(0, n, step):
         b = min(n, a + step)
@@ -122,7 +125,9 @@ def binned_hazard_moments(grid: np.ndarray, baseline: np.ndarray, edges: np.ndar
 
 def binned_chunk(moments: dict, lp1: np.ndarray, lp2: np.ndarray, sidx: np.ndarray | None = None):
     """EFS, F1, F2 at every bin edge for a chunk of patients: (R, c, nb) each, from (R, c) linear predictors."""
-    r1, r2 = np.exp(lp1)[..., None], np.exp(lp2)[..., None]
+    # clipped so that r² stays finite (diverged replicates only)
+    r1 = np.exp(np.clip(lp1, -LP_CLIP / 2, LP_CLIP / 2))[..., None]
+    r2 = np.exp(np.clip(lp2, -LP_CLIP / 2, LP_CLIP / 2))[..., None]
 
     def g(name):  # (R, S, nb) → broadcastable to (R, c, nb)
         v = moments[name]

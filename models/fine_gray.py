@@ -18,9 +18,8 @@ its estimation (usually a small difference). ``coef_se_model_`` is the model-bas
 ``finegray`` + ``coxph`` prints as ``se(coef)``).
 
 Coherence. The two causes are fitted separately and nothing ties them, so F_1 + F_2 can exceed 1 for some x (Austin
-et al. 2021, Stat Med 40:4035). It is detected and reported — ``incoherent_fraction_`` on the training data and a
-:class:`~nbrisk.models._base.CIFCoherenceWarning` at prediction, with the number of patients affected — and the
-output is kept coherent: on the joint grid of event times of both causes, at the first time the sum would exceed 1,
+et al. 2021, Stat Med 40:4035). It is detected and reported — ``incoherent_fraction_`` (share of training patients affected) and
+:meth:`FineGray.incoherent_patients` (which patients of a prediction) — and the output is kept coherent: on the joint grid of event times of both causes, at the first time the sum would exceed 1,
 that time's increments of both CIFs are scaled proportionally so the sum is exactly 1, and both CIFs stay constant
 afterwards (EFS = 0). This keeps both CIFs non-decreasing, leaves every patient with F_1 + F_2 ≤ 1 untouched, and does
 not depend on which times are requested.
@@ -28,18 +27,16 @@ not depend on which times are requested.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 from nbrisk.core import Cause
 from nbrisk.models._base import (
-    CIFCoherenceWarning,
     CompetingRisksEstimator,
     check_competing_risks_target,
     step_lookup,
 )
 from nbrisk.models._coxph import TIES, fit_coxph
+from nbrisk.models.cox import LP_CLIP
 from nbrisk.models.nonparametric import censoring_survival
 
 CAUSES = (Cause.RELAPSE, Cause.TRM)
@@ -183,16 +180,14 @@ class FineGray(CompetingRisksEstimator):
             inc = np.zeros(len(self.event_times_))
             inc[np.searchsorted(self.event_times_, t_k)] = dh
             self.cumulative_baseline_[k] = np.cumsum(inc)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", CIFCoherenceWarning)  # measured here instead
-            _, bad = self._raw_cifs(Xa, len(self.event_times_))
+        _, bad = self._raw_cifs(Xa, len(self.event_times_))
         self.incoherent_fraction_ = float(bad.mean()) if len(bad) else 0.0
         return self
 
     def _raw_cifs(self, Xa, keep: int):
         """Coherent (F1, F2) on the first ``keep`` grid times, (n, keep) each, and the per-patient capped mask."""
         lp = np.einsum("kp,nkp->kn", self.coef_, Xa[:, None, :] - self.center_[None])
-        cum = self.cumulative_baseline_[:, None, :keep] * np.exp(lp)[:, :, None]  # (2, n, keep)
+        cum = self.cumulative_baseline_[:, None, :keep] * np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))[:, :, None]
         f = 1.0 - np.exp(-cum)
         f1, f2, bad = coherent_cifs(f[0], f[1])
         return (f1, f2), bad
@@ -200,7 +195,8 @@ class FineGray(CompetingRisksEstimator):
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
         """(n, 3, k): event-free, relapse and TRM CIFs at ``times`` (coherent; see the module docstring).
 
-        Warns (:class:`CIFCoherenceWarning`) with the number of patients whose F1 + F2 had to be capped.
+        Patients whose F1 + F2 had to be capped are reported by :meth:`incoherent_patients` (and their share in
+        the training data by ``incoherent_fraction_``); no warning, so batch scoring stays quiet.
         Intervals are not available in closed form here: wrap in :class:`~nbrisk.models.intervals.BootstrapIntervals`.
         """
         if return_interval:
@@ -213,18 +209,19 @@ class FineGray(CompetingRisksEstimator):
         if keep == 0:
             out[:, 0], out[:, 1:] = 1.0, 0.0
             return out
-        (f1, f2), bad = self._raw_cifs(Xa, keep)
-        if bad.any():
-            warnings.warn(
-                f"Fine–Gray: predicted relapse + TRM incidence exceeded 1 for {int(bad.sum())} of {len(bad)} "
-                "patients; capped (see FineGray docs)",
-                CIFCoherenceWarning,
-                stacklevel=2,
-            )
+        (f1, f2), _ = self._raw_cifs(Xa, keep)
         out[:, 1] = step_lookup(grid, f1, times, 0.0)
         out[:, 2] = step_lookup(grid, f2, times, 0.0)
         out[:, 0] = np.clip(1.0 - out[:, 1] - out[:, 2], 0.0, 1.0)
         return out
+
+    def incoherent_patients(self, X, times) -> np.ndarray:
+        """(n,) bool: whose uncapped F1 + F2 exceeds 1 at some event time ≤ max(times) (capped in predictions)."""
+        Xa = self._check_X(X)
+        keep = int(np.searchsorted(self.event_times_, np.max(times), side="right"))
+        if keep == 0:
+            return np.zeros(Xa.shape[0], dtype=bool)
+        return self._raw_cifs(Xa, keep)[1]
 
     def predict_linear_predictor(self, X) -> np.ndarray:
         """(2, n) γ_kᵀ(x − centre) per cause."""

@@ -32,20 +32,21 @@ import warnings
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+
+from nbrisk.core import DAYS_PER_MONTH, Band, NbriskError, RiskCurves, months_to_days
 from nbrisk.models._base import check_competing_risks_target
 from nbrisk.models._coxph import TIES, fit_coxph
 from nbrisk.models.cox import (
+    LP_CLIP,
     CauseSpecificCox,
     binned_chunk,
     binned_hazard_moments,
     percentile_interval,
     stacked_cause_specific_cif,
 )
-from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
-
-from nbrisk.core import DAYS_PER_MONTH, Band, NbriskError, RiskCurves, months_to_days
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
 #: Largest number of (replicate × patient × bin × horizon) cells evaluated at once in the OS convolution.
@@ -135,7 +136,7 @@ class PostRelapseModel(BaseEstimator):
         idx = np.searchsorted(self.event_times_, u, side="right") - 1
         base = np.where(idx >= 0, self.cumulative_hazard_[np.clip(idx, 0, None)] if len(self.event_times_) else 0.0,
                         0.0)
-        g = np.exp(self.coef_[-1] * (_log_months(relapse_days) - self.center_[-1]))
+        g = np.exp(np.clip(self.coef_[-1] * (_log_months(relapse_days) - self.center_[-1]), -LP_CLIP, LP_CLIP))
         return base * g[:, None]
 
     def predict_survival(self, X, relapse_days, elapsed_days) -> np.ndarray:
@@ -144,7 +145,7 @@ class PostRelapseModel(BaseEstimator):
         s = np.asarray(relapse_days, dtype=float)
         u = np.asarray(elapsed_days, dtype=float)
         table = np.stack([self.hazard_table(s, np.broadcast_to(v, s.shape)[:, None])[:, 0] for v in u], axis=1)
-        return np.exp(-table * np.exp(self.linear_predictor(X))[:, None])
+        return np.exp(-table * np.exp(np.clip(self.linear_predictor(X), -LP_CLIP, LP_CLIP))[:, None])
 
 
 def _fit_pair(cr_model, post_model, X, y, post, cr_params):
@@ -310,7 +311,7 @@ class IllnessDeathModel(BaseEstimator):
         elapsed = np.maximum(times[ph] - mid[pb], 0.0)
         posts = [self.post_relapse_] + [pm for _, pm in reps]
         tables = np.stack([pm.hazard_table(mid[pb], elapsed[:, None])[:, 0] for pm in posts])  # (R, P)
-        post_risk = np.exp(np.stack([pm.linear_predictor(Xa) for pm in posts]))  # (R, n)
+        post_risk = np.exp(np.clip(np.stack([pm.linear_predictor(Xa) for pm in posts]), -LP_CLIP, LP_CLIP))
 
         # the main fit: exact CIFs at the edges; replicates: binned closed form (Cox) or their own predictions
         st = self._cox_stack_

@@ -5,13 +5,13 @@ import pickle
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.models.cox import CauseSpecificCox
 from sklearn.base import clone
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.nonparametric import cumulative_incidence_competing_risks
 from sksurv.util import Surv
 
 from nbrisk.core import Cause
+from nbrisk.models.cox import CauseSpecificCox
 
 
 def _sim(seed: int, n: int = 400):

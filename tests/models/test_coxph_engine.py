@@ -3,9 +3,10 @@
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.models._coxph import fit_coxph
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
+
+from nbrisk.models._coxph import fit_coxph
 
 
 def _data(seed: int, n: int = 300, p: int = 3, round_to: int | None = 1):

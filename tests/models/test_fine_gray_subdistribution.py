@@ -1,7 +1,6 @@
 """FineGray: survival::mgus2 published numbers, exact identities with Cox, a known-truth simulation, coherence."""
 
 import pickle
-import warnings
 
 import numpy as np
 import pandas as pd
@@ -11,7 +10,6 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
 from nbrisk.core import Cause
-from nbrisk.models._base import CIFCoherenceWarning
 from nbrisk.models.fine_gray import FineGray, coherent_cifs, finegray_expand
 
 
@@ -135,13 +133,13 @@ def test_incoherent_sum_is_detected_and_capped_monotonically():
     # at the crossing (t=2) the increments 0.1 and 0.2 are scaled by 0.1/0.3, then both stay constant
     np.testing.assert_allclose(g1[0], [0.2, 0.6, 0.6 + 0.1 / 3, 0.6 + 0.1 / 3])
     assert np.all(np.diff(g1, axis=1) >= 0) and np.all(np.diff(g2, axis=1) >= 0)
-    # through the estimator: an extreme patient on long follow-up is capped with a warning
+    # through the estimator: an extreme patient on long follow-up is reported and capped; the training share too
     X, y = _competing(5)
     model = FineGray().fit(X, y)
-    extreme = pd.DataFrame({"a": [3.0], "b": [0.0]})
-    with pytest.warns(CIFCoherenceWarning, match="exceeded 1"):
-        cif = model.predict_cumulative_incidence(extreme, [3.9])
-    assert cif[0, 1:].sum() <= 1.0 + 1e-12
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        model.predict_cumulative_incidence(X.iloc[:5], [0.2])  # coherent: no warning
+    assert 0.0 < model.incoherent_fraction_ < 1.0
+    extreme = pd.DataFrame({"a": [3.0, 0.0], "b": [0.0, 0.0]})
+    assert model.incoherent_patients(extreme, [3.9]).tolist() == [True, False]
+    assert model.incoherent_patients(extreme, [0.2]).tolist() == [False, False]
+    cif = model.predict_cumulative_incidence(extreme, [1.0, 2.0, 3.9])
+    assert np.all(cif[:, 1:].sum(axis=1) <= 1.0 + 1e-12)
+    assert np.all(np.diff(cif[:, 1:], axis=2) >= 0)

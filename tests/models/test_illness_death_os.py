@@ -7,13 +7,13 @@ import pandas as pd
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from nbrisk.models.cox import CauseSpecificCox
-from nbrisk.models.illness_death import IllnessDeathModel, PostRelapseModel
 from sklearn.base import BaseEstimator, clone
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
 from nbrisk.core import DAYS_PER_MONTH, Cause, RiskCurves
+from nbrisk.models.cox import CauseSpecificCox
+from nbrisk.models.illness_death import IllnessDeathModel, PostRelapseModel
 
 
 def _simulate(seed: int, n: int, l1=0.04, l2=0.01, l12=0.15, beta=(0.0, 0.0, 0.0), follow=80.0):
