@@ -152,3 +152,14 @@ def test_cli_compare_predict_promote(registered_champion, synthetic_cohort, tmp_
 
     res = runner.invoke(app, ["compare", "--experiment", "does-not-exist"])
     assert res.exit_code != 0 and "no MLflow experiment" in res.output
+
+
+def test_cli_train_prints_leaderboard_and_keeps_champion(registered_champion):
+    res = CliRunner().invoke(app, ["train", "--config", str(QUICK_CONFIG), "--experiment", "nbrisk-cli"])
+    assert res.exit_code == 0, res.output
+    assert "Leaderboard" in res.output and "cox" in res.output and "aalen_johansen" in res.output
+    assert SYNTHETIC_LABEL in res.output and "candidate → version" in res.output
+    client = MlflowClient()
+    candidate = str(client.get_model_version_by_alias("nbrisk", "candidate").version)
+    assert str(client.get_model_version_by_alias("nbrisk", "champion").version) == "1"
+    assert candidate != "1"  # the new best model is a candidate; champion moves only through promote
