@@ -9,9 +9,10 @@ A :class:`RiskModel` bundles, fitted on one training cohort:
 * ``training_summary`` — n, events by cause, synthetic flag, data fingerprint, numeric ranges, category counts, the
   training distribution of predicted 2-year relapse/TRM, validation metrics with CIs, model name/family, trained_at.
 
-Prediction intervals (95%, pointwise) come from the illness–death model: for the cause-specific Cox family a
-bootstrap of the whole fitted pair (relapse/TRM model + post-relapse model; refit on patient resamples, percentile
-intervals), evaluated in closed form. A model fitted without intervals returns ``lower``/``upper`` = ``None`` —
+Prediction intervals (95%, pointwise) come from the illness–death model: a bootstrap of the whole fitted pair
+(relapse/TRM model + post-relapse model; refit on patient resamples, percentile intervals; evaluated in closed form
+for the cause-specific Cox family). The feature pipeline is held fixed across resamples, so the intervals reflect
+model-estimation uncertainty. A model fitted without intervals returns ``lower``/``upper`` = ``None`` —
 never a fake interval.
 
 Use :func:`fit_risk_model` to build one from validated records and derived outcomes.
@@ -300,7 +301,8 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
     records = records.reset_index(drop=True)
     outcomes = outcomes.reset_index(drop=True)
     X = features.fit_transform(records)
-    id_model = IllnessDeathModel(clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed)
+    id_model = IllnessDeathModel(clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed,
+                                 n_jobs=n_jobs)
     horizons = np.array([12.0, RISK_GROUP_HORIZON_MONTHS, 36.0, 60.0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CIFCoherenceWarning)
@@ -331,7 +333,6 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
         "incoherent_fraction": getattr(id_model.cr_model_, "incoherent_fraction_", None),
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
     })
-    _ = n_jobs  # the illness-death bootstrap evaluates its replicates in closed form; kept for API stability
     return RiskModel(features, id_model, cutoffs, summary)
 
 
