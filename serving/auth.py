@@ -58,6 +58,16 @@ class KeyInfo:
         return self.revoked_at is None
 
 
+def private_file(path: Path) -> None:
+    """Create ``path`` (and its folder) readable by the owner only, before SQLite opens it: key hashes and audit
+    rows are nobody else's business on a shared machine."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    if not path.exists():
+        path.touch(mode=0o600)
+    else:
+        path.chmod(0o600)
+
+
 def hash_key(key: str) -> str:
     """SHA-256 hex digest of a key string (what the store keeps)."""
     return hashlib.sha256(key.encode("utf-8")).hexdigest()
@@ -89,7 +99,7 @@ class KeyStore:
         if self._conn is None:
             if not create and not self.path.exists():
                 return None
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            private_file(self.path)
             conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.executescript(_SCHEMA)

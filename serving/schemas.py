@@ -36,6 +36,10 @@ REPORT_FORMATS = ("pdf", "html")
 #: Longest text value (characters) passed on to the record validator; longer ones are refused here, so that a
 #: megabyte string is never echoed, parsed or copied further.
 MAX_TEXT_CHARS = 200
+#: Most fields one patient object may have, and most distinct field names one request may use (the contract has
+#: 41). Without a bound, a few MiB of JSON with thousands of distinct keys would become a huge sparse table.
+MAX_FIELDS_PER_PATIENT = 64
+MAX_DISTINCT_FIELDS = 128
 #: Integers beyond this magnitude are refused before ``float()`` (which raises OverflowError past ~1e308); no field
 #: of the contract comes near it.
 MAX_ABS_NUMBER = 1e15
@@ -166,6 +170,10 @@ def check_patients(patients: Any, key: str = "patients") -> tuple[list[dict[str,
             problems.append(ProblemDetail(i, None, "a patient must be a JSON object of record fields"))
             cleaned.append({})
             continue
+        if len(p) > MAX_FIELDS_PER_PATIENT:
+            problems.append(ProblemDetail(i, None, f"more than {MAX_FIELDS_PER_PATIENT} fields"))
+            cleaned.append({})
+            continue
         ok: dict[str, Any] = {}
         for name, value in p.items():
             why = _check_scalar(value)
@@ -176,6 +184,10 @@ def check_patients(patients: Any, key: str = "patients") -> tuple[list[dict[str,
             else:
                 ok[name] = value
         cleaned.append(ok)
+    distinct = set().union(*cleaned)
+    if len(distinct) > MAX_DISTINCT_FIELDS:
+        raise InvalidInput("too many distinct field names in the request",
+                           [ProblemDetail(None, key, f"at most {MAX_DISTINCT_FIELDS} distinct field names per request")])
     return cleaned, problems
 
 

@@ -31,6 +31,14 @@ def test_keys_are_random_and_stored_only_as_sha256(tmp_path):
     assert hash_key(k1) in stored
 
 
+def test_key_and_audit_files_are_private(tmp_path):
+    KeyStore(tmp_path / "state" / "keys.db").create("alice")
+    AuditLog(tmp_path / "state" / "audit.db").recent()
+    for f in ("keys.db", "audit.db"):
+        assert (tmp_path / "state" / f).stat().st_mode & 0o077 == 0
+    assert (tmp_path / "state").stat().st_mode & 0o077 == 0
+
+
 def test_verify_revoke_and_names(tmp_path):
     store = KeyStore(tmp_path / "keys.db")
     assert store.verify("nbk_nothing") is None  # no database yet: nothing is valid

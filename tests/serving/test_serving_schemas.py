@@ -112,3 +112,15 @@ def test_documented_record_schema_follows_the_contract():
     assert "center_id" not in schema["required"] and "patient_id" in schema["required"]
     top = risk_request_schema()
     assert top["properties"]["patients"]["maxItems"] == MAX_PATIENTS
+
+
+def test_field_count_bounds():
+    from nbrisk.serving.schemas import MAX_DISTINCT_FIELDS, MAX_FIELDS_PER_PATIENT
+
+    wide = {f"k{i}": 1 for i in range(MAX_FIELDS_PER_PATIENT + 1)}
+    req = parse_risk_request(body({"patients": [wide, REC]}))
+    assert [(p.patient_index, p.field) for p in req.problems] == [(0, None)] and req.patients[0] == {}
+    many = [{f"k{j}_{i}": 1 for i in range(40)} for j in range(4)]  # 160 distinct names
+    assert 160 > MAX_DISTINCT_FIELDS
+    with pytest.raises(InvalidInput, match="distinct field names"):
+        parse_risk_request(body({"patients": many}))
