@@ -67,7 +67,8 @@ class CauseSpecificBoosting(CompetingRisksEstimator):
 
     Attributes
     ----------
-    boosters_ : list of two ``xgboost.Booster``, cause 1 (relapse) then cause 2 (TRM). Pickled as raw UBJSON bytes.
+    boosters_ : list of two ``xgboost.Booster``, cause 1 (relapse) then cause 2 (TRM); ``None`` for a cause with no
+        event in the training data (its hazard is then 0). Pickled as raw UBJSON bytes.
     baseline_hazard_ : (2, m) Breslow increments ΔΛ_k0 at ``time_grid_`` on the scale exp(margin − margin_offset_).
     margin_offset_ : (2,) mean training margin per cause, subtracted before ``exp`` for numerical stability.
     time_grid_ : (m,) sorted distinct event times of either cause (unit of ``y['time']``).
@@ -126,7 +127,12 @@ class CauseSpecificBoosting(CompetingRisksEstimator):
         for cause, seed in zip(_CAUSES, seeds, strict=True):
             is_event = event == cause
             if not is_event.any():
-                raise ValueError(f"no events of cause {cause.name} in y: cannot fit its booster")
+                # No event of this cause (a bootstrap resample or CV fold can lose rare TRM events): its
+                # Breslow/Nelson–Aalen hazard is 0 at every time, which is what the data say; no booster is fitted.
+                boosters.append(None)
+                offsets.append(0.0)
+                baselines.append(np.zeros(len(self.time_grid_)))
+                continue
             dtrain = xgb.DMatrix(arr, label=np.where(is_event, time, -time), nthread=int(self.n_jobs))
             booster = xgb.train(self._params(seed), dtrain, num_boost_round=int(self.n_estimators))
             margin = booster.predict(dtrain, output_margin=True).astype(float)
@@ -143,8 +149,9 @@ class CauseSpecificBoosting(CompetingRisksEstimator):
         """Centred margins f_k(x) − margin_offset_k, shape (n, 2): column 0 relapse, column 1 TRM."""
         check_is_fitted(self, "boosters_")
         dmat = xgb.DMatrix(self._check_X(X), nthread=int(self.n_jobs))
+        n = dmat.num_row()
         return np.column_stack(
-            [b.predict(dmat, output_margin=True).astype(float) - off
+            [np.zeros(n) if b is None else b.predict(dmat, output_margin=True).astype(float) - off
              for b, off in zip(self.boosters_, self.margin_offset_, strict=True)]
         )
 
@@ -177,13 +184,18 @@ class CauseSpecificBoosting(CompetingRisksEstimator):
     def __getstate__(self):
         state = dict(super().__getstate__())  # object.__getstate__ may return __dict__ itself
         if "boosters_" in state:
-            state["boosters_"] = [bytes(b.save_raw(raw_format="ubj")) for b in state["boosters_"]]
+            state["boosters_"] = [
+                None if b is None else bytes(b.save_raw(raw_format="ubj")) for b in state["boosters_"]
+            ]
         return state
 
     def __setstate__(self, state):
         if "boosters_" in state:
             boosters = []
             for raw in state["boosters_"]:
+                if raw is None:
+                    boosters.append(None)
+                    continue
                 b = xgb.Booster()
                 b.load_model(bytearray(raw))
                 boosters.append(b)

@@ -69,7 +69,8 @@ class CauseSpecificForest(CompetingRisksEstimator):
 
     Attributes
     ----------
-    forests_ : list of the two fitted forests, cause 1 (relapse) then cause 2 (TRM).
+    forests_ : list of the two fitted forests, cause 1 (relapse) then cause 2 (TRM); ``None`` for a cause with no
+        event in the training data (its hazard is then 0).
     time_grid_ : (m,) sorted distinct event times (any cause, after coarsening), in the unit of ``y['time']``.
 
     Intervals: not available in closed form (``supports_intervals = False``); wrap the estimator in
@@ -124,7 +125,10 @@ class CauseSpecificForest(CompetingRisksEstimator):
             y_k["event"] = event == cause
             y_k["time"] = time_c
             if not y_k["event"].any():
-                raise ValueError(f"no events of cause {cause.name} in y: cannot fit its forest")
+                # No event of this cause (a bootstrap resample or CV fold can lose rare TRM events): its
+                # Nelson–Aalen hazard is 0 at every time, which is what the data say; no forest is grown.
+                self.forests_.append(None)
+                continue
             forest = RandomSurvivalForest(
                 n_estimators=self.n_estimators,
                 min_samples_leaf=self.min_samples_leaf,
@@ -153,6 +157,9 @@ class CauseSpecificForest(CompetingRisksEstimator):
             # trees), read straight from the leaves: sksurv's per-tree checks and thread pool cost ~0.4 ms per
             # tree, which dominated the time for one patient.
             chf = np.zeros((arr.shape[0], len(self.time_grid_)))
+            if forest is None:  # no event of this cause in training: zero hazard
+                out.append(chf)
+                continue
             for tree, table in zip(forest.estimators_, node_chf, strict=True):
                 chf += table[tree.tree_.apply(X32)]
             chf /= len(forest.estimators_)
@@ -169,6 +176,9 @@ class CauseSpecificForest(CompetingRisksEstimator):
         if cache is None:
             cache = []
             for forest in self.forests_:
+                if forest is None:
+                    cache.append(None)
+                    continue
                 pos = np.searchsorted(forest.unique_times_, self.time_grid_)
                 # value[..., 0] is each node's Nelson–Aalen cumulative hazard, value[..., 1] its survival
                 cache.append([np.ascontiguousarray(t.tree_.value[:, pos, 0]) for t in forest.estimators_])

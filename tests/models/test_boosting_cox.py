@@ -119,8 +119,12 @@ def test_prediction_blocks_agree_with_one_shot(monkeypatch):
 
 def test_boosting_input_errors():
     X, y, _ = simulate(50, seed=6)
-    with pytest.raises(ValueError, match="no events of cause RELAPSE"):
-        CauseSpecificBoosting(n_estimators=2).fit(X, y.assign(event=np.where(y["event"] == 1, 0, y["event"])))
+    # no relapse at all (e.g. a bootstrap resample): relapse hazard 0, so relapse incidence 0; pickles too
+    y2 = y.assign(event=np.where(y["event"] == 1, 0, y["event"]))
+    m2 = CauseSpecificBoosting(n_estimators=2, random_state=0).fit(X, y2)
+    p2 = m2.predict_cumulative_incidence(X, [100.0, 400.0])
+    assert m2.boosters_[0] is None and np.all(p2[:, 1] == 0.0) and np.any(p2[:, 2] > 0)
+    np.testing.assert_array_equal(p2, pickle.loads(pickle.dumps(m2)).predict_cumulative_incidence(X, [100.0, 400.0]))
     model = CauseSpecificBoosting(n_estimators=2, random_state=0).fit(X, y)
     with pytest.raises(NotImplementedError, match="BootstrapIntervals"):
         model.predict_cumulative_incidence(X, [100.0], return_interval=True)

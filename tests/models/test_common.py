@@ -28,6 +28,8 @@ from sklearn.exceptions import ConvergenceWarning
 
 from nbrisk.core import Cause, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning, CompetingRisksEstimator
+from nbrisk.models.boosting import CauseSpecificBoosting
+from nbrisk.models.cox import CauseSpecificCox
 
 
 @dataclass(frozen=True)
@@ -44,12 +46,16 @@ class Spec:
     patientwise: bool = True
     #: has covariates (the null model has none, so the behaviour checks do not apply)
     uses_covariates: bool = True
+    #: the behaviour fit takes more than ~10 s (then it runs in the slow set only)
+    slow_behaviour: bool = False
 
 
 SPECS = [
     Spec("AalenJohansen", interval={}, uses_covariates=False),
     Spec("CauseSpecificCox", interval={"n_bootstrap": 8, "random_state": 0}),
-    Spec("FineGray", interval={"n_bootstrap": 8, "random_state": 0}),
+    # no closed-form intervals: BootstrapIntervals (below) or IllnessDeathModel give them; one fit on the 1,500
+    # synthetic patients took ~60 s on the shared 2-core machine, so its behaviour checks are in the slow set
+    Spec("FineGray", slow_behaviour=True),
     Spec(
         "CauseSpecificForest",
         fast={"n_estimators": 4, "min_samples_leaf": 5, "random_state": 0},
@@ -61,6 +67,13 @@ SPECS = [
         fast={"n_estimators": 10, "random_state": 0},
         behaviour={"n_estimators": 200, "max_depth": 2, "learning_rate": 0.05, "random_state": 0},
         patientwise=False,
+    ),
+    Spec(
+        "BootstrapIntervals",
+        fast={"estimator": CauseSpecificBoosting(n_estimators=5, random_state=0), "n_bootstrap": 3, "random_state": 0},
+        interval={"estimator": CauseSpecificBoosting(n_estimators=5, random_state=0), "n_bootstrap": 3,
+                  "random_state": 0},
+        behaviour={"estimator": CauseSpecificCox(), "n_bootstrap": 2, "random_state": 0},
     ),
 ]
 IDS = [s.name for s in SPECS]
@@ -78,6 +91,20 @@ def _supported_params(cls, params: dict) -> dict:
     """Keep only the parameters the class accepts (another engineer's model may lack e.g. ``n_bootstrap``)."""
     accepted = set(inspect.signature(cls.__init__).parameters)
     return {k: v for k, v in params.items() if k in accepted}
+
+
+def _same_params(a: dict, b: dict) -> bool:
+    """Parameter dicts equal, comparing nested estimators by type and their own parameters (clone copies them)."""
+    if set(a) != set(b):
+        return False
+    for k, va in a.items():
+        vb = b[k]
+        if hasattr(va, "get_params"):
+            if type(va) is not type(vb) or not _same_params(va.get_params(deep=False), vb.get_params(deep=False)):
+                return False
+        elif va != vb:
+            return False
+    return True
 
 
 def _make(spec: Spec, which: str = "fast"):
@@ -123,7 +150,7 @@ def test_every_listed_estimator_is_available():
 def test_every_exported_estimator_is_checked():
     # a new CompetingRisksEstimator exported by nbrisk.models must be added to SPECS (or to the exempt list)
     models = import_module("nbrisk.models")
-    exempt = {"CompetingRisksEstimator", "BootstrapIntervals", "RiskModel", "PostRelapseModel", "IllnessDeathModel"}
+    exempt = {"CompetingRisksEstimator", "RiskModel", "PostRelapseModel", "IllnessDeathModel"}
     unchecked = []
     for name in models.__all__:
         if name in exempt or name in IDS:
@@ -141,10 +168,10 @@ def test_every_exported_estimator_is_checked():
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_init_only_stores_params_and_clone_round_trips(spec):
     est = _make(spec)
-    params = est.get_params()
+    params = est.get_params(deep=False)
     assert set(vars(est)) == set(params), "__init__ must store exactly its parameters"
     cloned = clone(est)
-    assert cloned is not est and cloned.get_params() == params
+    assert cloned is not est and _same_params(cloned.get_params(deep=False), params)
     if params:
         key = sorted(params)[0]
         assert est.set_params(**{key: params[key]}) is est
@@ -160,9 +187,14 @@ def test_fit_returns_self_and_learned_attributes_end_in_underscore(spec, small_d
     assert new, "fit learned nothing"
     bad = [a for a in new if not (a.endswith("_") or a.startswith("_"))]
     assert not bad, f"learned attributes must end in '_': {bad}"
-    assert est.get_params() == clone(est).get_params(), "fit must not change parameters"
+    assert _same_params(est.get_params(deep=False), _make(spec).get_params(deep=False)), "fit changed parameters"
 
 
+@pytest.mark.filterwarnings(
+    # Fine–Gray fitted cause by cause can predict F1 + F2 > 1 on these small data and says so; this test checks
+    # that pickling changes no number, not coherence
+    "ignore::nbrisk.models._base.CIFCoherenceWarning"
+)
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_pickle_round_trip_gives_identical_predictions(spec, small_data):
     X, y = small_data
@@ -183,7 +215,7 @@ def test_random_state_makes_fits_reproducible(spec, small_data):
     X, y = small_data
     which = "interval" if spec.interval is not None else "fast"  # Cox-family randomness is in the bootstrap
     a, b = _make(spec, which), _make(spec, which)
-    if "random_state" not in a.get_params():
+    if "random_state" not in a.get_params(deep=False):
         pytest.skip(f"{spec.name} has no randomness")
     a.fit(X, y)
     b.fit(X, y)
@@ -220,7 +252,7 @@ def _check_invariants(pred: np.ndarray, n: int, k: int) -> None:
 
 @pytest.mark.parametrize("spec", SPECS, ids=IDS)
 def test_prediction_invariants_on_random_data(spec):
-    cls_params = _make(spec).get_params()  # skips if the model is not available yet
+    cls_params = _make(spec).get_params(deep=False)  # skips if the model is not available yet
     cls = type(_make(spec))
 
     @settings(max_examples=15, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.too_slow])
@@ -324,8 +356,15 @@ CONTRASTS = {
 }
 
 
+BEHAVIOUR_SPECS = [
+    pytest.param(s, id=s.name, marks=[pytest.mark.slow] if s.slow_behaviour else [])
+    for s in SPECS
+    if s.uses_covariates
+]
+
+
 @pytest.mark.parametrize("contrast", sorted(CONTRASTS))
-@pytest.mark.parametrize("spec", [s for s in SPECS if s.uses_covariates], ids=[s.name for s in SPECS if s.uses_covariates])
+@pytest.mark.parametrize("spec", BEHAVIOUR_SPECS)
 def test_clinical_direction_on_synthetic_cohort(spec, contrast, synthetic):
     pipe, _, _, test = synthetic
     model = _fit_behaviour(spec, synthetic)

@@ -98,8 +98,12 @@ def test_time_coarsening_maps_up_and_keeps_order():
 
 def test_forest_input_errors():
     X, y, _ = simulate(50, seed=6)
-    with pytest.raises(ValueError, match="no events of cause TRM"):
-        CauseSpecificForest(n_estimators=2).fit(X, y.assign(event=np.where(y["event"] == 2, 0, y["event"])))
+    # no TRM event at all: TRM hazard 0, so TRM incidence 0 and relapse = the single-cause forest's 1 − S
+    y1 = y.assign(event=np.where(y["event"] == 2, 0, y["event"]))
+    m1 = CauseSpecificForest(n_estimators=3, random_state=0).fit(X, y1)
+    p1 = m1.predict_cumulative_incidence(X, [100.0, 400.0])
+    assert m1.forests_[1] is None and np.all(p1[:, 2] == 0.0)
+    np.testing.assert_allclose(p1[:, 0] + p1[:, 1], 1.0)
     with pytest.raises(ValueError, match="max_time_points"):
         CauseSpecificForest(n_estimators=2, max_time_points=1).fit(X, y)
     model = CauseSpecificForest(n_estimators=2, random_state=0).fit(X, y)
