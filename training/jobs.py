@@ -145,7 +145,7 @@ class ModelResult:
     family: str
     pooled: dict[str, float]
     per_fold: list[dict[str, float]]
-    replicates: dict[str, list[float]]
+    replicates: dict[str, Any]
     params: dict[str, Any]
     extra: dict[str, float]
     tables: dict[str, Any]
@@ -230,6 +230,8 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
     vcfg = cfg.validation
     folds = V.make_folds(event, vcfg.n_splits, vcfg.n_repeats, cfg.seed)
     boot = V.bootstrap_indices(event, vcfg.n_bootstrap, cfg.seed)
+    # identifies the exact resamples: paired comparisons at promotion are valid only between runs sharing them
+    resamples_sha = hashlib.sha256(np.ascontiguousarray(boot).tobytes()).hexdigest()
 
     # 3. validate every model on the same folds / resamples
     results: list[ModelResult] = []
@@ -249,6 +251,7 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
         cv = V.cross_validate(spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed,
                               n_jobs=cfg.n_jobs, progress=bump)
         pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
         tables: dict[str, Any] = {"fold_params": cv.params}
         extra: dict[str, float] = {"seconds_cv": cv.seconds}
         risk_model = None
@@ -406,7 +409,8 @@ def promotion_checks(name: str, version: str, alias: str = "champion",
     Gates (at the primary horizon, both causes):
 
     * **discrimination not worse beyond the CI**: if both versions were validated on the same data (same
-      fingerprint) and bootstrap resamples, the paired bootstrap difference of the C-index (candidate − champion)
+      fingerprint) and the same bootstrap resamples (same hash of the resample indices), the paired bootstrap
+      difference of the C-index (candidate − champion)
       must have its 95% upper bound ≥ 0; otherwise (different data) the candidate's CI upper bound must reach the
       champion's point estimate;
     * **calibration passes**: ICI ≤ ``promotion.max_ici`` and calibration slope within
@@ -442,8 +446,11 @@ def promotion_checks(name: str, version: str, alias: str = "champion",
             checks.append(GateCheck(f"{c} calibration slope at {hl}", ok,
                                     f"slope {slope:.2f} {'within' if ok else 'outside'} [{lo:g}, {hi:g}]"))
     if champ is not None:
+        # paired only when both were validated on the same data AND the same bootstrap resamples
         same_data = (cand["fingerprint"].get("sha256") is not None
-                     and cand["fingerprint"].get("sha256") == champ["fingerprint"].get("sha256"))
+                     and cand["fingerprint"].get("sha256") == champ["fingerprint"].get("sha256")
+                     and cand["replicates"].get("_meta") is not None
+                     and cand["replicates"].get("_meta") == champ["replicates"].get("_meta"))
         for c in CAUSE_NAMES:
             key = metric_key(c, "cindex", horizon)
             a, b = cm.get(key), champ["metrics"].get(key)

@@ -156,7 +156,7 @@ class ModelLog:
     pooled: dict[str, float]                 # metric name → value, incl. ``_lower``/``_upper``
     per_fold: list[dict[str, float]]         # one dict per outer fold
     extra: dict[str, float]                  # optimism-corrected, LOCO summaries, timings
-    replicates: dict[str, list[float]]       # metric name → bootstrap replicate values (same resamples for all)
+    replicates: dict[str, Any]               # metric → bootstrap replicates; "_meta": resample hash
     tables: dict[str, Any]                   # JSON-able tables (calibration deciles, net benefit, LOCO per center)
     figures: dict[str, Any]                  # artifact stem → matplotlib Figure
     risk_model: Any | None                   # fitted RiskModel (None for the null model: not registered)

@@ -61,6 +61,7 @@ def test_training_run_logs_everything(registered_champion, mlflow_tracking, tmp_
         assert {"plots/calibration_decision_24m.png", "plots/calibration_decision_24m.svg"} <= arts
         reps = mlflow.artifacts.load_dict(f"runs:/{child.info.run_id}/validation/bootstrap_replicates.json")
         assert len(reps["relapse_cindex_24m"]) == 20  # n_bootstrap of quick.toml
+        assert len(reps["_meta"]["resamples_sha256"]) == 64  # identifies the shared resamples
     cox = next(c for c in children if c.data.tags["nbrisk.model_name"] == "cox")
     assert "corrected_relapse_cindex_24m" not in cox.data.metrics  # quick.toml: n_optimism = 0
     assert "apparent_relapse_cindex_24m" in cox.data.metrics
