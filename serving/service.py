@@ -20,6 +20,8 @@ Design (thin serving, STYLE principle 8): all work happens in the framework-free
 * A missing model or unreachable registry never crashes the worker: it logs one clear line, ``/readyz`` answers 503,
   ``/v1/*`` answers 503 with a JSON error, and loading is retried (at most every ``NBRISK_MODEL_RETRY_SECONDS``,
   default 30) when ``/readyz`` or ``/v1`` is hit, so the service becomes ready once a champion is registered.
+* The served alias is followed: every ``NBRISK_MODEL_REFRESH_SECONDS`` (default 60; 0 = never) a background thread
+  checks which version ``models:/nbrisk@champion`` points to and swaps in a newly promoted one without a restart.
 
 Configuration (environment, read when the service starts): ``NBRISK_MODEL_URI`` (default
 ``models:/nbrisk@champion``), ``MLFLOW_TRACKING_URI``, ``NBRISK_KEYS_DB``, ``NBRISK_AUDIT_DB`` (see
@@ -161,13 +163,60 @@ _REPORT_BODY = {"requestBody": {"required": True,
 class ModelState:
     """The served predictor, or why there is none; retries loading at most every ``retry_seconds``."""
 
-    def __init__(self, uri: str | None = None, retry_seconds: float = 30.0):
+    def __init__(self, uri: str | None = None, retry_seconds: float = 30.0, refresh_seconds: float = 60.0):
         self.uri = uri
         self.retry_seconds = retry_seconds
+        self.refresh_seconds = refresh_seconds
         self.predictor: Predictor | None = None
         self.error: str | None = None
         self._last_attempt = float("-inf")
         self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    # -- following an alias ------------------------------------------------------------------------------------
+    def start_refresh(self) -> None:
+        """Follow a registry alias: every ``refresh_seconds`` check which version ``models:/NAME@ALIAS`` points to,
+        and swap in the new version when ``nbrisk promote`` moved it — no restart needed. The swap is one reference
+        assignment: a request in flight finishes with the model it started with."""
+        from nbrisk.settings import get_settings
+
+        uri = self.uri or get_settings().model_uri
+        if self.refresh_seconds <= 0 or not (uri.startswith("models:/") and "@" in uri):
+            return
+        self._refresher = threading.Thread(target=self._refresh_loop, name="nbrisk-model-refresh", daemon=True)
+        self._refresher.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _refresh_loop(self) -> None:
+        while not self._stop.wait(self.refresh_seconds):
+            try:
+                self.refresh()
+            except Exception as exc:  # the registry may be briefly unreachable: keep serving the current model
+                logger.warning("model refresh failed (%s); still serving the current model", type(exc).__name__)
+
+    def refresh(self) -> None:
+        current = self.predictor
+        if current is None:
+            return  # loading is ensure()'s job
+        from nbrisk.models.pyfunc import resolve_model_version
+
+        _, version = resolve_model_version(current.served.uri)
+        if version == current.served.version:
+            return
+        logger.info("alias %s now points to version %s (was %s): loading it", current.served.uri, version,
+                    current.served.version)
+        try:
+            predictor = Predictor.from_uri(current.served.uri)
+        except ModelUnavailable as exc:
+            logger.error("new model version could not be loaded (%s); still serving version %s", exc,
+                         current.served.version)
+            return
+        self.predictor = predictor
+        logger.info("serving model %s version %s (alias %s)", predictor.served.name, predictor.served.version,
+                    predictor.served.alias)
 
     def load(self, only_if_missing: bool = False) -> None:
         with self._lock:
@@ -205,8 +254,11 @@ class RiskService:
     def __init__(self) -> None:
         _configure_logging()
         retry = float(os.environ.get("NBRISK_MODEL_RETRY_SECONDS", "30"))
-        self.state = ModelState(os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry)
+        refresh = float(os.environ.get("NBRISK_MODEL_REFRESH_SECONDS", "60"))
+        self.state = ModelState(os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry,
+                                refresh_seconds=refresh)
         self.state.load()
+        self.state.start_refresh()
         self.batcher = MicroBatcher()
         from nbrisk.serving.auth import KeyStore
         from nbrisk.settings import get_settings
@@ -214,6 +266,10 @@ class RiskService:
         if not KeyStore(get_settings().keys_db).has_active_keys():
             logger.warning("no active API key: every /v1 call will be refused (401); create one with "
                            "`nbrisk keys create NAME`")
+
+    @bentoml.on_shutdown
+    def _stop_refresh(self) -> None:
+        self.state.stop()
 
     def __is_ready__(self) -> bool:
         return self.state.ensure() is not None

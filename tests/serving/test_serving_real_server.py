@@ -80,7 +80,7 @@ def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, t
     key = KeyStore(keys_db).create("e2e")
     h = {"Authorization": f"Bearer {key}"}
     env = {"NBRISK_KEYS_DB": str(keys_db), "NBRISK_AUDIT_DB": str(audit_db), "MLFLOW_TRACKING_URI": mlflow_tracking,
-           "MLFLOW_REGISTRY_URI": mlflow_tracking}
+           "MLFLOW_REGISTRY_URI": mlflow_tracking, "NBRISK_MODEL_REFRESH_SECONDS": "2"}
     with bentoml_serve(tmp_path, env) as (base, log_path, _proc):
         with httpx.Client(base_url=base, timeout=60) as c:
             r = c.post("/v1/risk", json={"patients": [REC], "horizons_months": [12, 24, 36, 60]}, headers=h)
@@ -103,6 +103,20 @@ def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, t
             c.post("/v1/risk", json={"patients": [{**good, "sex": SECRETS[2]}]}, headers=h)
             c.post("/v1/risk", content=("{" + SECRETS[0]).encode(), headers=h)
             c.post("/v1/report", params={"format": "html"}, json={"patient": good}, headers=h)
+            # promote another registered version: the running server follows the alias without a restart
+            other = _other_version(version)
+            if other is not None:
+                tracking.set_alias("nbrisk", "champion", other)
+                try:
+                    deadline = time.monotonic() + 90
+                    while time.monotonic() < deadline:
+                        got = c.post("/v1/risk", json={"patients": [REC]}, headers=h).json()["model"]["version"]
+                        if got == other:
+                            break
+                        time.sleep(1)
+                    assert got == other
+                finally:
+                    tracking.set_alias("nbrisk", "champion", version)  # the session fixture's champion, restored
     text = log_path.read_text(errors="replace")
     assert "serving model nbrisk version" in text and "/v1/risk" in text  # the log is really captured
     logs = [log_path, *Path(tmp_path / "bentoml").rglob("*.log")]
@@ -111,6 +125,17 @@ def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, t
         for s in SECRETS:
             assert s not in content, f
     assert audit_db.exists()
+
+
+def _other_version(version: str) -> str | None:
+    """Another registered version of ``nbrisk`` (the quick config registers one per model family), if any."""
+    from mlflow import MlflowClient
+
+    from nbrisk.training import tracking
+
+    tracking.configure()
+    versions = sorted({str(mv.version) for mv in MlflowClient().search_model_versions("name='nbrisk'")} - {version})
+    return versions[0] if versions else None
 
 
 def test_real_server_without_champion_is_not_ready_but_alive(tmp_path):
