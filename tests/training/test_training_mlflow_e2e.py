@@ -42,8 +42,8 @@ def test_training_run_logs_everything(registered_champion, mlflow_tracking, tmp_
     parent = parents[0]
     # data fingerprint, config and code version on the parent
     p = parent.data.params
-    assert len(p["data.sha256"]) == 64 and p["data.synthetic"] == "True" and int(p["data.n"]) == 300
-    assert int(p["data.events_relapse"]) + int(p["data.events_trm"]) + int(p["data.events_censored"]) == 300
+    assert len(p["data.sha256"]) == 64 and p["data.synthetic"] == "True" and int(p["data.n"]) == 600
+    assert int(p["data.events_relapse"]) + int(p["data.events_trm"]) + int(p["data.events_censored"]) == 600
     assert "code.nbrisk_version" in parent.data.tags and "code.git_sha" in parent.data.tags
     assert p["config.validation.n_splits"] == "2"
     client = MlflowClient()
