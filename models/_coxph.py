@@ -57,7 +57,9 @@ class CoxPHResult:
     score_residuals : (n, p) U_i in the input row order (unweighted: Σ_i w_i U_i = score).
     loglik : penalised log partial likelihood at β (loglik_null at β = 0).
     baseline : dict stratum → (event_times (m,), hazard increments (m,)) at centred covariates.
-    n_iter, converged.
+    n_iter, converged. possibly_infinite : (p,) bool, coefficients whose MLE looks infinite (separation: the
+    log-likelihood converged while the Newton step for them stays large; R's coxph warns "coefficient may be
+    infinite"). Predictions stay usable (the hazard for that level is ~0), the coefficient and its SE are not.
     """
 
     coef: np.ndarray
@@ -71,6 +73,7 @@ class CoxPHResult:
     baseline: dict = field(default_factory=dict)
     n_iter: int = 0
     converged: bool = True
+    possibly_infinite: np.ndarray | None = None
 
     @property
     def se_model(self) -> np.ndarray:
@@ -316,10 +319,10 @@ def _fit_coxph(
             new_beta = beta + step
             new_ll, new_grad, new_info, new_qs = evaluate(new_beta)
             halvings += 1
-        # converged when the log-likelihood is flat (relative change, as R's coxph) and the step is small
-        done = abs(new_ll - ll) <= tol * max(1.0, abs(new_ll)) and float(np.max(np.abs(step))) <= 1e-5 * (
-            1.0 + float(np.max(np.abs(new_beta)))
-        )
+        # converged when the log-likelihood is flat (relative change ≤ tol, R's coxph rule); Newton's quadratic
+        # convergence leaves β within ~step² ≪ 1e-6 of the maximum. Under separation the log-likelihood flattens
+        # while β keeps growing: that is also "converged", with the coefficient flagged as possibly infinite.
+        done = abs(new_ll - ll) <= tol * max(1.0, abs(new_ll))
         beta, ll, grad, info, qs = new_beta, new_ll, new_grad, new_info, new_qs
         if done:
             converged = True
@@ -335,6 +338,10 @@ def _fit_coxph(
         var_model = np.linalg.inv(info)
     except np.linalg.LinAlgError:
         var_model = np.linalg.pinv(info)
+    # R's check (coxph.fit): the next Newton step is still large for a coefficient whose MLE is at infinity
+    # (a covariate level with no events of the cause); the fit is kept, the flag says so
+    next_step = np.abs(var_model @ grad) if p else np.zeros(0)
+    infinite = (next_step > 1e-5) & (next_step > np.sqrt(tol) * np.abs(beta) * 1e-2)
 
     eta = Xc @ beta
     U = np.zeros((n, p))
@@ -370,4 +377,5 @@ def _fit_coxph(
         baseline=baseline,
         n_iter=it,
         converged=converged,
+        possibly_infinite=infinite,
     )

@@ -220,6 +220,9 @@ class CauseSpecificCox(CompetingRisksEstimator):
     coef_ : (2, p) log hazard ratios, cause 1 (relapse) row first.
     coef_se_ : (2, p) model-based standard errors (inverse information; what R's coxph prints as se(coef)).
     coef_se_robust_ : (2, p) robust sandwich (Lin & Wei 1989) standard errors.
+    coef_infinite_ : (2, p) bool, coefficients whose MLE looks infinite (a level with no events of the cause;
+        R's "coefficient may be infinite"): the fit converged in likelihood, predictions are usable, the
+        coefficient and its SE are not interpretable. Use ``alpha > 0`` to keep them finite.
     center_ : (p,) training mean of X (reference point of baselines and contributions).
     event_times_ : (m,) distinct times with an event of either cause (the shared grid).
     baseline_hazard_ : (S, 2, m) Breslow baseline hazard increments per stratum and cause at ``center_``.
@@ -237,7 +240,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
 
     # ------------------------------------------------------------------ fitting
     def _fit_once(self, X, event, time, strata, weights, grid, strata_labels):
-        """Fit both causes on one data set; return (coef, se, se_robust, center, baseline on ``grid``, converged)."""
+        """Fit both causes on one data set: (coef, se, se_robust, center, baseline on ``grid``, converged, infinite)."""
         p = X.shape[1]
         coef = np.zeros((2, p))
         se = np.zeros((2, p))
@@ -245,17 +248,19 @@ class CauseSpecificCox(CompetingRisksEstimator):
         center = np.zeros((2, p))
         base = np.zeros((len(strata_labels), 2, len(grid)))
         converged = True
+        infinite = np.zeros((2, p), dtype=bool)
         for k, cause in enumerate(CAUSES):
             res = fit_coxph(
                 X, time, (event == cause).astype(int), weights=weights, strata=strata, ties=self.ties,
                 alpha=self.alpha,
             )
             converged &= res.converged
+            infinite[k] = res.possibly_infinite
             coef[k], se[k], se_r[k], center[k] = res.coef, res.se_model, res.se_robust, res.center
             for s, lab in enumerate(strata_labels):
                 t_s, h_s = res.baseline.get(lab, (np.empty(0), np.empty(0)))
                 base[s, k, np.searchsorted(grid, t_s)] = h_s
-        return coef, se, se_r, center, base, converged
+        return coef, se, se_r, center, base, converged, infinite
 
     def fit(self, X, y, strata=None, sample_weight=None):
         """Fit one Cox model per cause.
@@ -278,7 +283,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
         self.event_times_ = np.unique(time[event != Cause.CENSORED])
         self.time_grid_ = self.event_times_
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        coef, se, se_r, center, base, conv = self._fit_once(
+        coef, se, se_r, center, base, conv, self.coef_infinite_ = self._fit_once(
             Xa, event, time, strata_arr, w, self.event_times_, self.strata_
         )
         self.coef_, self.coef_se_, self.coef_se_robust_ = coef, se, se_r
@@ -302,7 +307,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
                 with warnings.catch_warnings():
                     # a resample can separate a rare covariate; counted in bootstrap_not_converged_ instead
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    c, _, _, cen, bs, ok = self._fit_once(
+                    c, _, _, cen, bs, ok, _ = self._fit_once(
                         Xa[idx], event[idx], time[idx], None if strata_arr is None else strata_arr[idx],
                         None if w is None else w[idx], self.event_times_, self.strata_,
                     )

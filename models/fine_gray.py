@@ -134,6 +134,7 @@ class FineGray(CompetingRisksEstimator):
     center_ : (2, p) covariate centre of each cause's baseline.
     event_times_ : (m,) distinct event times of either cause (the joint grid); time_grid_ alias.
     cumulative_baseline_ : (2, m) Λ̃_k0 on ``event_times_`` at ``center_``.
+    coef_infinite_ : (2, p) bool, coefficients whose MLE looks infinite (see CauseSpecificCox).
     incoherent_fraction_ : share of training patients whose predicted F1 + F2 exceeds 1 at some time.
     """
 
@@ -166,6 +167,7 @@ class FineGray(CompetingRisksEstimator):
         self.cumulative_baseline_ = np.zeros((2, len(self.event_times_)))
         self.n_expanded_rows_ = np.zeros(2, dtype=int)
         self.converged_ = True
+        self.coef_infinite_ = np.zeros((2, p), dtype=bool)
         for k, cause in enumerate(CAUSES):
             ex = finegray_expand(time, event, int(cause), censoring=G)
             self.n_expanded_rows_[k] = len(ex["row"])
@@ -174,6 +176,7 @@ class FineGray(CompetingRisksEstimator):
                 cluster=ex["row"], ties=self.ties, alpha=self.alpha,
             )
             self.converged_ &= res.converged
+            self.coef_infinite_[k] = res.possibly_infinite
             self.coef_[k], self.center_[k] = res.coef, res.center
             self.coef_se_[k], self.coef_se_model_[k] = res.se_robust, res.se_model
             t_k, dh = res.baseline[None]
