@@ -42,13 +42,16 @@ from nbrisk.models.nonparametric import censoring_survival
 CAUSES = (Cause.RELAPSE, Cause.TRM)
 
 
-def finegray_expand(time: np.ndarray, event: np.ndarray, cause: int, censoring=None):
+def finegray_expand(time: np.ndarray, event: np.ndarray, cause: int, censoring=None, merge: bool = True):
     """Counting-process expansion of competing-risks data for the Fine–Gray model of ``cause``.
 
     Parameters
     ----------
     time : (n,) event or censoring times (> 0). event : (n,) 0 censored, 1 / 2 cause codes. cause : the modelled cause.
     censoring : optional fitted :class:`~nbrisk.models.nonparametric.CensoringSurvival` (default: from the data).
+    merge : split a patient with the other cause only where the weight changes *between two event times of
+        ``cause``* (the partial likelihood only looks at risk sets at those times), instead of at every jump of Ĝ.
+        Same likelihood and baseline, far fewer rows (e.g. 194k → a few thousand on 1,500 synthetic patients).
 
     Returns
     -------
@@ -60,7 +63,8 @@ def finegray_expand(time: np.ndarray, event: np.ndarray, cause: int, censoring=N
     event = np.asarray(event).astype(int)
     n = len(time)
     G = censoring_survival(time, event) if censoring is None else censoring
-    t_max = time[event == cause].max() if np.any(event == cause) else 0.0
+    ek = np.unique(time[event == cause])
+    t_max = ek[-1] if len(ek) else 0.0
     # jump times of Ĝ and its value just after each
     drops = np.flatnonzero(np.diff(np.concatenate([[1.0], G.surv])) < 0)
     cj, gv = G.times[drops], G.surv[drops]
@@ -72,18 +76,35 @@ def finegray_expand(time: np.ndarray, event: np.ndarray, cause: int, censoring=N
         return base
     Tj = time[other]
     g_minus = G.left(Tj)
-    a0 = np.searchsorted(cj, Tj, side="right")  # first jump after T_j
-    a1 = np.searchsorted(cj, t_max, side="left")  # jumps before t_max
-    k = np.maximum(a1 - a0, 0) + 1  # rows per patient: (T_j, c_a0], …, (c_{a1-1}, t_max]
-    rows = np.repeat(other, k)
-    pos = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)  # 0 … k−1 within patient
-    jump = np.repeat(a0, k) + pos - 1  # index of the jump that starts the row (−1 ⇒ starts at T_j)
-    first = pos == 0
-    start = np.where(first, np.repeat(Tj, k), cj[np.clip(jump, 0, None)] if cj.size else 0.0)
-    last = pos == np.repeat(k - 1, k)
-    stop = np.where(last, t_max, cj[np.clip(jump + 1, 0, max(len(cj) - 1, 0))] if cj.size else t_max)
-    g_start = np.where(first, G.at(np.repeat(Tj, k)), gv[np.clip(jump, 0, None)] if gv.size else 1.0)
-    weight = np.divide(g_start, np.repeat(g_minus, k), out=np.zeros(len(rows)), where=np.repeat(g_minus, k) > 0)
+    if merge:
+        # blocks of consecutive cause-k event times sharing Ĝ(t−) (same number of censoring jumps before them)
+        nj = np.searchsorted(cj, ek, side="left")
+        new = np.concatenate([[True], nj[1:] != nj[:-1]])
+        block_of = np.cumsum(new) - 1
+        last_idx = np.concatenate([np.flatnonzero(new)[1:] - 1, [len(ek) - 1]])
+        b_last = ek[last_idx]  # last event time of each block
+        b_num = np.where(nj[last_idx] > 0, gv[np.clip(nj[last_idx] - 1, 0, None)] if gv.size else 1.0, 1.0)
+        q0 = block_of[np.searchsorted(ek, Tj, side="right")]  # first block with an event time > T_j
+        k = len(b_last) - q0
+        rows = np.repeat(other, k)
+        q = np.repeat(q0, k) + (np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k))
+        first = q == np.repeat(q0, k)
+        start = np.where(first, np.repeat(Tj, k), b_last[np.clip(q - 1, 0, None)])
+        stop = b_last[q]
+        weight = np.divide(b_num[q], np.repeat(g_minus, k), out=np.zeros(len(rows)), where=np.repeat(g_minus, k) > 0)
+    else:
+        a0 = np.searchsorted(cj, Tj, side="right")  # first jump after T_j
+        a1 = np.searchsorted(cj, t_max, side="left")  # jumps before t_max
+        k = np.maximum(a1 - a0, 0) + 1  # rows per patient: (T_j, c_a0], …, (c_{a1-1}, t_max]
+        rows = np.repeat(other, k)
+        pos = np.arange(k.sum()) - np.repeat(np.cumsum(k) - k, k)  # 0 … k−1 within patient
+        jump = np.repeat(a0, k) + pos - 1  # index of the jump that starts the row (−1 ⇒ starts at T_j)
+        first = pos == 0
+        start = np.where(first, np.repeat(Tj, k), cj[np.clip(jump, 0, None)] if cj.size else 0.0)
+        last = pos == np.repeat(k - 1, k)
+        stop = np.where(last, t_max, cj[np.clip(jump + 1, 0, max(len(cj) - 1, 0))] if cj.size else t_max)
+        g_start = np.where(first, G.at(np.repeat(Tj, k)), gv[np.clip(jump, 0, None)] if gv.size else 1.0)
+        weight = np.divide(g_start, np.repeat(g_minus, k), out=np.zeros(len(rows)), where=np.repeat(g_minus, k) > 0)
     keep = (stop > start) & (weight > 0)
     return dict(
         row=np.concatenate([base["row"], rows[keep]]),

@@ -143,3 +143,25 @@ def test_incoherent_sum_is_detected_and_capped_monotonically():
     cif = model.predict_cumulative_incidence(extreme, [1.0, 2.0, 3.9])
     assert np.all(cif[:, 1:].sum(axis=1) <= 1.0 + 1e-12)
     assert np.all(np.diff(cif[:, 1:], axis=2) >= 0)
+
+
+def test_merged_expansion_gives_the_same_fit_with_fewer_rows():
+    # the partial likelihood only evaluates risk sets at cause-k event times, so splitting other-cause patients at
+    # every censoring jump (merge=False, the textbook form) or only where Ĝ(t−) changes between those times
+    # (merge=True) must give identical β, SEs and baseline hazards at a common reference x
+    from nbrisk.models._coxph import fit_coxph
+
+    X, y = _competing(6, n=400)
+    fits, sizes = [], []
+    for merge in (False, True):
+        ex = finegray_expand(y.time.to_numpy(), y.event.to_numpy(), int(Cause.TRM), merge=merge)
+        sizes.append(len(ex["row"]))
+        fits.append(fit_coxph(X.to_numpy()[ex["row"]], ex["stop"], ex["status"], start=ex["start"],
+                              weights=ex["weight"], cluster=ex["row"]))
+    assert sizes[1] < sizes[0]
+    a, b = fits
+    np.testing.assert_allclose(a.coef, b.coef, atol=1e-10)
+    np.testing.assert_allclose(a.se_model, b.se_model, atol=1e-10)
+    np.testing.assert_allclose(a.se_robust, b.se_robust, atol=1e-10)
+    np.testing.assert_allclose(a.baseline[None][1] * np.exp(-a.coef @ a.center),
+                               b.baseline[None][1] * np.exp(-b.coef @ b.center), rtol=1e-9)
