@@ -247,6 +247,19 @@ class IllnessDeathModel(BaseEstimator):
     # ------------------------------------------------------------------ closed-form stacks for Cox models
     def _build_stack(self):
         members = [(self.cr_model_, self.post_relapse_), *self.replicates_]
+        # post-relapse models of all members on one grid of death times after relapse: (R, m12) cumulative hazards
+        posts = [pm for _, pm in members]
+        grid12 = np.unique(np.concatenate([pm.event_times_ for pm in posts]))
+        cum = np.zeros((len(posts), len(grid12)))
+        for r, pm in enumerate(posts):
+            inc = np.zeros(len(grid12))
+            if len(pm.event_times_):
+                inc[np.searchsorted(grid12, pm.event_times_)] = np.diff(pm.cumulative_hazard_, prepend=0.0)
+            cum[r] = np.cumsum(inc)
+        self._post_stack_ = dict(
+            grid=grid12, cumhaz=cum, coef=np.stack([pm.coef_ for pm in posts]),
+            center=np.stack([pm.center_ for pm in posts]),
+        )
         self._cox_stack_ = None
         if all(isinstance(cr, CauseSpecificCox) and cr.strata_ == [None] for cr, _ in members):
             grid = self.cr_model_.event_times_
@@ -309,9 +322,16 @@ class IllnessDeathModel(BaseEstimator):
         seg_start = np.searchsorted(ph, np.arange(k))
         has_pairs = seg_start < np.append(seg_start[1:], P)
         elapsed = np.maximum(times[ph] - mid[pb], 0.0)
-        posts = [self.post_relapse_] + [pm for _, pm in reps]
-        tables = np.stack([pm.hazard_table(mid[pb], elapsed[:, None])[:, 0] for pm in posts])  # (R, P)
-        post_risk = np.exp(np.clip(np.stack([pm.linear_predictor(Xa) for pm in posts]), -LP_CLIP, LP_CLIP))
+        # S12(u | x, s) = exp(−Λ12,0(u) exp(γ (g(s) − ḡ)) · exp(βᵀ(x − x̄))) for all members at once
+        ps = self._post_stack_
+        idx = np.searchsorted(ps["grid"], elapsed, side="right") - 1
+        base12 = np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"]) else (
+            np.zeros((R, P)))
+        gam = ps["coef"][:R, -1:]
+        tables = base12 * np.exp(np.clip(gam * (_log_months(mid[pb])[None, :] - ps["center"][:R, -1:]),
+                                         -LP_CLIP, LP_CLIP))  # (R, P)
+        post_lp = Xa @ ps["coef"][:R, :-1].T - np.sum(ps["coef"][:R, :-1] * ps["center"][:R, :-1], axis=1)
+        post_risk = np.exp(np.clip(post_lp.T, -LP_CLIP, LP_CLIP))  # (R, n)
 
         # the main fit: exact CIFs at the edges; replicates: binned closed form (Cox) or their own predictions
         st = self._cox_stack_
