@@ -212,7 +212,9 @@ class CauseSpecificCox(CompetingRisksEstimator):
     alpha : ridge penalty ½·alpha·‖β_k‖² applied to each cause's partial log-likelihood (0 = plain Cox).
     ties : "breslow" (default; as SAS PHREG, cmprsk and R's multi-state coxph) or "efron".
     n_bootstrap : number of bootstrap refits for 95% percentile intervals (0: no intervals; then
-        ``predict_cumulative_incidence(..., return_interval=True)`` raises ``NotImplementedError``).
+        ``predict_cumulative_incidence(..., return_interval=True)`` raises ``NotImplementedError``). The point
+        estimate is the exact product-limit combination; the replicates are evaluated all at once in the binned
+        closed form of :func:`binned_cause_specific_cif` (error ~1e-3, well inside their Monte-Carlo spread).
     random_state : seed for the bootstrap resamples.
 
     Attributes
