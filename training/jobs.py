@@ -277,6 +277,14 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
                                       else spec.n_interval_bootstrap),
                 seed=cfg.seed, n_jobs=cfg.n_jobs, validation_metrics=pooled, params=params,
                 features=V.make_features())
+            risk_model.training_summary["validation"] = {
+                "scheme": (f"out-of-fold predictions of {vcfg.n_splits}-fold cross-validation × {vcfg.n_repeats} "
+                           f"repeat(s) stratified by cause, hyper-parameters tuned in a {vcfg.inner_splits}-fold "
+                           f"inner loop; 95% CIs from {vcfg.n_bootstrap} patient bootstrap resamples"),
+                "optimism_corrected": {k[len("corrected_"):]: v for k, v in opt.items()
+                                       if k.startswith("corrected_")},
+                "leave_center_out": {k[len("loco_"):]: v for k, v in extra.items() if k.startswith("loco_")},
+            }
         tables["calibration"] = _calibration_tables(outcomes, cv.pooled, horizons)
         tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled, horizons)
         seconds = time.perf_counter() - t0
