@@ -53,9 +53,8 @@ class Spec:
 SPECS = [
     Spec("AalenJohansen", interval={}, uses_covariates=False),
     Spec("CauseSpecificCox", interval={"n_bootstrap": 8, "random_state": 0}),
-    # no closed-form intervals: BootstrapIntervals (below) or IllnessDeathModel give them; one fit on the 1,500
-    # synthetic patients took ~60 s on the shared 2-core machine, so its behaviour checks are in the slow set
-    Spec("FineGray", slow_behaviour=True),
+    # no closed-form intervals: BootstrapIntervals (below) or IllnessDeathModel give them
+    Spec("FineGray"),
     Spec(
         "CauseSpecificForest",
         fast={"n_estimators": 4, "min_samples_leaf": 5, "random_state": 0},
