@@ -7,14 +7,14 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.features.commands import describe_cohort
-from nbrisk.features.io import read_cohort, read_table
-from nbrisk.features.record import example_record, validate_records
 from sksurv.nonparametric import cumulative_incidence_competing_risks
 from typer.testing import CliRunner
 
 from nbrisk.cli import app
 from nbrisk.core import SYNTHETIC_LABEL, Cause, months_to_days
+from nbrisk.features.commands import describe_cohort
+from nbrisk.features.io import read_cohort, read_table
+from nbrisk.features.record import example_record, validate_records
 
 # Wide virtual terminal: one problem per output line, nothing folded.
 runner = CliRunner(env={"COLUMNS": "400"})

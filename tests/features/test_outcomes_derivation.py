@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.features.outcomes import OUTCOME_COLUMNS, derive_outcomes, outcome_problems
-from nbrisk.features.record import CohortValidationError, example_record, validate_record, validate_records
 
 from nbrisk.core import Cause
+from nbrisk.features.outcomes import OUTCOME_COLUMNS, derive_outcomes, outcome_problems
+from nbrisk.features.record import CohortValidationError, example_record, validate_record, validate_records
 
 HSCT = "2019-03-14"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
+from nbrisk.core import Cause
 from nbrisk.features.public import (
     PublicDataset,
     bmt_group,
@@ -14,8 +16,6 @@ from nbrisk.features.public import (
     load_mgus2,
     load_sksurv_bmt,
 )
-
-from nbrisk.core import Cause
 
 # (loader, n, censored, cause 1, cause 2); bmt, ebmt1 and mgus2 counts are stated in references.md, ebmt4 and the
 # sksurv bmt counts are those of the source columns (rel.s / srv.s; sksurv status) checked below independently.

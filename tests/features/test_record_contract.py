@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pandas as pd
 import pytest
+
+from nbrisk.core import NbriskError
 from nbrisk.features.record import (
     FIELDS,
     ID_FIELDS,
@@ -20,8 +20,6 @@ from nbrisk.features.record import (
     validate_record,
     validate_records,
 )
-
-from nbrisk.core import NbriskError
 
 
 def as_csv_row(rec: dict) -> dict:
@@ -304,23 +302,3 @@ def test_booleans_in_a_number_column_are_type_errors():
     df = pd.DataFrame([dict(example_record(), hct_ci=True)], dtype=object)
     _, problems = validate_records(df, require_outcomes=True, require_center=True)
     assert [(p.field, p.rule) for p in problems] == [("hct_ci", "not a number")]
-
-
-def test_validation_speed():
-    """1,000 records must validate in well under 50 ms (the service validates each request) and 20,000 rows in
-    a few seconds. Best of 5 runs against 3× the target, because 8 engineers share 2 cores while tests run."""
-    rows = [as_csv_row(example_record()) for _ in range(1000)]
-    df = pd.DataFrame(rows)
-    df["patient_id"] = [f"P{i}" for i in range(1000)]
-    best = np.inf
-    for _ in range(5):
-        t0 = time.perf_counter()
-        _, problems = validate_records(df, require_outcomes=True, require_center=True)
-        best = min(best, time.perf_counter() - t0)
-    assert problems == []
-    assert best < 0.15
-    big = pd.concat([df] * 20, ignore_index=True)
-    big["patient_id"] = [f"P{i}" for i in range(len(big))]
-    t0 = time.perf_counter()
-    validate_records(big, require_outcomes=True, require_center=True)
-    assert time.perf_counter() - t0 < 6.0

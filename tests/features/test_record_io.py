@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from nbrisk.features.io import Cohort, read_cohort, read_records, read_table
-from nbrisk.features.record import OUTCOME_FIELDS, PREDICTOR_FIELDS, CohortValidationError, example_record
 
 from nbrisk.core import Cause, NbriskError
+from nbrisk.features.io import Cohort, read_cohort, read_records, read_table
+from nbrisk.features.record import OUTCOME_FIELDS, PREDICTOR_FIELDS, CohortValidationError, example_record
 
 
 def text_row(rec: dict) -> dict:

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from nbrisk.features.outcomes import derive_outcomes
-from nbrisk.features.record import FIELDS, HLA_MISMATCH_RANGE, validate_records
 
 from nbrisk.core import Cause
+from nbrisk.features.outcomes import derive_outcomes
+from nbrisk.features.record import FIELDS, HLA_MISMATCH_RANGE, validate_records
 
 # derandomize: the same examples on every run (no flaky tests); deadline off: the shared 2-core machine is noisy.
 PROPS = settings(derandomize=True, deadline=None, max_examples=30)

@@ -7,8 +7,6 @@ estimates. The presets follow their anchors.
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
@@ -37,11 +35,7 @@ def _observed(df):
 @pytest.mark.slow
 @pytest.mark.parametrize("preset", PRESETS)
 def test_cohort_of_20000_hits_the_targets(preset):
-    start = time.perf_counter()
     df = make_synthetic_cohort(N, seed=2026, preset=preset)
-    elapsed = time.perf_counter() - start
-    # "n = 20,000 in a few seconds": measured ≈ 0.6–1 s alone; 10 s leaves room for a loaded CI machine.
-    assert elapsed < 10.0
     obs = _observed(df)
     truth = {k: v.mean(0) * 100 for k, v in true_risk(df, HORIZONS, preset).items()}
     for k in ("relapse", "trm", "efs", "os"):

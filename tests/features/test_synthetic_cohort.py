@@ -7,7 +7,6 @@ justified where it is asserted). The n = 20,000 calibration checks live in test_
 from __future__ import annotations
 
 import io
-import time
 
 import numpy as np
 import pandas as pd
@@ -244,15 +243,6 @@ def test_true_risk_accepts_raw_csv_and_validated_records(cohort, truth):
     no_center = true_risk(cohort.head(300).drop(columns="center_id"), HORIZONS)
     assert not np.allclose(no_center["relapse"], truth["relapse"][:300])
 
-
-def test_true_risk_speed():
-    records = make_synthetic_cohort(5000, seed=1)
-    true_risk(records.head(10), HORIZONS)  # warm-up (imports)
-    start = time.perf_counter()
-    true_risk(records, HORIZONS)
-    elapsed = time.perf_counter() - start
-    # Spec: < 1 s for 5,000 × 4; measured ≈ 0.3–0.5 s alone. The bound allows 2 cores shared by 8 engineers.
-    assert elapsed < 2.0
 
 
 def test_os_quadrature_error_is_negligible(cohort, monkeypatch):
