@@ -12,6 +12,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+from nbrisk.core import SYNTHETIC_LABEL, Cause, NbriskError, months_to_days
 from nbrisk.features.io import (
     NO_RECORDS,
     is_synthetic,
@@ -22,10 +26,6 @@ from nbrisk.features.io import (
     write_table,
 )
 from nbrisk.features.record import FIELDS, OUTCOME_FIELDS, PREDICTOR_FIELDS, Problem, validate_records
-from rich.console import Console
-from rich.table import Table
-
-from nbrisk.core import SYNTHETIC_LABEL, Cause, NbriskError, months_to_days
 
 #: Horizons (years) of the Aalen–Johansen table of ``describe``.
 DESCRIBE_YEARS = (1, 2, 3, 5)

@@ -18,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+
+from nbrisk.core import NbriskError
 from nbrisk.features.outcomes import derive_outcomes
 from nbrisk.features.record import (
     ID_FIELDS,
@@ -28,8 +30,6 @@ from nbrisk.features.record import (
     records_frame,
     validate_records,
 )
-
-from nbrisk.core import NbriskError
 
 #: Patient-id prefix written by the synthetic cohort generator (:mod:`nbrisk.features.synthetic`).
 SYNTHETIC_ID_PREFIX = "SYN-"

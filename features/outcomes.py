@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from nbrisk.features.record import CohortValidationError, Problem, _display, _plain
 
 from nbrisk.core import Cause
+from nbrisk.features.record import CohortValidationError, Problem, _display, _plain
 
 #: Time (days) given to an event or censoring on day 0 (and to a death on the day of relapse, post-relapse).
 DAY_ZERO_TIME = 0.5

@@ -61,9 +61,10 @@ def step_lookup(grid: np.ndarray, values: np.ndarray, times: np.ndarray, before:
     jump. Returns (..., len(times)).
     """
     idx = np.searchsorted(grid, np.asarray(times, dtype=float), side="right") - 1
-    out = np.take(values, np.clip(idx, 0, None), axis=-1) if values.shape[-1] else np.zeros(
-        values.shape[:-1] + (len(idx),)
-    )
+    if values.shape[-1]:
+        out = np.take(values, np.clip(idx, 0, None), axis=-1)
+    else:
+        out = np.zeros((*values.shape[:-1], len(idx)))
     return np.where(idx < 0, before, out)
 
 

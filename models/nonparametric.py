@@ -23,11 +23,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from nbrisk.models._base import CompetingRisksEstimator, check_competing_risks_target, step_lookup
 from scipy import stats
 from sklearn.utils.validation import check_is_fitted
 
 from nbrisk.core import Cause
+from nbrisk.models._base import CompetingRisksEstimator, check_competing_risks_target, step_lookup
 
 __all__ = [
     "AalenJohansen",

@@ -39,15 +39,15 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import optimize
+
+from nbrisk.core import DAYS_PER_MONTH, Cause
 from nbrisk.models.nonparametric import (
     CensoringSurvival,
     aalen_johansen,
     censoring_survival,
     cumulative_incidence,
 )
-from scipy import optimize
-
-from nbrisk.core import DAYS_PER_MONTH, Cause
 
 __all__ = [
     "BootstrapResult",

@@ -9,6 +9,9 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
 from nbrisk.models.nonparametric import (
     AalenJohansen,
     aalen_johansen,
@@ -17,8 +20,6 @@ from nbrisk.models.nonparametric import (
     gray_test,
     kaplan_meier,
 )
-from sklearn.base import clone
-from sklearn.exceptions import NotFittedError
 
 samples = st.integers(min_value=1, max_value=60).flatmap(
     lambda n: st.tuples(

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
+
 from nbrisk.features.public import bmt_group, load_kmsurv_bmt, load_mgus2, load_sksurv_bmt
 from nbrisk.models.nonparametric import (
     aalen_johansen,
@@ -16,7 +18,6 @@ from nbrisk.models.nonparametric import (
     kaplan_meier,
     restricted_mean_cif,
 )
-from sksurv.nonparametric import cumulative_incidence_competing_risks, kaplan_meier_estimator
 
 
 @pytest.fixture(scope="module")
