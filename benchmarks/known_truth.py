@@ -2,7 +2,7 @@
 
 Run from the repository root::
 
-    uv run python benchmarks/known_truth.py            # n_train 2,000, n_test 5,000 (about 15–25 min on 2 cores)
+    uv run python benchmarks/known_truth.py            # n_train 2,000, n_test 5,000 (about 10–25 min on 2 cores)
     uv run python benchmarks/known_truth.py --quick    # n_train 600, n_test 1,000, few replicates (a smoke run)
 
 It writes ``benchmarks/results/known_truth.md``. What it does:
@@ -113,8 +113,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20260101)
     ap.add_argument("--bootstrap", type=int, default=50, help="refits for intervals (Cox family, boosting)")
     ap.add_argument("--forest-bootstrap", type=int, default=20, help="refits for the forest's intervals (costly)")
-    ap.add_argument("--fine-gray-bootstrap", type=int, default=0,
-                    help="refits for Fine–Gray's intervals (one fit takes about a minute here; 0 = no intervals)")
+    ap.add_argument("--fine-gray-bootstrap", type=int, default=50,
+                    help="refits for Fine–Gray's intervals (0 = no intervals)")
     ap.add_argument("--trees", type=int, default=200, help="trees per cause in the forest")
     ap.add_argument("--n-jobs", type=int, default=1, help="parallel bootstrap refits")
     ap.add_argument("--quick", action="store_true", help="small smoke run (not for the results file)")
