@@ -546,27 +546,15 @@ def calibration_cr(
     theta = pseudo_observations(event, time, tau, cause)
     x = _cloglog(pred)
     nan = float("nan")
-    if np.ptp(x) <= 1e-12:
-        # a constant prediction has no calibration curve or slope; ICI is then |F̂ − observed overall|
+    constant = np.ptp(x) <= 1e-12
+    if constant or not np.any((event == cause) & (time <= tau)) or time.shape[0] < 8:
+        # A constant prediction has no calibration curve or slope; with no cause-k event by τ (every pseudo-value
+        # is 0) or too few patients the slope/intercept are undefined too (a fit would run the intercept to −∞).
+        # The observed curve is then the overall Aalen–Johansen value and ICI = mean |F̂ − observed overall|.
         obs = float(np.mean(theta))
         err = np.abs(pred - obs)
-        curve = pd.DataFrame({"predicted": [float(pred[0])], "observed": [obs]})
-        return CalibrationResult(
-            table,
-            float(err.mean()),
-            float(np.median(err)),
-            float(np.quantile(err, 0.9)),
-            float(err.max()),
-            nan,
-            nan,
-            curve,
-        )
-    if not np.any((event == cause) & (time <= tau)) or time.shape[0] < 8:
-        # no cause-k event by τ (every pseudo-value is 0) or too few patients: the observed curve is the overall
-        # Aalen–Johansen value and slope/intercept are undefined (a fit would run the intercept to −∞)
-        obs = float(np.mean(theta))
-        err = np.abs(pred - obs)
-        curve = pd.DataFrame({"predicted": [float(pred.min()), float(pred.max())], "observed": [obs, obs]})
+        xs = [float(pred[0])] if constant else [float(pred.min()), float(pred.max())]
+        curve = pd.DataFrame({"predicted": xs, "observed": [obs] * len(xs)})
         return CalibrationResult(
             table,
             float(err.mean()),
