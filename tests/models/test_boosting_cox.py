@@ -14,29 +14,7 @@ from nbrisk.core import Cause
 from nbrisk.models.boosting import CauseSpecificBoosting, breslow_increments
 
 
-def simulate(n: int, seed: int, ties: bool = False):
-    """Exponential cause-specific hazards; returns X, y and the true CIF function F(X, times) -> (n, 3, k)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 3))
-    l1 = 0.002 * np.exp(1.0 * X[:, 0])
-    l2 = 0.001 * np.exp(-0.8 * X[:, 0] + 1.0 * X[:, 1])
-    t1, t2, c = rng.exponential(1 / l1), rng.exponential(1 / l2), rng.uniform(200, 2000, n)
-    t = np.minimum.reduce([t1, t2, c])
-    event = np.where(t == t1, Cause.RELAPSE, np.where(t == t2, Cause.TRM, Cause.CENSORED)).astype(int)
-    if ties:
-        t = np.ceil(t)
-
-    def truth(Xn, times):
-        a = 0.002 * np.exp(1.0 * Xn[:, 0])
-        b = 0.001 * np.exp(-0.8 * Xn[:, 0] + 1.0 * Xn[:, 1])
-        lam = (a + b)[:, None]
-        surv = np.exp(-lam * np.asarray(times)[None, :])
-        return np.stack([surv, a[:, None] / lam * (1 - surv), b[:, None] / lam * (1 - surv)], axis=1)
-
-    return pd.DataFrame(X, columns=["x0", "x1", "x2"]), pd.DataFrame({"event": event, "time": t}), truth
-
-
-def test_stumps_on_a_binary_covariate_reach_the_cox_mle():
+def test_stumps_on_a_binary_covariate_reach_the_cox_mle(simulate):
     # With one binary covariate, depth-1 trees can only move the two groups' margins apart, so the boosted
     # partial-likelihood maximiser (no shrinkage penalty, many rounds) is the Cox MLE: the margin difference must
     # equal scikit-survival's Breslow-ties Cox coefficient. Continuous times (no ties, where xgboost's and
@@ -55,7 +33,7 @@ def test_stumps_on_a_binary_covariate_reach_the_cox_mle():
         assert abs((lr[1, col] - lr[0, col]) - coef) < 1e-3
 
 
-def test_constant_feature_gives_aalen_johansen_exactly():
+def test_constant_feature_gives_aalen_johansen_exactly(simulate):
     # A constant feature cannot be split, so every margin is the same constant c; Breslow then gives
     # d(s) / (n(s) e^c) · e^c = d(s) / n(s), the Nelson–Aalen increment, and the product-limit combination is
     # the Aalen–Johansen estimator (sksurv's, checked against published numbers). Tied times on purpose.
@@ -79,7 +57,7 @@ def test_breslow_increments_by_hand():
     np.testing.assert_allclose(breslow_increments(time, is_event, margin, grid), [1 / 15, 1 / 14, 1 / 9, 0.0])
 
 
-def test_boosting_recovers_known_truth_better_than_no_covariates():
+def test_boosting_recovers_known_truth_better_than_no_covariates(simulate):
     X, y, truth = simulate(1500, seed=4)
     Xt, _, _ = simulate(500, seed=5)
     times = np.array([180.0, 365.0, 730.0])
@@ -94,7 +72,7 @@ def test_boosting_recovers_known_truth_better_than_no_covariates():
     assert err < 0.25 * err_null
 
 
-def test_deterministic_and_pickles_to_identical_predictions():
+def test_deterministic_and_pickles_to_identical_predictions(simulate):
     X, y, _ = simulate(300, seed=7)
     times = [100.0, 365.0]
     a = CauseSpecificBoosting(n_estimators=20, random_state=11).fit(X, y)
@@ -108,7 +86,7 @@ def test_deterministic_and_pickles_to_identical_predictions():
     assert not np.array_equal(pa, c.predict_cumulative_incidence(X, times))
 
 
-def test_prediction_blocks_agree_with_one_shot(monkeypatch):
+def test_prediction_blocks_agree_with_one_shot(monkeypatch, simulate):
     # Block-wise prediction (memory bound for big batches) must not change any number.
     X, y, _ = simulate(300, seed=8)
     model = CauseSpecificBoosting(n_estimators=20, random_state=0).fit(X, y)
@@ -117,7 +95,7 @@ def test_prediction_blocks_agree_with_one_shot(monkeypatch):
     np.testing.assert_array_equal(whole, model.predict_cumulative_incidence(X, [50.0, 400.0]))
 
 
-def test_boosting_input_errors():
+def test_boosting_input_errors(simulate):
     X, y, _ = simulate(50, seed=6)
     # no relapse at all (e.g. a bootstrap resample): relapse hazard 0, so relapse incidence 0; pickles too
     y2 = y.assign(event=np.where(y["event"] == 1, 0, y["event"]))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pytest
 from sksurv.ensemble import RandomSurvivalForest
 from sksurv.nonparametric import cumulative_incidence_competing_risks
@@ -12,31 +11,7 @@ from nbrisk.core import Cause
 from nbrisk.models.forest import CauseSpecificForest, coarsen_times, time_point_grid
 
 
-def simulate(n: int, seed: int, ties: bool = False):
-    """Exponential cause-specific hazards; returns X, y and the true CIF function F(X, times) -> (n, 3, k)."""
-    rng = np.random.default_rng(seed)
-    X = rng.normal(size=(n, 3))
-    l1 = 0.002 * np.exp(1.0 * X[:, 0])
-    l2 = 0.001 * np.exp(-0.8 * X[:, 0] + 1.0 * X[:, 1])
-    t1, t2, c = rng.exponential(1 / l1), rng.exponential(1 / l2), rng.uniform(200, 2000, n)
-    t = np.minimum.reduce([t1, t2, c])
-    event = np.where(t == t1, Cause.RELAPSE, np.where(t == t2, Cause.TRM, Cause.CENSORED)).astype(int)
-    if ties:
-        t = np.ceil(t)
-    y = pd.DataFrame({"event": event, "time": t})
-
-    def truth(Xn, times):
-        a = 0.002 * np.exp(1.0 * Xn[:, 0])
-        b = 0.001 * np.exp(-0.8 * Xn[:, 0] + 1.0 * Xn[:, 1])
-        lam = (a + b)[:, None]
-        surv = np.exp(-lam * np.asarray(times)[None, :])
-        f1, f2 = a[:, None] / lam * (1 - surv), b[:, None] / lam * (1 - surv)
-        return np.stack([surv, f1, f2], axis=1)
-
-    return pd.DataFrame(X, columns=["x0", "x1", "x2"]), y, truth
-
-
-def test_root_only_forest_is_aalen_johansen():
+def test_root_only_forest_is_aalen_johansen(simulate):
     # One tree, no bootstrap, leaves as large as the data: the only leaf is the root, so the Nelson–Aalen
     # cause-specific hazards combined by the product-limit rule must equal sksurv's Aalen–Johansen estimator
     # (itself checked against the published KMsurv::bmt numbers to 1e-8). Only float rounding separates them.
@@ -53,7 +28,7 @@ def test_root_only_forest_is_aalen_johansen():
         np.testing.assert_allclose(pred[i, 0], 1 - ref.sum(axis=0), atol=1e-12)
 
 
-def test_cause_one_forest_matches_sksurv_cumulative_hazard():
+def test_cause_one_forest_matches_sksurv_cumulative_hazard(simulate):
     # With max_time_points=None the cause-1 forest must be exactly sksurv's RSF on (relapse vs everything else),
     # grown from the seed we derive: the increments we use sum back to sksurv's cumulative hazard.
     X, y, _ = simulate(200, seed=2)
@@ -68,7 +43,7 @@ def test_cause_one_forest_matches_sksurv_cumulative_hazard():
     np.testing.assert_allclose(np.cumsum(dh1, axis=1), chf_ref[:, at], rtol=1e-12, atol=1e-12)
 
 
-def test_forest_recovers_known_truth_better_than_no_covariates():
+def test_forest_recovers_known_truth_better_than_no_covariates(simulate):
     X, y, truth = simulate(1500, seed=4)
     Xt, _, _ = simulate(500, seed=5)
     times = np.array([180.0, 365.0, 730.0])
@@ -96,7 +71,7 @@ def test_time_coarsening_maps_up_and_keeps_order():
     assert time_point_grid(time, event, None) is None
 
 
-def test_forest_input_errors():
+def test_forest_input_errors(simulate):
     X, y, _ = simulate(50, seed=6)
     # no TRM event at all: TRM hazard 0, so TRM incidence 0 and relapse = the single-cause forest's 1 − S
     y1 = y.assign(event=np.where(y["event"] == 2, 0, y["event"]))
@@ -111,7 +86,7 @@ def test_forest_input_errors():
         model.predict_cumulative_incidence(X, [100.0], return_interval=True)
 
 
-def test_leaf_cache_is_not_pickled_and_predictions_survive_the_round_trip():
+def test_leaf_cache_is_not_pickled_and_predictions_survive_the_round_trip(simulate):
     # predictions read a per-node cache built on first use; it must not travel in the pickle (size) and a
     # restored model must rebuild it to exactly the same numbers
     import pickle
