@@ -35,21 +35,35 @@ CAUSES = (Cause.RELAPSE, Cause.TRM)
 #: Linear predictors are clipped here before exp(): only reached by diverged fits (separation, β → ∞), where the
 #: hazard increments are then > 1 and rescaled; it prevents overflow to inf (and inf × 0 = NaN).
 LP_CLIP = 700.0
-#: Largest number of (replicate × patient × event time) cells evaluated at once (memory bound, ~40 MB per array).
-_CHUNK_CELLS = 5_000_000
+#: Patients × event times per chunk of the exact CIF (~2 MB per array: stays in cache).
+_CHUNK_CELLS = 250_000
 _BINNED_CHUNK_CELLS = 200_000
 
 
 def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0.95):
     """Pointwise percentile interval over the first axis of ``reps``, widened to contain ``estimate``.
 
+    The quantiles are numpy's default ("linear", type 7 of Hyndman & Fan 1996), computed by sorting the replicate axis
+    moved last (contiguous: ~10× faster than ``np.quantile`` over a leading axis); a cell with a NaN replicate (a
+    diverged refit) gets NaN bounds, as ``np.quantile`` gives.
+
     The bootstrap percentile interval of a quantity whose estimate sits at the edge of its bootstrap distribution
     (e.g. a CIF of 0 before the first event) may exclude the estimate by round-off or skew; the contract requires
     lower ≤ estimate ≤ upper, so the interval is clipped to include it.
     """
     q = (1.0 - level) / 2.0
-    lo, hi = np.quantile(reps, [q, 1.0 - q], axis=0)
-    return np.minimum(lo, estimate), np.maximum(hi, estimate)
+    srt = np.sort(np.ascontiguousarray(np.moveaxis(np.asarray(reps), 0, -1)), axis=-1)  # NaN sorts last
+    R = srt.shape[-1]
+    nan = np.isnan(srt[..., -1])
+
+    def quantile(p):
+        h = p * (R - 1)
+        i = int(np.floor(h))
+        j = min(i + 1, R - 1)
+        a, b = srt[..., i], srt[..., j]
+        return np.where(nan, np.nan, a + (h - i) * (b - a))
+
+    return np.minimum(quantile(q), estimate), np.maximum(quantile(1.0 - q), estimate)
 
 
 def stacked_cause_specific_cif(
@@ -61,7 +75,7 @@ def stacked_cause_specific_cif(
     times: np.ndarray,
     strata_index: np.ndarray | None = None,
 ) -> np.ndarray:
-    """CIFs of R fitted cause-specific Cox models for n patients at once, in closed form.
+    """CIFs of R fitted cause-specific Cox models for n patients at once, exact product-limit form.
 
     Parameters
     ----------
@@ -74,27 +88,54 @@ def stacked_cause_specific_cif(
     Returns
     -------
     (R, n, 3, k): event-free, cause 1, cause 2. Only event times ≤ max(times) are used (later ones cannot matter).
+
+    The result is that of :func:`nbrisk.models._base.cif_from_cause_specific_hazards` on the increments
+    ΔΛ_k(u | x) = h_k(u) r_k(x), computed with fewer passes over the (patients × event times) array: with the hazards
+    factorised, F_k(t | x) = r_k(x) Σ_{u ≤ t} EFS(u− | x) h_k(u) is one matrix product of the EFS matrix with the
+    masked baselines h_k(u) 1{u ≤ t} (BLAS), instead of a cumulative sum per patient and cause. A chunk in which a
+    patient's total increment exceeds 1 (diverged fits only) falls back to the general function, which rescales and
+    warns.
     """
     times = np.asarray(times, dtype=float)
     keep = int(np.searchsorted(grid, times.max(), side="right")) if len(times) else 0
     grid, baseline = grid[:keep], baseline[..., :keep]
-    R, n, m = coef.shape[0], X.shape[0], keep
+    R, n, m, k = coef.shape[0], X.shape[0], keep, len(times)
     sidx = np.zeros(n, dtype=int) if strata_index is None else np.asarray(strata_index, dtype=int)
-    out = np.empty((R, n, 3, len(times)))
+    out = np.empty((R, n, 3, k))
     if m == 0:
         out[:, :, 0], out[:, :, 1:] = 1.0, 0.0
         return out
     # lp[r, k, i] = β_rkᵀ (x_i − c_rk)
     lp = np.einsum("rkp,np->rkn", coef, X) - np.einsum("rkp,rkp->rk", coef, center)[:, :, None]
     risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
-    step = max(1, _CHUNK_CELLS // max(1, R * m))
-    for a in range(0, n, step):
-        b = min(n, a + step)
-        base = baseline[:, sidx[a:b]]  # (R, nb, 2, m)
-        dh1 = base[:, :, 0, :] * risk[:, 0, a:b, None]
-        dh2 = base[:, :, 1, :] * risk[:, 1, a:b, None]
-        cif = cif_from_cause_specific_hazards(grid, dh1.reshape(-1, m), dh2.reshape(-1, m), times)
-        out[:, a:b] = cif.reshape(R, b - a, 3, len(times))
+    col = np.searchsorted(grid, times, side="right") - 1  # last event time ≤ t
+    before = col < 0
+    upto = grid[:, None] <= times[None, :]  # (m, k)
+    step = max(1, _CHUNK_CELLS // m)
+    for s in np.unique(sidx):
+        rows = np.flatnonzero(sidx == s)
+        for r in range(R):
+            h1, h2 = baseline[r, s, 0], baseline[r, s, 1]
+            # Σ_{u ≤ t} EFS(u−) h(u) = h(u_0) 1{u_0 ≤ t} + Σ_{j ≥ 1} EFS(u_{j−1}) h(u_j) 1{u_j ≤ t}
+            masked = np.concatenate([h1[:, None] * upto, h2[:, None] * upto], axis=1)  # (m, 2k)
+            for a in range(0, len(rows), step):
+                ids = rows[a : a + step]
+                r1, r2 = risk[r, 0, ids], risk[r, 1, ids]
+                efs = np.multiply.outer(r1, h1)
+                efs += np.multiply.outer(r2, h2)
+                if efs.max(initial=0.0) > 1.0:
+                    cif = cif_from_cause_specific_hazards(grid, np.multiply.outer(r1, h1), np.multiply.outer(r2, h2),
+                                                          times)
+                    out[r, ids] = cif
+                    continue
+                np.subtract(1.0, efs, out=efs)
+                np.cumprod(efs, axis=1, out=efs)
+                g = efs[:, :-1] @ masked[1:] + masked[0]  # (c, 2k)
+                f1 = np.clip(r1[:, None] * g[:, :k], 0.0, 1.0)
+                f2 = np.clip(r2[:, None] * g[:, k:], 0.0, 1.0)
+                f1[:, before], f2[:, before] = 0.0, 0.0
+                out[r, ids, 1], out[r, ids, 2] = f1, f2
+                out[r, ids, 0] = np.clip(1.0 - f1 - f2, 0.0, 1.0)
     return out
 
 

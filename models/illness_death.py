@@ -42,15 +42,14 @@ from nbrisk.models._coxph import TIES, fit_coxph
 from nbrisk.models.cox import (
     LP_CLIP,
     CauseSpecificCox,
-    binned_chunk,
     binned_hazard_moments,
     percentile_interval,
     stacked_cause_specific_cif,
 )
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
-#: Largest number of (replicate × patient × bin × horizon) cells evaluated at once in the OS convolution.
-_CHUNK_CELLS = 300_000
+#: Replicates × patients per chunk of the OS convolution (arrays of ~0.4 MB in float32: they stay in cache).
+_CHUNK_CELLS = 100_000
 
 
 def _log_months(days: np.ndarray) -> np.ndarray:
@@ -294,7 +293,8 @@ class IllnessDeathModel(BaseEstimator):
             raise ValueError("times must be finite and >= 0")
         uniq, inv = np.unique(times, return_inverse=True)
         states = self._states(Xa, X, uniq, return_interval)  # (R, n, 4, k_uniq)
-        states = states[..., inv]
+        if len(uniq) != len(times) or np.any(uniq != times):
+            states = states[..., inv]
         est = states[0]
         if not return_interval:
             return est
@@ -315,59 +315,48 @@ class IllnessDeathModel(BaseEstimator):
         mid = 0.5 * (np.concatenate([[0.0], edges[:-1]]) + edges)  # relapse time assumed for each bin
         hcol = np.searchsorted(edges, times)  # column of each horizon (times > 0 are edges)
         zero = times <= 0
-        # (bin, horizon) pairs with the bin ending at or before the horizon, grouped by horizon
-        mask = np.arange(E)[:, None] <= np.where(zero, -1, hcol)[None, :]
-        ph, pb = np.nonzero(mask.T)
-        P = len(pb)
-        seg_start = np.searchsorted(ph, np.arange(k))
-        has_pairs = seg_start < np.append(seg_start[1:], P)
-        elapsed = np.maximum(times[ph] - mid[pb], 0.0)
-        # S12(u | x, s) = exp(−Λ12,0(u) exp(γ (g(s) − ḡ)) · exp(βᵀ(x − x̄))) for all members at once
+        # S12(u | x, s) = exp(−Λ12,0(u) exp(γ (g(s) − ḡ)) · exp(βᵀ(x − x̄))) for all members at once:
+        # tables[r, h, b] for the relapse bin b ≤ the bin of horizon h (zero elsewhere, never used)
+        elapsed = np.maximum(times[:, None] - mid[None, :], 0.0)  # (k, E)
         ps = self._post_stack_
         idx = np.searchsorted(ps["grid"], elapsed, side="right") - 1
-        base12 = np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"]) else (
-            np.zeros((R, P)))
-        gam = ps["coef"][:R, -1:]
-        tables = base12 * np.exp(np.clip(gam * (_log_months(mid[pb])[None, :] - ps["center"][:R, -1:]),
-                                         -LP_CLIP, LP_CLIP))  # (R, P)
+        base12 = (np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"])
+                  else np.zeros((R, k, E)))
+        gam = ps["coef"][:R, -1]
+        tables = base12 * np.exp(np.clip(gam[:, None] * (_log_months(mid)[None, :] - ps["center"][:R, -1:]),
+                                         -LP_CLIP, LP_CLIP))[:, None, :]  # (R, k, E)
         post_lp = Xa @ ps["coef"][:R, :-1].T - np.sum(ps["coef"][:R, :-1] * ps["center"][:R, :-1], axis=1)
         post_risk = np.exp(np.clip(post_lp.T, -LP_CLIP, LP_CLIP))  # (R, n)
+        combine = _StateCombiner(tables, hcol, zero)
 
-        # the main fit: exact CIFs at the edges; replicates: binned closed form (Cox) or their own predictions
+        # the main fit: exact CIFs at the edges (float64)
         st = self._cox_stack_
         if st is not None:
             main = stacked_cause_specific_cif(st["grid"], st["baseline"][:1], st["coef"][:1], st["center"][:1], Xa,
                                               edges)[0]
-            if reps:
-                moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
-                lp = np.einsum("rkp,np->rkn", st["coef"][1:], Xa) - np.einsum(
-                    "rkp,rkp->rk", st["coef"][1:], st["center"][1:])[:, :, None]
-            rep_cif = None
         else:
             main = self.cr_model_.predict_cumulative_incidence(X, edges)
-            rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps]) if reps else None
-        chunk = max(1, _CHUNK_CELLS // max(1, R * max(E, P)))
+        out[0] = combine(main[:, 0].T[:, None], main[:, 1].T[:, None], post_risk[:1], slice(0, 1))[0]
+        if not reps:
+            return out
+        # the replicates: binned closed form for Cox models (float32: they only feed the percentiles), otherwise
+        # each replicate's own predictions
+        if st is not None:
+            moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
+            lp = np.einsum("rkp,np->rkn", st["coef"][1:], Xa) - np.einsum(
+                "rkp,rkp->rk", st["coef"][1:], st["center"][1:])[:, :, None]
+            binned = _BinnedReplicates(moments, lp)
+        else:
+            rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
+        chunk = max(1, _CHUNK_CELLS // (R - 1))
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
-            efs, f1 = main[None, a:b, 0], main[None, a:b, 1]
-            if reps and st is not None:
-                r_efs, r_f1, _ = binned_chunk(moments, lp[:, 0, a:b], lp[:, 1, a:b])
-                efs, f1 = np.concatenate([efs, r_efs]), np.concatenate([f1, r_f1])
-            elif reps:
-                efs = np.concatenate([efs, rep_cif[:, a:b, 0]])
-                f1 = np.concatenate([f1, rep_cif[:, a:b, 1]])
-            df1 = np.diff(f1, axis=-1, prepend=0.0)  # relapse mass per bin (R, c, E)
-            alive = np.zeros((R, b - a, k))
-            if P:
-                contrib = df1[..., pb] * np.exp(-tables[:, None, :] * post_risk[:, a:b, None])  # (R, c, P)
-                sums = np.add.reduceat(contrib, np.minimum(seg_start, P - 1), axis=-1)
-                alive = np.where(has_pairs, sums, 0.0)
-            e_h, f1_h = efs[..., hcol.clip(0, E - 1)], f1[..., hcol.clip(0, E - 1)]
-            e_h, f1_h = np.where(zero, 1.0, e_h), np.where(zero, 0.0, f1_h)
-            f2_h = np.clip(1.0 - e_h - f1_h, 0.0, 1.0)
-            out[:, a:b, 0], out[:, a:b, 1], out[:, a:b, 2] = f1_h, f2_h, e_h
-            # OS = EFS + relapsed-and-alive; the clip only guards round-off (OS ≤ 1 − TRM since S12 ≤ 1)
-            out[:, a:b, 3] = np.clip(e_h + alive, e_h, 1.0 - f2_h)
+            if st is not None:
+                efs, f1 = binned(a, b)
+            else:
+                efs = np.moveaxis(rep_cif[:, a:b, 0], -1, 0)
+                f1 = np.moveaxis(rep_cif[:, a:b, 1], -1, 0)
+            out[1:, a:b] = combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R))
         return out
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
@@ -389,3 +378,94 @@ class IllnessDeathModel(BaseEstimator):
             est = self.predict_states(X, times)
             bands = [Band(est[:, i]) for i in range(4)]
         return RiskCurves(h, *bands)
+
+
+class _BinnedReplicates:
+    """EFS and F1 of the Cox bootstrap replicates at the bin edges, one chunk of patients at a time, in float32.
+
+    The binned closed form of :func:`nbrisk.models.cox.binned_chunk` (second-order expansion of the log event-free
+    factor within a bin, the bin's event mass shared in proportion r_k H_k), written as a loop over the bins on
+    (replicates × patients) arrays, which stay in cache, instead of cumulative sums along a short last axis.
+    Linear predictors are clipped to ±40 (hazard ratio e⁴⁰: only diverged replicates) so that r² stays finite in
+    float32.
+    """
+
+    def __init__(self, moments: dict, lp: np.ndarray):
+        # (R, 1, E) per-bin sums → (E, R, 1) float32
+        self.m = {key: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
+                  for key, v in moments.items()}
+        self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, 2, n)
+
+    def __call__(self, a: int, b: int):
+        m = self.m
+        r1 = np.exp(self.lp[:, 0, a:b])
+        r2 = np.exp(self.lp[:, 1, a:b])
+        q11, q12, q22 = 0.5 * r1 * r1, r1 * r2, 0.5 * r2 * r2
+        E = m["H1"].shape[0]
+        efs_out = np.empty((E, *r1.shape), dtype=np.float32)
+        f1_out = np.empty_like(efs_out)
+        efs = np.ones_like(r1)
+        f1 = np.zeros_like(r1)
+        z1, tot, ls, tmp = (np.empty_like(r1) for _ in range(4))
+        for e in range(E):
+            np.multiply(m["H1"][e], r1, out=z1)
+            np.multiply(m["H2"][e], r2, out=tot)
+            tot += z1
+            # minus the log event-free factor of the bin: r1 H1 + r2 H2 + ½ (r1² Q11 + 2 r1 r2 Q12 + r2² Q22)
+            np.multiply(m["Q11"][e], q11, out=ls)
+            ls += np.multiply(m["Q12"][e], q12, out=tmp)
+            ls += np.multiply(m["Q22"][e], q22, out=tmp)
+            ls += tot
+            np.maximum(ls, 0.0, out=ls)
+            np.negative(ls, out=ls)
+            np.exp(ls, out=ls)
+            ls *= efs  # EFS at the bin's end
+            np.subtract(efs, ls, out=tmp)  # the bin's event mass
+            np.divide(z1, tot, out=z1, where=tot > 0)
+            z1[tot <= 0] = 0.0
+            tmp *= z1
+            f1 += tmp
+            efs, ls = ls, efs
+            efs_out[e] = efs
+            np.minimum(f1, 1.0 - efs, out=f1_out[e])  # round-off guard: F2 = 1 − EFS − F1 ≥ 0
+        return efs_out, f1_out
+
+
+class _StateCombiner:
+    """Relapse, TRM, EFS and OS at the horizons from EFS and F1 at the bin edges (the OS convolution).
+
+    ``tables`` (R, k, E): Λ12,0(t_h − s_b) exp(γ (g(s_b) − ḡ)) per member, horizon and relapse bin. Called with
+    ``efs``, ``f1`` (E, R', c) and ``post_risk`` (R', c) for the members ``members`` (a slice of R); returns
+    (R', c, 4, k). Loops over the (horizon, bin) pairs on (members × patients) arrays, in the dtype of ``f1``.
+    """
+
+    def __init__(self, tables: np.ndarray, hcol: np.ndarray, zero: np.ndarray):
+        self.neg_tables = -tables
+        self.hcol, self.zero = hcol, zero
+
+    def __call__(self, efs: np.ndarray, f1: np.ndarray, post_risk: np.ndarray, members: slice) -> np.ndarray:
+        _, Rm, c = f1.shape
+        k = len(self.hcol)
+        dt = f1.dtype
+        neg_tables = self.neg_tables[members].astype(dt)  # (R', k, E)
+        df1 = f1.copy()
+        df1[1:] -= f1[:-1]  # relapse mass per bin
+        out = np.empty((Rm, c, 4, k))
+        tmp = np.empty((Rm, c), dtype=dt)
+        for h in range(k):
+            if self.zero[h]:
+                out[:, :, 0:2, h], out[:, :, 2:, h] = 0.0, 1.0
+                continue
+            col = int(self.hcol[h])
+            alive = np.zeros((Rm, c), dtype=dt)
+            for bb in range(col + 1):
+                np.multiply(neg_tables[:, h, bb, None], post_risk, out=tmp)
+                np.exp(tmp, out=tmp)
+                tmp *= df1[bb]
+                alive += tmp
+            e_h, f1_h = efs[col], f1[col]
+            f2_h = np.clip(1.0 - e_h - f1_h, 0.0, 1.0)
+            out[:, :, 0, h], out[:, :, 1, h], out[:, :, 2, h] = f1_h, f2_h, e_h
+            # OS = EFS + relapsed-and-alive; the clip only guards round-off (OS ≤ 1 − TRM since S12 ≤ 1)
+            out[:, :, 3, h] = np.clip(e_h + alive, e_h, 1.0 - f2_h)
+        return out

@@ -141,3 +141,25 @@ def test_tail_hazard_increments_above_one_are_rescaled_with_a_warning():
         cif = model.predict_cumulative_incidence(extreme, [100.0])
     np.testing.assert_allclose(cif.sum(axis=1), 1.0)
     assert np.all(cif >= 0)
+
+
+def test_factorised_exact_cif_equals_the_general_product_limit():
+    """stacked_cause_specific_cif (matrix-product form, chunked, per stratum) = cif_from_cause_specific_hazards on the
+    explicit increments h_k(u) r_k(x), to round-off (1e-12: the two differ only in summation order)."""
+    from nbrisk.models._base import cif_from_cause_specific_hazards
+    from nbrisk.models.cox import stacked_cause_specific_cif
+
+    rng = np.random.default_rng(3)
+    m, n, p, S, R = 300, 700, 3, 2, 2
+    grid = np.sort(rng.uniform(0.0, 100.0, size=m))
+    base = rng.uniform(0.0, 0.004, size=(R, S, 2, m))
+    coef, center = rng.normal(0.0, 0.5, size=(R, 2, p)), rng.normal(0.0, 0.1, size=(R, 2, p))
+    X = rng.normal(size=(n, p))
+    sidx = rng.integers(0, S, size=n)
+    times = np.array([-1.0, 0.0, grid[0], 33.3, grid[150], 100.0, 250.0])
+    got = stacked_cause_specific_cif(grid, base, coef, center, X, times, sidx)
+    for r in range(R):
+        lp = np.einsum("kp,np->kn", coef[r], X) - np.einsum("kp,kp->k", coef[r], center[r])[:, None]
+        dh1 = base[r, sidx, 0] * np.exp(lp[0])[:, None]
+        dh2 = base[r, sidx, 1] * np.exp(lp[1])[:, None]
+        np.testing.assert_allclose(got[r], cif_from_cause_specific_hazards(grid, dh1, dh2, times), atol=1e-12)

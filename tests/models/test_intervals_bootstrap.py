@@ -97,3 +97,24 @@ def test_illness_death_intervals_cover_the_known_truth():
     coverage = {k: float(np.mean(v)) for k, v in hits.items()}
     for k, c in coverage.items():
         assert 0.88 <= c <= 0.99, (k, coverage)
+
+
+@pytest.mark.parametrize("R", [1, 2, 3, 20, 50, 51])
+def test_percentile_interval_equals_numpy_quantile(R):
+    """The sorted-axis percentile interval = np.quantile (linear, Hyndman–Fan type 7) widened to the estimate, to
+    round-off; a NaN replicate gives NaN bounds, as np.quantile does."""
+    from nbrisk.models.cox import percentile_interval
+
+    rng = np.random.default_rng(R)
+    reps = rng.normal(size=(R, 9, 4, 3))
+    est = rng.normal(size=(9, 4, 3))
+    lo, hi = percentile_interval(reps, est)
+    q = np.quantile(reps, [0.025, 0.975], axis=0)
+    np.testing.assert_allclose(lo, np.minimum(q[0], est), atol=1e-14)
+    np.testing.assert_allclose(hi, np.maximum(q[1], est), atol=1e-14)
+    lo90, _ = percentile_interval(reps, est, level=0.9)
+    np.testing.assert_allclose(lo90, np.minimum(np.quantile(reps, 0.05, axis=0), est), atol=1e-14)
+    reps[0, 1, 2, 0] = np.nan
+    lo, hi = percentile_interval(reps, est)
+    assert np.isnan(lo[1, 2, 0]) and np.isnan(hi[1, 2, 0])
+    assert np.isnan(lo).sum() == 1
