@@ -16,6 +16,7 @@ replicates are evaluated at once in closed form: the baselines are stacked on on
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
 
 import numpy as np
@@ -66,14 +67,27 @@ def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0
     return np.minimum(quantile(q), estimate), np.maximum(quantile(1.0 - q), estimate)
 
 
+def cox_linear_predictors(coef: np.ndarray, intercept: np.ndarray, X: np.ndarray) -> np.ndarray:
+    """(R, P, 2, n) linear predictors β_rqkᵀ x_i − c_rk of R fitted models, P periods, 2 causes, n patients.
+
+    ``coef`` (R, P, 2, p): each model's log hazard ratios in each period of time (P = 1 without time-varying effects);
+    ``intercept`` (R, 2): the part of the linear predictor of the baseline's reference point (β·centre).
+    """
+    return np.einsum("rqkp,np->rqkn", coef, X) - intercept[:, None, :, None]
+
+
+def periods_of(times: np.ndarray, knots: np.ndarray) -> np.ndarray:
+    """Period index of each time: period q covers (knot_{q−1}, knot_q] (knot_{−1} = −∞, knot_P = ∞)."""
+    return np.searchsorted(np.asarray(knots, dtype=float), np.asarray(times, dtype=float), side="left")
+
+
 def stacked_cause_specific_cif(
     grid: np.ndarray,
     baseline: np.ndarray,
-    coef: np.ndarray,
-    center: np.ndarray,
-    X: np.ndarray,
+    lp: np.ndarray,
     times: np.ndarray,
     strata_index: np.ndarray | None = None,
+    knots: np.ndarray | None = None,
 ) -> np.ndarray:
     """CIFs of R fitted cause-specific Cox models for n patients at once, exact product-limit form.
 
@@ -81,33 +95,36 @@ def stacked_cause_specific_cif(
     ----------
     grid : (m,) sorted distinct event times shared by all replicates.
     baseline : (R, S, 2, m) baseline hazard increments per replicate, stratum and cause on ``grid``.
-    coef, center : (R, 2, p) coefficients and covariate centres per replicate and cause.
-    X : (n, p) covariates. times : (k,) evaluation times (same unit as ``grid``).
+    lp : (R, P, 2, n) linear predictors per replicate, period, cause and patient (:func:`cox_linear_predictors`).
+    times : (k,) evaluation times (same unit as ``grid``).
     strata_index : (n,) stratum index of each patient (0 if unstratified).
+    knots : (P − 1,) times at which time-varying effects change (:func:`periods_of`); None when P = 1.
 
     Returns
     -------
     (R, n, 3, k): event-free, cause 1, cause 2. Only event times ≤ max(times) are used (later ones cannot matter).
 
     The result is that of :func:`nbrisk.models._base.cif_from_cause_specific_hazards` on the increments
-    ΔΛ_k(u | x) = h_k(u) r_k(x), computed with fewer passes over the (patients × event times) array: with the hazards
-    factorised, F_k(t | x) = r_k(x) Σ_{u ≤ t} EFS(u− | x) h_k(u) is one matrix product of the EFS matrix with the
-    masked baselines h_k(u) 1{u ≤ t} (BLAS), instead of a cumulative sum per patient and cause. A chunk in which a
-    patient's total increment exceeds 1 (diverged fits only) falls back to the general function, which rescales and
-    warns.
+    ΔΛ_k(u | x) = h_k(u) r_k(x, u), r_k = exp(lp of the period of u), computed with fewer passes over the
+    (patients × event times) array: with the hazards factorised, F_k(t | x) = Σ_q r_kq(x) Σ_{u ≤ t, u in q}
+    EFS(u− | x) h_k(u) is one matrix product of the EFS matrix with the masked baselines (BLAS), instead of a
+    cumulative sum per patient and cause. A chunk in which a patient's total increment exceeds 1 (diverged fits
+    only) falls back to the general function, which rescales and warns.
     """
     times = np.asarray(times, dtype=float)
     keep = int(np.searchsorted(grid, times.max(), side="right")) if len(times) else 0
     grid, baseline = grid[:keep], baseline[..., :keep]
-    R, n, m, k = coef.shape[0], X.shape[0], keep, len(times)
+    R, P, _, n = lp.shape
+    m, k = keep, len(times)
     sidx = np.zeros(n, dtype=int) if strata_index is None else np.asarray(strata_index, dtype=int)
     out = np.empty((R, n, 3, k))
     if m == 0:
         out[:, :, 0], out[:, :, 1:] = 1.0, 0.0
         return out
-    # lp[r, k, i] = β_rkᵀ (x_i − c_rk)
-    lp = np.einsum("rkp,np->rkn", coef, X) - np.einsum("rkp,rkp->rk", coef, center)[:, :, None]
     risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
+    per = np.zeros(m, dtype=int) if P == 1 else periods_of(grid, knots)
+    seg = [slice(int(a), int(b)) for a, b in zip(np.searchsorted(per, np.arange(P), side="left"),
+                                                  np.searchsorted(per, np.arange(P), side="right"), strict=True)]
     col = np.searchsorted(grid, times, side="right") - 1  # last event time ≤ t
     before = col < 0
     upto = grid[:, None] <= times[None, :]  # (m, k)
@@ -116,23 +133,29 @@ def stacked_cause_specific_cif(
         rows = np.flatnonzero(sidx == s)
         for r in range(R):
             h1, h2 = baseline[r, s, 0], baseline[r, s, 1]
-            # Σ_{u ≤ t} EFS(u−) h(u) = h(u_0) 1{u_0 ≤ t} + Σ_{j ≥ 1} EFS(u_{j−1}) h(u_j) 1{u_j ≤ t}
-            masked = np.concatenate([h1[:, None] * upto, h2[:, None] * upto], axis=1)  # (m, 2k)
+            # Σ_{u ≤ t, u in q} EFS(u−) h(u) = Σ_j EFS(u_{j−1}) h(u_j) 1{u_j ≤ t, u_j in q}  (EFS(u_{−1}) = 1)
+            masked = np.zeros((m, P, 2, k))
+            for q in range(P):
+                masked[seg[q], q, 0] = h1[seg[q], None] * upto[seg[q]]
+                masked[seg[q], q, 1] = h2[seg[q], None] * upto[seg[q]]
+            masked = masked.reshape(m, P * 2 * k)
             for a in range(0, len(rows), step):
                 ids = rows[a : a + step]
-                r1, r2 = risk[r, 0, ids], risk[r, 1, ids]
-                efs = np.multiply.outer(r1, h1)
-                efs += np.multiply.outer(r2, h2)
+                r1, r2 = risk[r, :, 0, ids].T, risk[r, :, 1, ids].T  # (P, c)
+                efs = np.empty((len(ids), m))
+                for q in range(P):
+                    np.multiply.outer(r1[q], h1[seg[q]], out=efs[:, seg[q]])
+                    efs[:, seg[q]] += np.multiply.outer(r2[q], h2[seg[q]])
                 if efs.max(initial=0.0) > 1.0:
-                    cif = cif_from_cause_specific_hazards(grid, np.multiply.outer(r1, h1), np.multiply.outer(r2, h2),
-                                                          times)
-                    out[r, ids] = cif
+                    dh1 = np.concatenate([np.multiply.outer(r1[q], h1[seg[q]]) for q in range(P)], axis=1)
+                    dh2 = np.concatenate([np.multiply.outer(r2[q], h2[seg[q]]) for q in range(P)], axis=1)
+                    out[r, ids] = cif_from_cause_specific_hazards(grid, dh1, dh2, times)
                     continue
                 np.subtract(1.0, efs, out=efs)
                 np.cumprod(efs, axis=1, out=efs)
-                g = efs[:, :-1] @ masked[1:] + masked[0]  # (c, 2k)
-                f1 = np.clip(r1[:, None] * g[:, :k], 0.0, 1.0)
-                f2 = np.clip(r2[:, None] * g[:, k:], 0.0, 1.0)
+                g = (efs[:, :-1] @ masked[1:] + masked[0]).reshape(len(ids), P, 2, k)
+                f1 = np.clip(np.einsum("qc,cqk->ck", r1, g[:, :, 0]), 0.0, 1.0)
+                f2 = np.clip(np.einsum("qc,cqk->ck", r2, g[:, :, 1]), 0.0, 1.0)
                 f1[:, before], f2[:, before] = 0.0, 0.0
                 out[r, ids, 1], out[r, ids, 2] = f1, f2
                 out[r, ids, 0] = np.clip(1.0 - f1 - f2, 0.0, 1.0)
@@ -165,10 +188,13 @@ def binned_hazard_moments(grid: np.ndarray, baseline: np.ndarray, edges: np.ndar
 
 
 def binned_chunk(moments: dict, lp1: np.ndarray, lp2: np.ndarray, sidx: np.ndarray | None = None):
-    """EFS, F1, F2 at every bin edge for a chunk of patients: (R, c, nb) each, from (R, c) linear predictors."""
+    """EFS, F1, F2 at every bin edge for a chunk of patients: (R, c, nb) each, from linear predictors (R, c, nb)
+    per bin (or (R, c) when constant over time)."""
+    if lp1.ndim == 2:
+        lp1, lp2 = lp1[..., None], lp2[..., None]
     # clipped so that r² stays finite (diverged replicates only)
-    r1 = np.exp(np.clip(lp1, -LP_CLIP / 2, LP_CLIP / 2))[..., None]
-    r2 = np.exp(np.clip(lp2, -LP_CLIP / 2, LP_CLIP / 2))[..., None]
+    r1 = np.exp(np.clip(lp1, -LP_CLIP / 2, LP_CLIP / 2))
+    r2 = np.exp(np.clip(lp2, -LP_CLIP / 2, LP_CLIP / 2))
 
     def g(name):  # (R, S, nb) → broadcastable to (R, c, nb)
         v = moments[name]
@@ -190,17 +216,17 @@ def binned_chunk(moments: dict, lp1: np.ndarray, lp2: np.ndarray, sidx: np.ndarr
 def binned_cause_specific_cif(
     grid: np.ndarray,
     baseline: np.ndarray,
-    coef: np.ndarray,
-    center: np.ndarray,
-    X: np.ndarray,
+    lp: np.ndarray,
     times: np.ndarray,
     strata_index: np.ndarray | None = None,
+    knots: np.ndarray | None = None,
     n_bins: int = 100,
 ) -> np.ndarray:
     """Fast approximation of :func:`stacked_cause_specific_cif` on bins of event times (for bootstrap replicates).
 
-    The event times ≤ max(times) are grouped into bins whose edges are the requested times plus, if ``n_bins`` > 0,
-    every ⌈m / n_bins⌉-th event time. Within a bin b with baseline increments h_k(u):
+    The event times ≤ max(times) are grouped into bins whose edges are the requested times, the knots of
+    time-varying effects (so that a bin lies in one period) plus, if ``n_bins`` > 0, every ⌈m / n_bins⌉-th event
+    time. Within a bin b with baseline increments h_k(u):
 
     * the event-free factor Π_u (1 − r1 h1(u) − r2 h2(u)) is evaluated as exp(Σ_u log(1 − z_u)) with the log expanded
       to second order: −(r1 H1 + r2 H2) − ½ (r1² Q11 + 2 r1 r2 Q12 + r2² Q22), where H_k = Σ_u h_k(u) and
@@ -214,10 +240,11 @@ def binned_cause_specific_cif(
     (:func:`stacked_cause_specific_cif`); this is for the bootstrap replicates, whose Monte-Carlo spread (B ≈ 50) is
     far larger than the approximation.
 
-    Returns (R, n, 3, k) like :func:`stacked_cause_specific_cif`.
+    ``lp`` (R, P, 2, n) as in :func:`stacked_cause_specific_cif`. Returns (R, n, 3, k).
     """
     times = np.asarray(times, dtype=float)
-    R, n, k = coef.shape[0], X.shape[0], len(times)
+    R, P, _, n = lp.shape
+    k = len(times)
     out = np.empty((R, n, 3, k))
     keep = int(np.searchsorted(grid, times.max(), side="right")) if k else 0
     if keep == 0:
@@ -227,10 +254,13 @@ def binned_cause_specific_cif(
     if n_bins > 0:
         step = max(1, int(np.ceil(keep / n_bins)))
         edges = np.union1d(grid[:keep][step - 1 :: step], edges)
+    if P > 1:
+        knots = np.asarray(knots, dtype=float)
+        edges = np.union1d(edges, knots[(knots >= grid[0]) & (knots < times.max())])
     edges = np.unique(edges)
+    per_bin = np.zeros(len(edges), dtype=int) if P == 1 else periods_of(edges, knots)
     moments = binned_hazard_moments(grid, baseline, edges)
     sidx = np.zeros(n, dtype=int) if strata_index is None else np.asarray(strata_index, dtype=int)
-    lp = np.einsum("rkp,np->rkn", coef, X) - np.einsum("rkp,rkp->rk", coef, center)[:, :, None]
     col = np.searchsorted(edges, times, side="right") - 1  # last bin edge ≤ t
     before = col < 0
     c = np.clip(col, 0, None)
@@ -238,11 +268,35 @@ def binned_cause_specific_cif(
     step = max(1, _BINNED_CHUNK_CELLS // max(1, R * len(edges)))
     for a in range(0, n, step):
         b = min(n, a + step)
-        efs, f1, f2 = binned_chunk(moments, lp[:, 0, a:b], lp[:, 1, a:b], sidx[a:b])
+        if P == 1:
+            lp1, lp2 = lp[:, 0, 0, a:b], lp[:, 0, 1, a:b]
+        else:  # (R, c, nb): the linear predictor of each bin's period
+            lp1 = np.moveaxis(lp[:, per_bin, 0, a:b], 1, 2)
+            lp2 = np.moveaxis(lp[:, per_bin, 1, a:b], 1, 2)
+        efs, f1, f2 = binned_chunk(moments, lp1, lp2, sidx[a:b])
         out[:, a:b, 0] = np.where(before, 1.0, efs[..., c])
         out[:, a:b, 1] = np.where(before, 0.0, f1[..., c])
         out[:, a:b, 2] = np.where(before, 0.0, f2[..., c])
     return out
+
+
+def split_episodes(time: np.ndarray, knots: np.ndarray):
+    """Split each patient's follow-up (0, time_i] at ``knots`` into episodes (start, stop] (counting-process form).
+
+    Returns ``(row, start, stop, period, last)``: the patient of each episode, its interval, its period (see
+    :func:`periods_of`) and whether it is the patient's last (the one that carries the patient's event).
+    """
+    knots = np.asarray(knots, dtype=float)
+    n_ep = periods_of(time, knots) + 1
+    row = np.repeat(np.arange(len(time)), n_ep)
+    first = np.repeat(np.cumsum(n_ep) - n_ep, n_ep)
+    period = np.arange(len(row)) - first
+    lower = np.concatenate([[0.0], knots])
+    upper = np.concatenate([knots, [np.inf]])
+    start = lower[period]
+    stop = np.minimum(time[row], upper[period])
+    last = period == n_ep[row] - 1
+    return row, start, stop, period, last
 
 
 class CauseSpecificCox(CompetingRisksEstimator):
@@ -257,53 +311,99 @@ class CauseSpecificCox(CompetingRisksEstimator):
         estimate is the exact product-limit combination; the replicates are evaluated all at once in the binned
         closed form of :func:`binned_cause_specific_cif` (error ~1e-3, well inside their Monte-Carlo spread).
     random_state : seed for the bootstrap resamples.
+    time_varying : feature names (shell-style patterns, e.g. ``"disease_status_at_hsct=*"``) whose log hazard
+        ratio may change at ``time_varying_knots``: a step-function time-varying coefficient (Therneau & Grambsch
+        2000, §6.3; the follow-up is split into episodes at the knots, as R's ``survSplit``, and each period after
+        the first gets its own deviation of the coefficient). Default none (proportional hazards).
+    time_varying_knots : increasing times (unit of ``y['time']``) at which those effects may change.
 
     Attributes
     ----------
-    coef_ : (2, p) log hazard ratios, cause 1 (relapse) row first.
+    coef_ : (2, p) log hazard ratios, cause 1 (relapse) row first; for a time-varying feature, its effect in the
+        first period (before the first knot).
+    coef_by_period_ : (P, 2, p) the log hazard ratios in each period (P = number of knots + 1).
     coef_se_ : (2, p) model-based standard errors (inverse information; what R's coxph prints as se(coef)).
-    coef_se_robust_ : (2, p) robust sandwich (Lin & Wei 1989) standard errors.
+    coef_se_robust_ : (2, p) robust sandwich (Lin & Wei 1989) standard errors (clustered by patient).
+    time_varying_features_ : indices of the time-varying features. tv_coef_, tv_se_, tv_se_robust_ : (2, P − 1, q)
+        the deviations of their coefficients in periods 2..P from the first period, and standard errors.
     coef_infinite_ : (2, p) bool, coefficients whose MLE looks infinite (a level with no events of the cause;
         R's "coefficient may be infinite"): the fit converged in likelihood, predictions are usable, the
         coefficient and its SE are not interpretable. Use ``alpha > 0`` to keep them finite.
-    center_ : (p,) training mean of X (reference point of baselines and contributions).
+    center_ : (p,) training mean of X (reference point of contributions).
+    intercept_ : (2,) the linear predictor of the baselines' reference point (lp = coef_by_period_ · x − intercept_).
     event_times_ : (m,) distinct times with an event of either cause (the shared grid).
-    baseline_hazard_ : (S, 2, m) Breslow baseline hazard increments per stratum and cause at ``center_``.
+    baseline_hazard_ : (S, 2, m) Breslow baseline hazard increments per stratum and cause.
     strata_ : list of stratum labels (``[None]`` if unstratified).
     time_grid_ : alias of ``event_times_``.
     """
 
     supports_intervals = True
 
-    def __init__(self, alpha: float = 0.0, ties: str = "breslow", n_bootstrap: int = 0, random_state=None):
+    def __init__(self, alpha: float = 0.0, ties: str = "breslow", n_bootstrap: int = 0, random_state=None,
+                 time_varying: tuple[str, ...] = (), time_varying_knots: tuple[float, ...] = ()):
         self.alpha = alpha
         self.ties = ties
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
+        self.time_varying = time_varying
+        self.time_varying_knots = time_varying_knots
 
     # ------------------------------------------------------------------ fitting
+    def _resolve_time_varying(self, p: int) -> None:
+        names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(p)])]
+        patterns = [self.time_varying] if isinstance(self.time_varying, str) else list(self.time_varying or ())
+        knots = np.asarray(self.time_varying_knots or (), dtype=float)
+        if patterns and not len(knots):
+            raise ValueError("time_varying needs time_varying_knots (the times at which the effects may change)")
+        if len(knots) and (not np.all(np.isfinite(knots)) or np.any(knots <= 0) or np.any(np.diff(knots) <= 0)):
+            raise ValueError(f"time_varying_knots must be positive and strictly increasing, got {list(knots)}")
+        idx = []
+        for pat in patterns:
+            hit = [j for j, name in enumerate(names) if fnmatch.fnmatchcase(name, pat)]
+            if not hit:
+                raise ValueError(f"time_varying pattern {pat!r} matches no feature")
+            idx += hit
+        self.time_varying_features_ = np.array(sorted(set(idx)), dtype=int)
+        self.knots_ = knots if len(self.time_varying_features_) else np.empty(0)
+
     def _fit_once(self, X, event, time, strata, weights, grid, strata_labels):
-        """Fit both causes on one data set: (coef, se, se_robust, center, baseline on ``grid``, converged, infinite)."""
-        p = X.shape[1]
-        coef = np.zeros((2, p))
-        se = np.zeros((2, p))
-        se_r = np.zeros((2, p))
-        center = np.zeros((2, p))
+        """Fit both causes on one data set.
+
+        Returns (coef_by_period (P, 2, p), intercept (2,), se, se_robust (2, p + q(P−1)), baseline on ``grid``,
+        converged, infinite (2, p)).
+        """
+        n, p = X.shape
+        tv, knots = self.time_varying_features_, self.knots_
+        P = len(knots) + 1
+        if len(tv):
+            row, start, stop, period, last = split_episodes(time, knots)
+            Z = np.concatenate([X[row]] + [X[row][:, tv] * (period == q)[:, None] for q in range(1, P)], axis=1)
+            kw = dict(start=start, cluster=row, weights=None if weights is None else weights[row],
+                      strata=None if strata is None else strata[row])
+        else:
+            row, stop, last, Z = np.arange(n), time, np.ones(n, dtype=bool), X
+            kw = dict(weights=weights, strata=strata)
+        coef = np.zeros((P, 2, p))
+        intercept = np.zeros(2)
+        se = np.zeros((2, Z.shape[1]))
+        se_r = np.zeros((2, Z.shape[1]))
         base = np.zeros((len(strata_labels), 2, len(grid)))
         converged = True
         infinite = np.zeros((2, p), dtype=bool)
         for k, cause in enumerate(CAUSES):
-            res = fit_coxph(
-                X, time, (event == cause).astype(int), weights=weights, strata=strata, ties=self.ties,
-                alpha=self.alpha,
-            )
+            d = ((event[row] == cause) & last).astype(int)
+            res = fit_coxph(Z, stop, d, ties=self.ties, alpha=self.alpha, **kw)
             converged &= res.converged
-            infinite[k] = res.possibly_infinite
-            coef[k], se[k], se_r[k], center[k] = res.coef, res.se_model, res.se_robust, res.center
+            infinite[k] = res.possibly_infinite[:p]
+            coef[:, k] = res.coef[:p]
+            for q in range(1, P):
+                coef[q, k, tv] += res.coef[p + (q - 1) * len(tv) : p + q * len(tv)]
+            intercept[k] = res.coef @ res.center
+            se[k], se_r[k] = res.se_model, res.se_robust
             for s, lab in enumerate(strata_labels):
                 t_s, h_s = res.baseline.get(lab, (np.empty(0), np.empty(0)))
                 base[s, k, np.searchsorted(grid, t_s)] = h_s
-        return coef, se, se_r, center, base, converged, infinite
+        return coef, intercept, se, se_r, base, converged, infinite
 
     def fit(self, X, y, strata=None, sample_weight=None):
         """Fit one Cox model per cause.
@@ -321,28 +421,37 @@ class CauseSpecificCox(CompetingRisksEstimator):
         Xa = self._check_X(X)
         if Xa.shape[0] != len(event):
             raise ValueError(f"X has {Xa.shape[0]} rows but y has {len(event)}")
+        p = Xa.shape[1]
+        self._resolve_time_varying(p)
         strata_arr = None if strata is None else np.asarray(strata)
         self.strata_ = [None] if strata_arr is None else np.unique(strata_arr).tolist()
         self.event_times_ = np.unique(time[event != Cause.CENSORED])
         self.time_grid_ = self.event_times_
         w = None if sample_weight is None else np.asarray(sample_weight, dtype=float)
-        coef, se, se_r, center, base, conv, self.coef_infinite_ = self._fit_once(
+        coef, intercept, se, se_r, base, conv, self.coef_infinite_ = self._fit_once(
             Xa, event, time, strata_arr, w, self.event_times_, self.strata_
         )
-        self.coef_, self.coef_se_, self.coef_se_robust_ = coef, se, se_r
-        self.center_ = center[0]
+        q = len(self.time_varying_features_)
+        self.coef_by_period_, self.intercept_ = coef, intercept
+        self.coef_ = coef[0]
+        self.coef_se_, self.coef_se_robust_ = se[:, :p], se_r[:, :p]
+        self.tv_coef_ = (coef[1:, :, self.time_varying_features_] - coef[:1, :, self.time_varying_features_]
+                         ).transpose(1, 0, 2)
+        self.tv_se_ = se[:, p:].reshape(2, len(self.knots_), q)
+        self.tv_se_robust_ = se_r[:, p:].reshape(2, len(self.knots_), q)
+        self.center_ = Xa.mean(axis=0) if w is None else np.average(Xa, axis=0, weights=w)
         self.baseline_hazard_ = base
         self.converged_ = conv
         self.n_events_ = np.array([(event == c).sum() for c in CAUSES])
 
-        for stale in ("bootstrap_coef_", "bootstrap_center_", "bootstrap_baseline_", "bootstrap_not_converged_"):
+        for stale in ("bootstrap_coef_", "bootstrap_intercept_", "bootstrap_baseline_", "bootstrap_not_converged_"):
             self.__dict__.pop(stale, None)
         B = int(self.n_bootstrap)
         if B > 0:
             rng = check_random_state(self.random_state)
             n = len(event)
-            bc = np.empty((B, 2, Xa.shape[1]))
-            bcen = np.empty((B, 2, Xa.shape[1]))
+            bc = np.empty((B, *coef.shape))
+            bint = np.empty((B, 2))
             bbase = np.empty((B, len(self.strata_), 2, len(self.event_times_)))
             not_conv = 0
             for b in range(B):
@@ -350,13 +459,13 @@ class CauseSpecificCox(CompetingRisksEstimator):
                 with warnings.catch_warnings():
                     # a resample can separate a rare covariate; counted in bootstrap_not_converged_ instead
                     warnings.simplefilter("ignore", ConvergenceWarning)
-                    c, _, _, cen, bs, ok, _ = self._fit_once(
+                    c, ic, _, _, bs, ok, _ = self._fit_once(
                         Xa[idx], event[idx], time[idx], None if strata_arr is None else strata_arr[idx],
                         None if w is None else w[idx], self.event_times_, self.strata_,
                     )
-                bc[b], bcen[b], bbase[b] = c, cen, bs
+                bc[b], bint[b], bbase[b] = c, ic, bs
                 not_conv += not ok
-            self.bootstrap_coef_, self.bootstrap_center_, self.bootstrap_baseline_ = bc, bcen, bbase
+            self.bootstrap_coef_, self.bootstrap_intercept_, self.bootstrap_baseline_ = bc, bint, bbase
             self.bootstrap_not_converged_ = not_conv
         return self
 
@@ -371,16 +480,6 @@ class CauseSpecificCox(CompetingRisksEstimator):
             return np.array([lookup[s] for s in np.asarray(strata).tolist()], dtype=int)
         except KeyError as exc:
             raise ValueError(f"unknown stratum {exc.args[0]!r}") from None
-
-    def _stacked(self, with_bootstrap: bool):
-        coef = self.coef_[None]
-        center = np.broadcast_to(self.center_, (1, 2, len(self.center_)))
-        base = self.baseline_hazard_[None]
-        if with_bootstrap:
-            coef = np.concatenate([coef, self.bootstrap_coef_])
-            center = np.concatenate([center, self.bootstrap_center_])
-            base = np.concatenate([base, self.bootstrap_baseline_])
-        return coef, center, base
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False, strata=None):
         """Event-free probability and CIFs of relapse and TRM.
@@ -399,40 +498,51 @@ class CauseSpecificCox(CompetingRisksEstimator):
         sidx = self._strata_index(strata, Xa.shape[0])
         if return_interval and getattr(self, "bootstrap_coef_", None) is None:
             raise NotImplementedError("intervals need n_bootstrap > 0 at fit time")
-        coef, center, base = self._stacked(False)
-        est = stacked_cause_specific_cif(self.event_times_, base, coef, center, Xa, times, sidx)[0]
+        lp = cox_linear_predictors(self.coef_by_period_[None], self.intercept_[None], Xa)
+        est = stacked_cause_specific_cif(self.event_times_, self.baseline_hazard_[None], lp, times, sidx,
+                                         self.knots_)[0]
         if not return_interval:
             return est
         # replicates: binned closed form (see binned_cause_specific_cif), all at once
-        reps = binned_cause_specific_cif(
-            self.event_times_, self.bootstrap_baseline_, self.bootstrap_coef_, self.bootstrap_center_, Xa, times,
-            sidx,
-        )
+        lp = cox_linear_predictors(self.bootstrap_coef_, self.bootstrap_intercept_, Xa)
+        reps = binned_cause_specific_cif(self.event_times_, self.bootstrap_baseline_, lp, times, sidx, self.knots_)
         lo, hi = percentile_interval(reps, est)
         return est, lo, hi
 
     def predict_linear_predictor(self, X) -> np.ndarray:
-        """(2, n) linear predictors β_kᵀ(x − training mean) per cause (log hazard ratio vs the average patient)."""
+        """(2, n) linear predictors β_kᵀ(x − training mean) per cause (log hazard ratio vs the average patient;
+        with time-varying effects, in the first period)."""
         Xa = self._check_X(X)
         return self.coef_ @ (Xa - self.center_).T
 
     def contributions(self, X) -> np.ndarray:
-        """(n, 2, p) per-feature log-HR contributions β_kj (x_j − mean_j); summed over features = the linear predictor."""
+        """(n, 2, p) per-feature log-HR contributions β_kj (x_j − mean_j); summed over features = the linear predictor.
+
+        With time-varying effects these are the contributions in the first period (before the first knot).
+        """
         Xa = self._check_X(X)
         return (Xa - self.center_)[:, None, :] * self.coef_[None, :, :]
 
     def summary(self) -> pd.DataFrame:
-        """Coefficient table: cause, feature, coef, HR, se (model-based), robust se, z, p (Wald)."""
+        """Coefficient table: cause, feature, coef, HR, se (model-based), robust se, z, p (Wald).
+
+        A time-varying feature has one more row per later period, named ``<feature> × (a, b]``: the change of its
+        log hazard ratio in that period from the first period.
+        """
         from scipy.stats import norm
 
         names = getattr(self, "feature_names_in_", np.array([f"x{j}" for j in range(self.coef_.shape[1])]))
+        bounds = np.concatenate([[0.0], self.knots_, [np.inf]])
         rows = []
         for k, cause in enumerate(CAUSES):
-            for j, name in enumerate(names):
-                c, s = self.coef_[k, j], self.coef_se_[k, j]
+            entries = [(str(name), self.coef_[k, j], self.coef_se_[k, j], self.coef_se_robust_[k, j])
+                       for j, name in enumerate(names)]
+            for q in range(1, len(bounds) - 1):
+                for i, j in enumerate(self.time_varying_features_):
+                    entries.append((f"{names[j]} × ({bounds[q]:g}, {bounds[q + 1]:g}]", self.tv_coef_[k, q - 1, i],
+                                    self.tv_se_[k, q - 1, i], self.tv_se_robust_[k, q - 1, i]))
+            for name, c, s, sr in entries:
                 z = c / s if s > 0 else np.nan
-                rows.append(
-                    dict(cause=cause.name.lower(), feature=str(name), coef=c, hr=np.exp(c), se=s,
-                         se_robust=self.coef_se_robust_[k, j], z=z, p=2 * norm.sf(abs(z)))
-                )
+                rows.append(dict(cause=cause.name.lower(), feature=name, coef=c, hr=np.exp(c), se=s, se_robust=sr,
+                                 z=z, p=2 * norm.sf(abs(z))))
         return pd.DataFrame(rows)

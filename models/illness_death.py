@@ -43,7 +43,9 @@ from nbrisk.models.cox import (
     LP_CLIP,
     CauseSpecificCox,
     binned_hazard_moments,
+    cox_linear_predictors,
     percentile_interval,
+    periods_of,
     stacked_cause_specific_cif,
 )
 
@@ -260,7 +262,9 @@ class IllnessDeathModel(BaseEstimator):
             center=np.stack([pm.center_ for pm in posts]),
         )
         self._cox_stack_ = None
-        if all(isinstance(cr, CauseSpecificCox) and cr.strata_ == [None] for cr, _ in members):
+        knots = getattr(self.cr_model_, "knots_", None)
+        if all(isinstance(cr, CauseSpecificCox) and cr.strata_ == [None] and np.array_equal(cr.knots_, knots)
+               for cr, _ in members):
             grid = self.cr_model_.event_times_
             base = np.zeros((len(members), 1, 2, len(grid)))
             for r, (cr, _) in enumerate(members):
@@ -268,8 +272,9 @@ class IllnessDeathModel(BaseEstimator):
             self._cox_stack_ = dict(
                 grid=grid,
                 baseline=base,
-                coef=np.stack([cr.coef_ for cr, _ in members]),
-                center=np.stack([np.broadcast_to(cr.center_, cr.coef_.shape) for cr, _ in members]),
+                coef=np.stack([cr.coef_by_period_ for cr, _ in members]),  # (R, P, 2, p)
+                intercept=np.stack([cr.intercept_ for cr, _ in members]),  # (R, 2)
+                knots=knots,
             )
 
     def predict_states(self, X, times, return_interval: bool = False):
@@ -311,6 +316,9 @@ class IllnessDeathModel(BaseEstimator):
             return out
         step = float(self.grid_months) * DAYS_PER_MONTH
         edges = np.union1d(np.arange(0.0, float(times.max()), step)[1:], times[times > 0])  # bin right-ends
+        st = self._cox_stack_
+        if st is not None and len(st["knots"]):  # a bin lies within one period of the time-varying effects
+            edges = np.union1d(edges, st["knots"][st["knots"] < float(times.max())])
         E = len(edges)
         mid = 0.5 * (np.concatenate([[0.0], edges[:-1]]) + edges)  # relapse time assumed for each bin
         hcol = np.searchsorted(edges, times)  # column of each horizon (times > 0 are edges)
@@ -330,10 +338,9 @@ class IllnessDeathModel(BaseEstimator):
         combine = _StateCombiner(tables, hcol, zero)
 
         # the main fit: exact CIFs at the edges (float64)
-        st = self._cox_stack_
         if st is not None:
-            main = stacked_cause_specific_cif(st["grid"], st["baseline"][:1], st["coef"][:1], st["center"][:1], Xa,
-                                              edges)[0]
+            lp = cox_linear_predictors(st["coef"][:R], st["intercept"][:R], Xa)  # (R, P, 2, n)
+            main = stacked_cause_specific_cif(st["grid"], st["baseline"][:1], lp[:1], edges, knots=st["knots"])[0]
         else:
             main = self.cr_model_.predict_cumulative_incidence(X, edges)
         out[0] = combine(main[:, 0].T[:, None], main[:, 1].T[:, None], post_risk[:1], slice(0, 1))[0]
@@ -343,9 +350,8 @@ class IllnessDeathModel(BaseEstimator):
         # each replicate's own predictions
         if st is not None:
             moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
-            lp = np.einsum("rkp,np->rkn", st["coef"][1:], Xa) - np.einsum(
-                "rkp,rkp->rk", st["coef"][1:], st["center"][1:])[:, :, None]
-            binned = _BinnedReplicates(moments, lp)
+            per_bin = periods_of(edges, st["knots"])
+            binned = _BinnedReplicates(moments, lp[1:], per_bin)
         else:
             rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
         chunk = max(1, _CHUNK_CELLS // (R - 1))
@@ -390,24 +396,27 @@ class _BinnedReplicates:
     float32.
     """
 
-    def __init__(self, moments: dict, lp: np.ndarray):
+    def __init__(self, moments: dict, lp: np.ndarray, per_bin: np.ndarray):
         # (R, 1, E) per-bin sums → (E, R, 1) float32
         self.m = {key: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
                   for key, v in moments.items()}
-        self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, 2, n)
+        self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, P, 2, n)
+        self.per_bin = per_bin  # (E,) period of each bin
 
     def __call__(self, a: int, b: int):
         m = self.m
-        r1 = np.exp(self.lp[:, 0, a:b])
-        r2 = np.exp(self.lp[:, 1, a:b])
-        q11, q12, q22 = 0.5 * r1 * r1, r1 * r2, 0.5 * r2 * r2
+        R1 = np.exp(self.lp[:, :, 0, a:b]).swapaxes(0, 1)  # (P, R, c)
+        R2 = np.exp(self.lp[:, :, 1, a:b]).swapaxes(0, 1)
+        Q11, Q12, Q22 = 0.5 * R1 * R1, R1 * R2, 0.5 * R2 * R2
         E = m["H1"].shape[0]
-        efs_out = np.empty((E, *r1.shape), dtype=np.float32)
+        efs_out = np.empty((E, *R1.shape[1:]), dtype=np.float32)
         f1_out = np.empty_like(efs_out)
-        efs = np.ones_like(r1)
-        f1 = np.zeros_like(r1)
-        z1, tot, ls, tmp = (np.empty_like(r1) for _ in range(4))
+        efs = np.ones_like(R1[0])
+        f1 = np.zeros_like(efs)
+        z1, tot, ls, tmp = (np.empty_like(efs) for _ in range(4))
         for e in range(E):
+            q = self.per_bin[e]
+            r1, r2, q11, q12, q22 = R1[q], R2[q], Q11[q], Q12[q], Q22[q]
             np.multiply(m["H1"][e], r1, out=z1)
             np.multiply(m["H2"][e], r2, out=tot)
             tot += z1

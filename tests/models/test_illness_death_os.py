@@ -126,29 +126,36 @@ def test_contract_fit_from_derived_outcomes_intervals_and_pickle():
 class _Opaque(BaseEstimator):
     """A non-Cox competing-risks estimator (wraps CauseSpecificCox) to exercise the generic replicate path."""
 
-    def __init__(self, alpha=0.0):
+    def __init__(self, alpha=0.0, time_varying=(), time_varying_knots=()):
         self.alpha = alpha
+        self.time_varying = time_varying
+        self.time_varying_knots = time_varying_knots
 
     def fit(self, X, y):
-        self.inner_ = CauseSpecificCox(alpha=self.alpha).fit(X, y)
+        self.inner_ = CauseSpecificCox(alpha=self.alpha, time_varying=self.time_varying,
+                                       time_varying_knots=self.time_varying_knots).fit(X, y)
         return self
 
     def predict_cumulative_incidence(self, X, times):
         return self.inner_.predict_cumulative_incidence(X, times)
 
 
-def test_generic_path_agrees_with_closed_form_path():
+@pytest.mark.parametrize("tv", [{}, {"time_varying": ("x",), "time_varying_knots": (365.0,)}])
+def test_generic_path_agrees_with_closed_form_path(tv):
     X, y = _simulate(4, 300, beta=(0.5, 0.3, 0.2))
-    fast = IllnessDeathModel(CauseSpecificCox(), n_bootstrap=8, random_state=2).fit(X, y)
-    slow = IllnessDeathModel(_Opaque(), n_bootstrap=8, random_state=2).fit(X, y)
+    fast = IllnessDeathModel(CauseSpecificCox(**tv), n_bootstrap=8, random_state=2).fit(X, y)
+    slow = IllnessDeathModel(_Opaque(**tv), n_bootstrap=8, random_state=2).fit(X, y)
     assert fast._cox_stack_ is not None and slow._cox_stack_ is None
     times = [180.0, 365.0, 730.0]
     ef, lf, hf = fast.predict_states(X.iloc[:30], times, return_interval=True)
     es, ls, hs = slow.predict_states(X.iloc[:30], times, return_interval=True)
     np.testing.assert_allclose(ef, es, atol=1e-12)  # both exact for the point estimate
-    # replicates: binned closed form vs exact product-limit, documented error ~1e-3
-    np.testing.assert_allclose(lf, ls, atol=5e-3)
-    np.testing.assert_allclose(hf, hs, atol=5e-3)
+    # replicates: binned closed form (monthly bins) vs exact product-limit, documented error ~1e-3; up to ~1e-2 for
+    # the most extreme patient of a replicate (x ≈ 2.5: relapse hazard ×5), shrinking with finer bins (0.25 month:
+    # 1.5e-3, measured)
+    np.testing.assert_allclose(lf, ls, atol=1e-2)
+    np.testing.assert_allclose(hf, hs, atol=1e-2)
+    assert np.mean(np.abs(lf - ls)) < 1e-3 and np.mean(np.abs(hf - hs)) < 1e-3
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.too_slow])
