@@ -12,6 +12,14 @@ Derived predictors (literature basis in ``/work/shared/spec/synthetic-cohort.md`
 * ``era`` = (``hsct_year`` − training median year) / 5: one unit per 5 years (Penack 2020 reports TRM per 5 y);
 * prior autologous HSCT ``prior_auto_hsct_any`` (≥ 1, Hale 2013) and ``prior_auto_hsct_tandem`` (= 2);
 * disease status at HSCT grouped CR (reference) / VGPR-PR / MR-SD / PD (Hale 2013; Flaadt 2023);
+* ``curie_score_over_2``: an observed MIBG Curie score > 2 at HSCT (Yanik 2018); a missing score gets the training
+  share of scores > 2 among patients with the same disease status (conditional-mean imputation of the indicator:
+  a missing score means little in CR and much in PD); the missing flag is its own column;
+* ``kir_ligand_mismatch_haplo``: KIR-ligand mismatch with a haploidentical donor (Venstrom 2009: the effect is
+  reported for haploidentical / T-cell-depleted grafts);
+* ``relapsed_dx_to_hsct_0_18m`` / ``_18_36m`` / ``_over_36m``: in relapsed disease, a linear spline (years) of the
+  interval diagnosis → HSCT with knots at 18 and 36 months, a proxy of the time to first relapse (London 2011: < 18
+  and 18–36 months vs later); 0 outside relapsed disease;
 * ``residual_burden``: 0–3, the number of residual-disease markers at HSCT: status worse than VGPR, MIBG Curie score
   > 2 (Yanik 2018), bone-marrow tumour > 0% (a missing marker counts as absent; its missing flag is a column);
 * HLA mismatches grouped 0 / 1–2 / 3+; HCT-CI grouped 0 / 1–2 / 3+ (Smith 2011); ``lansky_below_90``;
@@ -132,7 +140,8 @@ _NUMERIC_INPUTS: dict[str, bool] = {
 
 #: Continuous columns (standardised when ``standardize=True``); every other column is a 0/1 indicator.
 _CONTINUOUS = ("age_at_hsct_years", "years_diagnosis_to_hsct", "metastatic_sites", "log10_ldh", "curie_score",
-               "marrow_tumor_percent", "residual_burden", "log10_cd34_dose", "donor_age_years", "era")
+               "marrow_tumor_percent", "residual_burden", "log10_cd34_dose", "donor_age_years", "era",
+               "relapsed_dx_to_hsct_0_18m", "relapsed_dx_to_hsct_18_36m", "relapsed_dx_to_hsct_over_36m")
 
 _AGE = "age_at_diagnosis_months+months_diagnosis_to_hsct"
 _BURDEN = "disease_status_at_hsct+curie_score_at_hsct+bone_marrow_tumor_percent_at_hsct"
@@ -148,6 +157,11 @@ _NUMERIC_SOURCE: dict[str, str] = {
     "prior_auto_hsct_any": "prior_auto_hsct",
     "prior_auto_hsct_tandem": "prior_auto_hsct",
     "curie_score": "curie_score_at_hsct",
+    "curie_score_over_2": "curie_score_at_hsct+disease_status_at_hsct",
+    "kir_ligand_mismatch_haplo": "donor_type+kir_ligand_mismatch",
+    "relapsed_dx_to_hsct_0_18m": "disease_phase+months_diagnosis_to_hsct",
+    "relapsed_dx_to_hsct_18_36m": "disease_phase+months_diagnosis_to_hsct",
+    "relapsed_dx_to_hsct_over_36m": "disease_phase+months_diagnosis_to_hsct",
     "marrow_tumor_percent": "bone_marrow_tumor_percent_at_hsct",
     "residual_burden": _BURDEN,
     "lansky_below_90": "lansky_score",
@@ -213,6 +227,7 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
     references_ : dict[str, str] — reference level of each factor (no column).
     ranges_ : dict[str, tuple[float, float]] — training min/max of each numeric input field.
     year_center_ : float — median ``hsct_year`` of the training records (``era`` = 0).
+    curie_over_2_share_ : dict disease status → training share of Curie scores > 2 (key "" = all statuses).
     dropped_columns_ : list[str] — candidate columns dropped because constant or duplicated in training.
     scale_ : dict[str, tuple[float, float]] — (mean, sd) per standardised column (empty unless ``standardize``).
     """
@@ -240,6 +255,17 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         self.missing_indicators_ = [f for f, nullable in _NUMERIC_INPUTS.items()
                                     if nullable and bool(np.isnan(nums[f]).any())]
         self.year_center_ = float(np.median(nums["hsct_year"]))
+        # Share of Curie score > 2 among the observed scores of each disease status (conditional-mean imputation of
+        # the indicator for a missing score; the overall share for a status without an observed score).
+        curie, status = nums["curie_score_at_hsct"], inp.objs["disease_status_at_hsct"].astype(str)
+        seen_curie = np.isfinite(curie)
+        overall = float(np.mean(curie[seen_curie] > 2))
+        self.curie_over_2_share_ = {
+            str(st): (float(np.mean(curie[seen_curie & (status == st)] > 2))
+                      if np.any(seen_curie & (status == st)) else overall)
+            for st in np.unique(status)
+        }
+        self.curie_over_2_share_[""] = overall
         self._complete(inp)
         labels = inp.labels
         self.levels_, self.references_ = {}, {}
@@ -390,6 +416,17 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         worse_than_vgpr = np.isin(inp.objs["disease_status_at_hsct"], ("PR", "MR", "SD", "PD"))
         with np.errstate(invalid="ignore"):
             burden = worse_than_vgpr.astype(float) + (curie_obs > 2).astype(float) + (marrow_obs > 0).astype(float)
+        # Time diagnosis → HSCT in relapsed disease (a proxy of the time to first relapse, London 2011: < 18 and
+        # 18–36 months vs later): a linear spline with knots at 18 and 36 months, zero outside relapsed disease.
+        relapsed = np.isin(inp.objs["disease_phase"], ("first_relapse", "second_or_later_relapse"))
+        months = v["months_diagnosis_to_hsct"]
+        cols_relapse = {
+            "relapsed_dx_to_hsct_0_18m": np.where(relapsed, np.minimum(months, 18.0) / 12.0, 0.0),
+            "relapsed_dx_to_hsct_18_36m": np.where(relapsed, np.clip(months - 18.0, 0.0, 18.0) / 12.0, 0.0),
+            "relapsed_dx_to_hsct_over_36m": np.where(relapsed, np.maximum(months - 36.0, 0.0) / 12.0, 0.0),
+        }
+        share = self.curie_over_2_share_
+        curie_share = np.array([share.get(str(st), share[""]) for st in inp.objs["disease_status_at_hsct"]])
         cols: dict[str, np.ndarray] = {
             "age_at_hsct_years": age_y,
             "age_at_hsct_over_10y": (age_y > 10).astype(float),
@@ -401,12 +438,16 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
             "prior_auto_hsct_any": (v["prior_auto_hsct"] >= 1).astype(float),
             "prior_auto_hsct_tandem": (v["prior_auto_hsct"] >= 2).astype(float),
             "curie_score": v["curie_score_at_hsct"],
+            "curie_score_over_2": np.where(np.isnan(curie_obs), curie_share, curie_obs > 2),
+            "kir_ligand_mismatch_haplo": ((inp.objs["donor_type"] == "haploidentical")
+                                          & (inp.objs["kir_ligand_mismatch"] == "yes")).astype(float),
             "marrow_tumor_percent": v["bone_marrow_tumor_percent_at_hsct"],
             "residual_burden": burden,
             "lansky_below_90": (v["lansky_score"] < 90).astype(float),
             "log10_cd34_dose": np.log10(v["cd34_dose_1e6_per_kg"]),
             "donor_age_years": v["donor_age_years"],
             "era": (v["hsct_year"] - self.year_center_) / 5.0,
+            **cols_relapse,
         }
         for f in self.missing_indicators_:
             cols[f"{f}_missing"] = np.isnan(raw[f]).astype(float)

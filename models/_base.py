@@ -8,6 +8,7 @@ Every model in :mod:`nbrisk.models` follows the scikit-learn contract (``__init_
 
 from __future__ import annotations
 
+import fnmatch
 import warnings
 
 import numpy as np
@@ -15,6 +16,22 @@ import pandas as pd
 from sklearn.base import BaseEstimator
 
 from nbrisk.core import Cause
+
+
+def match_features(names, patterns, what: str = "features") -> np.ndarray:
+    """Sorted indices of ``names`` matching any of the shell-style ``patterns`` (a str is one pattern).
+
+    Raises ValueError naming a pattern that matches nothing (a typo would otherwise silently drop a predictor).
+    """
+    pats = [patterns] if isinstance(patterns, str) else list(patterns)
+    names = [str(n) for n in names]
+    hit: set[int] = set()
+    for pat in pats:
+        found = [j for j, name in enumerate(names) if fnmatch.fnmatchcase(name, pat)]
+        if not found:
+            raise ValueError(f"{what} pattern {pat!r} matches no feature")
+        hit.update(found)
+    return np.array(sorted(hit), dtype=int)
 
 
 class CIFCoherenceWarning(UserWarning):

@@ -16,7 +16,6 @@ replicates are evaluated at once in closed form: the baselines are stacked on on
 
 from __future__ import annotations
 
-import fnmatch
 import warnings
 
 import numpy as np
@@ -29,6 +28,7 @@ from nbrisk.models._base import (
     CompetingRisksEstimator,
     check_competing_risks_target,
     cif_from_cause_specific_hazards,
+    match_features,
 )
 from nbrisk.models._coxph import TIES, fit_coxph
 
@@ -311,6 +311,8 @@ class CauseSpecificCox(CompetingRisksEstimator):
         estimate is the exact product-limit combination; the replicates are evaluated all at once in the binned
         closed form of :func:`binned_cause_specific_cif` (error ~1e-3, well inside their Monte-Carlo spread).
     random_state : seed for the bootstrap resamples.
+    features : feature names (shell-style patterns) to use; default all. The others get coefficient 0 (so
+        ``coef_`` and contributions keep the width of X): a pre-specified predictor set (TRIPOD) instead of every column.
     time_varying : feature names (shell-style patterns, e.g. ``"disease_status_at_hsct=*"``) whose log hazard
         ratio may change at ``time_varying_knots``: a step-function time-varying coefficient (Therneau & Grambsch
         2000, §6.3; the follow-up is split into episodes at the knots, as R's ``survSplit``, and each period after
@@ -324,7 +326,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
     coef_by_period_ : (P, 2, p) the log hazard ratios in each period (P = number of knots + 1).
     coef_se_ : (2, p) model-based standard errors (inverse information; what R's coxph prints as se(coef)).
     coef_se_robust_ : (2, p) robust sandwich (Lin & Wei 1989) standard errors (clustered by patient).
-    time_varying_features_ : indices of the time-varying features. tv_coef_, tv_se_, tv_se_robust_ : (2, P − 1, q)
+    used_features_ : indices of the features used. time_varying_features_ : indices of the time-varying features. tv_coef_, tv_se_, tv_se_robust_ : (2, P − 1, q)
         the deviations of their coefficients in periods 2..P from the first period, and standard errors.
     coef_infinite_ : (2, p) bool, coefficients whose MLE looks infinite (a level with no events of the cause;
         R's "coefficient may be infinite"): the fit converged in likelihood, predictions are usable, the
@@ -340,8 +342,10 @@ class CauseSpecificCox(CompetingRisksEstimator):
     supports_intervals = True
 
     def __init__(self, alpha: float = 0.0, ties: str = "breslow", n_bootstrap: int = 0, random_state=None,
-                 time_varying: tuple[str, ...] = (), time_varying_knots: tuple[float, ...] = ()):
+                 features: tuple[str, ...] = (), time_varying: tuple[str, ...] = (),
+                 time_varying_knots: tuple[float, ...] = ()):
         self.alpha = alpha
+        self.features = features
         self.ties = ties
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
@@ -351,18 +355,16 @@ class CauseSpecificCox(CompetingRisksEstimator):
     # ------------------------------------------------------------------ fitting
     def _resolve_time_varying(self, p: int) -> None:
         names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(p)])]
-        patterns = [self.time_varying] if isinstance(self.time_varying, str) else list(self.time_varying or ())
+        self.used_features_ = match_features(names, self.features) if self.features else np.arange(p)
         knots = np.asarray(self.time_varying_knots or (), dtype=float)
-        if patterns and not len(knots):
+        if self.time_varying and not len(knots):
             raise ValueError("time_varying needs time_varying_knots (the times at which the effects may change)")
         if len(knots) and (not np.all(np.isfinite(knots)) or np.any(knots <= 0) or np.any(np.diff(knots) <= 0)):
             raise ValueError(f"time_varying_knots must be positive and strictly increasing, got {list(knots)}")
         idx = []
-        for pat in patterns:
-            hit = [j for j, name in enumerate(names) if fnmatch.fnmatchcase(name, pat)]
-            if not hit:
-                raise ValueError(f"time_varying pattern {pat!r} matches no feature")
-            idx += hit
+        if self.time_varying:
+            idx = self.used_features_[match_features([names[j] for j in self.used_features_], self.time_varying,
+                                                     "time_varying")]
         self.time_varying_features_ = np.array(sorted(set(idx)), dtype=int)
         self.knots_ = knots if len(self.time_varying_features_) else np.empty(0)
 
@@ -372,8 +374,12 @@ class CauseSpecificCox(CompetingRisksEstimator):
         Returns (coef_by_period (P, 2, p), intercept (2,), se, se_robust (2, p + q(P−1)), baseline on ``grid``,
         converged, infinite (2, p)).
         """
-        n, p = X.shape
-        tv, knots = self.time_varying_features_, self.knots_
+        n, p_all = X.shape
+        used = self.used_features_
+        X = X[:, used]  # unused features get coefficient 0
+        p = len(used)
+        tv = np.searchsorted(used, self.time_varying_features_)  # positions among the used columns
+        knots = self.knots_
         P = len(knots) + 1
         if len(tv):
             row, start, stop, period, last = split_episodes(time, knots)
@@ -383,23 +389,25 @@ class CauseSpecificCox(CompetingRisksEstimator):
         else:
             row, stop, last, Z = np.arange(n), time, np.ones(n, dtype=bool), X
             kw = dict(weights=weights, strata=strata)
-        coef = np.zeros((P, 2, p))
+        coef = np.zeros((P, 2, p_all))
         intercept = np.zeros(2)
-        se = np.zeros((2, Z.shape[1]))
-        se_r = np.zeros((2, Z.shape[1]))
+        q_tv = len(tv) * (P - 1)
+        se = np.zeros((2, p_all + q_tv))
+        se_r = np.zeros((2, p_all + q_tv))
+        cols = np.concatenate([used, p_all + np.arange(q_tv)])  # fitted column → slot of the full-width arrays
         base = np.zeros((len(strata_labels), 2, len(grid)))
         converged = True
-        infinite = np.zeros((2, p), dtype=bool)
+        infinite = np.zeros((2, p_all), dtype=bool)
         for k, cause in enumerate(CAUSES):
             d = ((event[row] == cause) & last).astype(int)
             res = fit_coxph(Z, stop, d, ties=self.ties, alpha=self.alpha, **kw)
             converged &= res.converged
-            infinite[k] = res.possibly_infinite[:p]
-            coef[:, k] = res.coef[:p]
+            infinite[k, used] = res.possibly_infinite[:p]
+            coef[:, k, used] = res.coef[:p]
             for q in range(1, P):
-                coef[q, k, tv] += res.coef[p + (q - 1) * len(tv) : p + q * len(tv)]
+                coef[q, k, used[tv]] += res.coef[p + (q - 1) * len(tv) : p + q * len(tv)]
             intercept[k] = res.coef @ res.center
-            se[k], se_r[k] = res.se_model, res.se_robust
+            se[k, cols], se_r[k, cols] = res.se_model, res.se_robust
             for s, lab in enumerate(strata_labels):
                 t_s, h_s = res.baseline.get(lab, (np.empty(0), np.empty(0)))
                 base[s, k, np.searchsorted(grid, t_s)] = h_s
@@ -524,7 +532,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
         return (Xa - self.center_)[:, None, :] * self.coef_[None, :, :]
 
     def summary(self) -> pd.DataFrame:
-        """Coefficient table: cause, feature, coef, HR, se (model-based), robust se, z, p (Wald).
+        """Coefficient table of the used features: cause, feature, coef, HR, se (model-based), robust se, z, p (Wald).
 
         A time-varying feature has one more row per later period, named ``<feature> × (a, b]``: the change of its
         log hazard ratio in that period from the first period.
@@ -535,8 +543,8 @@ class CauseSpecificCox(CompetingRisksEstimator):
         bounds = np.concatenate([[0.0], self.knots_, [np.inf]])
         rows = []
         for k, cause in enumerate(CAUSES):
-            entries = [(str(name), self.coef_[k, j], self.coef_se_[k, j], self.coef_se_robust_[k, j])
-                       for j, name in enumerate(names)]
+            entries = [(str(names[j]), self.coef_[k, j], self.coef_se_[k, j], self.coef_se_robust_[k, j])
+                       for j in self.used_features_]
             for q in range(1, len(bounds) - 1):
                 for i, j in enumerate(self.time_varying_features_):
                     entries.append((f"{names[j]} × ({bounds[q]:g}, {bounds[q + 1]:g}]", self.tv_coef_[k, q - 1, i],

@@ -37,7 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from nbrisk.core import DAYS_PER_MONTH, Band, NbriskError, RiskCurves, months_to_days
-from nbrisk.models._base import check_competing_risks_target
+from nbrisk.models._base import check_competing_risks_target, match_features
 from nbrisk.models._coxph import TIES, fit_coxph
 from nbrisk.models.cox import (
     LP_CLIP,
@@ -59,29 +59,45 @@ def _log_months(days: np.ndarray) -> np.ndarray:
     return np.log(np.maximum(np.asarray(days, dtype=float), 0.5) / DAYS_PER_MONTH)
 
 
+#: Relapses earlier than this (days after HSCT) get the early-relapse indicator of the post-relapse model.
+EARLY_RELAPSE_DAYS = 6 * DAYS_PER_MONTH
+#: Number of relapse-time covariates of the post-relapse model (the last columns of its design).
+N_RELAPSE_TERMS = 2
+
+
+def _relapse_terms(days: np.ndarray) -> np.ndarray:
+    """(..., 2) relapse-time covariates: log(months HSCT → relapse) and 1{relapse < 6 months after HSCT}."""
+    d = np.asarray(days, dtype=float)
+    return np.stack([_log_months(d), (d < EARLY_RELAPSE_DAYS).astype(float)], axis=-1)
+
+
 class PostRelapseModel(BaseEstimator):
     """Cox model for death after relapse (transition 1→2), clock reset at relapse.
 
-    Covariates: the baseline predictors X plus log(months from HSCT to relapse) (early relapse carries a worse
-    prognosis; London et al. 2011 JCO 29:3286). Hazard λ12(u | x, s) = λ12,0(u) exp(βᵀx + γ log(s / 30.44 d)), u the
-    days since relapse, s the day of relapse. Survival S12(u | x, s) = exp(−Λ12,0(u) exp(βᵀx + γ g(s))) with the
-    Breslow baseline.
+    Covariates: the baseline predictors X plus two terms of the time s from HSCT to relapse, g(s) = (log months,
+    1{s < 6 months}): early relapse carries a worse prognosis (London et al. 2011 JCO 29:3286), and a relapse within
+    6 months of an allogeneic transplant is the usual "early relapse" cut of the transplant literature. Hazard
+    λ12(u | x, s) = λ12,0(u) exp(βᵀx + γᵀg(s)), u the days since relapse, s the day of relapse. Survival
+    S12(u | x, s) = exp(−Λ12,0(u) exp(βᵀx + γᵀg(s))) with the Breslow baseline.
 
     Parameters
     ----------
     alpha : ridge penalty ½·alpha·‖(β, γ)‖². Default 1.0: few patients relapse, and a mild ridge keeps the fit
         finite when a rare category separates deaths after relapse (this is a nuisance model for OS).
     ties : "breslow" | "efron".
+    features : feature names (shell-style patterns) of X to use; default all (the others get coefficient 0).
 
     Attributes
     ----------
-    coef_ : (p + 1,) β then γ (last). coef_se_ : model-based SEs. center_ : (p + 1,) covariate means.
-    event_times_ : (m,) distinct death times after relapse (days since relapse). cumulative_hazard_ : (m,) Λ12,0.
+    coef_ : (p + 2,) β then γ (last two). coef_se_ : model-based SEs (NaN for unused features). center_ : (p + 2,)
+    covariate means. event_times_ : (m,) distinct death times after relapse (days since relapse).
+    cumulative_hazard_ : (m,) Λ12,0.
     """
 
-    def __init__(self, alpha: float = 1.0, ties: str = "breslow"):
+    def __init__(self, alpha: float = 1.0, ties: str = "breslow", features: tuple[str, ...] = ()):
         self.alpha = alpha
         self.ties = ties
+        self.features = features
 
     def fit(self, X, post: pd.DataFrame):
         """Fit on the patients who relapsed.
@@ -107,17 +123,22 @@ class PostRelapseModel(BaseEstimator):
         d = post["post_relapse_event"].to_numpy(dtype=float)[has]
         if np.any(~np.isfinite(u)) or np.any(u <= 0):
             raise ValueError("post_relapse_time must be > 0 for every patient with a relapse")
-        Z = np.column_stack([Xa[has], _log_months(rel[has])])
+        names = getattr(self, "feature_names_in_", [f"x{j}" for j in range(Xa.shape[1])])
+        used = match_features(names, self.features) if self.features else np.arange(Xa.shape[1])
+        cols = np.concatenate([used, Xa.shape[1] + np.arange(N_RELAPSE_TERMS)])  # fitted column → slot
+        Z = np.column_stack([Xa[has][:, used], _relapse_terms(rel[has])])
         self.n_relapsed_ = int(has.sum())
         self.n_events_ = int(d.sum())
         if self.n_relapsed_ == 0:
             # nothing to learn: no death after relapse is ever predicted (S12 = 1); coefficients 0
-            p = Z.shape[1]
+            p = Xa.shape[1] + N_RELAPSE_TERMS
             self.coef_, self.coef_se_, self.center_ = np.zeros(p), np.full(p, np.nan), np.zeros(p)
             self.event_times_, self.cumulative_hazard_ = np.empty(0), np.empty(0)
             return self
         res = fit_coxph(Z, u, d.astype(int), ties=self.ties, alpha=self.alpha)
-        self.coef_, self.coef_se_, self.center_ = res.coef, res.se_model, res.center
+        width = Xa.shape[1] + N_RELAPSE_TERMS
+        self.coef_, self.coef_se_, self.center_ = np.zeros(width), np.full(width, np.nan), np.zeros(width)
+        self.coef_[cols], self.coef_se_[cols], self.center_[cols] = res.coef, res.se_model, res.center
         self.event_times_, dh = res.baseline[None]
         self.cumulative_hazard_ = np.cumsum(dh)
         self.converged_ = res.converged
@@ -126,7 +147,7 @@ class PostRelapseModel(BaseEstimator):
     def linear_predictor(self, X) -> np.ndarray:
         """(n,) βᵀ(x − mean), the part of the log hazard that does not depend on the relapse time."""
         Xa = np.asarray(X, dtype=float)
-        return (Xa - self.center_[:-1]) @ self.coef_[:-1]
+        return (Xa - self.center_[:-N_RELAPSE_TERMS]) @ self.coef_[:-N_RELAPSE_TERMS]
 
     def hazard_table(self, relapse_days: np.ndarray, elapsed_days: np.ndarray) -> np.ndarray:
         """Λ12,0(u) exp(γ (g(s) − mean g)) for relapse days s (S,) and elapsed days u (S, H) → (S, H).
@@ -137,7 +158,8 @@ class PostRelapseModel(BaseEstimator):
         idx = np.searchsorted(self.event_times_, u, side="right") - 1
         base = np.where(idx >= 0, self.cumulative_hazard_[np.clip(idx, 0, None)] if len(self.event_times_) else 0.0,
                         0.0)
-        g = np.exp(np.clip(self.coef_[-1] * (_log_months(relapse_days) - self.center_[-1]), -LP_CLIP, LP_CLIP))
+        g = np.exp(np.clip((_relapse_terms(relapse_days) - self.center_[-N_RELAPSE_TERMS:]) @ self.coef_[-N_RELAPSE_TERMS:],
+                           -LP_CLIP, LP_CLIP))
         return base * g[:, None]
 
     def predict_survival(self, X, relapse_days, elapsed_days) -> np.ndarray:
@@ -330,10 +352,11 @@ class IllnessDeathModel(BaseEstimator):
         idx = np.searchsorted(ps["grid"], elapsed, side="right") - 1
         base12 = (np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"])
                   else np.zeros((R, k, E)))
-        gam = ps["coef"][:R, -1]
-        tables = base12 * np.exp(np.clip(gam[:, None] * (_log_months(mid)[None, :] - ps["center"][:R, -1:]),
-                                         -LP_CLIP, LP_CLIP))[:, None, :]  # (R, k, E)
-        post_lp = Xa @ ps["coef"][:R, :-1].T - np.sum(ps["coef"][:R, :-1] * ps["center"][:R, :-1], axis=1)
+        nt = N_RELAPSE_TERMS
+        gam = ps["coef"][:R, -nt:]  # (R, nt)
+        rel_lp = np.einsum("rj,rej->re", gam, _relapse_terms(mid)[None, :, :] - ps["center"][:R, None, -nt:])
+        tables = base12 * np.exp(np.clip(rel_lp, -LP_CLIP, LP_CLIP))[:, None, :]  # (R, k, E)
+        post_lp = Xa @ ps["coef"][:R, :-nt].T - np.sum(ps["coef"][:R, :-nt] * ps["center"][:R, :-nt], axis=1)
         post_risk = np.exp(np.clip(post_lp.T, -LP_CLIP, LP_CLIP))  # (R, n)
         combine = _StateCombiner(tables, hcol, zero)
 

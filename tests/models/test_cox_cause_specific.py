@@ -239,3 +239,19 @@ def test_time_varying_parameters_are_checked(params, match):
     X, y = _sim(1)
     with pytest.raises(ValueError, match=match):
         CauseSpecificCox(**params).fit(X, y)
+
+
+def test_feature_subset_equals_a_fit_on_those_columns():
+    """``features`` selects columns by pattern: the same fit as on the sub-frame, zeros elsewhere, same CIFs."""
+    X, y = _sim(5)
+    X = X.assign(noise=np.random.default_rng(0).normal(size=len(X)))
+    sub = CauseSpecificCox(features=("a", "b")).fit(X, y)
+    ref = CauseSpecificCox().fit(X[["a", "b"]], y)
+    np.testing.assert_allclose(sub.coef_[:, :2], ref.coef_, atol=1e-10)
+    np.testing.assert_array_equal(sub.coef_[:, 2], 0.0)
+    np.testing.assert_allclose(sub.coef_se_[:, :2], ref.coef_se_, atol=1e-10)
+    np.testing.assert_allclose(sub.predict_cumulative_incidence(X, [0.5, 2.0]),
+                               ref.predict_cumulative_incidence(X[["a", "b"]], [0.5, 2.0]), atol=1e-12)
+    assert list(sub.summary().feature) == ["a", "b", "a", "b"]
+    with pytest.raises(ValueError, match="matches no feature"):
+        CauseSpecificCox(features=("zzz",)).fit(X, y)

@@ -86,14 +86,22 @@ def test_post_relapse_model_matches_sksurv_cox():
     X, y = _simulate(2, 800, beta=(0.0, 0.0, 0.6))
     pm = PostRelapseModel(alpha=0.0).fit(X, y)
     rel = y.relapse_time.notna().to_numpy()
-    # the model's covariate is log months to relapse, with relapse times clipped at half a day (documented)
-    Z = np.column_stack([X.x[rel], np.log(np.maximum(y.relapse_time[rel], 0.5) / DAYS_PER_MONTH)])
+    # the relapse-time covariates: log months to relapse (relapse times clipped at half a day, documented) and the
+    # early-relapse indicator (< 6 months after HSCT)
+    r = y.relapse_time[rel].to_numpy()
+    Z = np.column_stack([X.x[rel], np.log(np.maximum(r, 0.5) / DAYS_PER_MONTH), r < 6 * DAYS_PER_MONTH])
     ref = CoxPHSurvivalAnalysis().fit(
         Z, Surv.from_arrays(y.post_relapse_event[rel].astype(bool), y.post_relapse_time[rel])
     )
     # same partial likelihood, both Newton to convergence
     np.testing.assert_allclose(pm.coef_, ref.coef_, atol=1e-6)
     assert pm.coef_[0] == pytest.approx(0.6, abs=3 * pm.coef_se_[0])  # true effect within 3 SE
+    # a feature subset: the same fit without the unused column (coefficient 0, SE NaN there)
+    X2 = X.assign(noise=np.random.default_rng(1).normal(size=len(X)))
+    sub = PostRelapseModel(alpha=0.0, features=("x",)).fit(X2, y)
+    np.testing.assert_allclose(sub.coef_[[0, 2, 3]], pm.coef_, atol=1e-10)
+    assert sub.coef_[1] == 0.0 and np.isnan(sub.coef_se_[1])
+    np.testing.assert_allclose(sub.linear_predictor(X2), pm.linear_predictor(X), atol=1e-10)
 
 
 def test_contract_fit_from_derived_outcomes_intervals_and_pickle():
