@@ -204,6 +204,9 @@ def _extract(records: pd.DataFrame) -> _Inputs:
             raw[f] = col.to_numpy(dtype=float, na_value=np.nan)
         else:
             raw[f] = _to_float(col.to_numpy(dtype=object))
+    center = series.get("center_id")
+    objs["center_id"] = (np.full(len(records), None, dtype=object) if center is None
+                         else center.to_numpy(dtype=object))
     return _Inputs(raw=raw, objs=objs)
 
 
@@ -216,6 +219,13 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         Centre and scale the continuous columns with the training mean and SD (indicators are left 0/1).
     rare_count : int, default 10
         A category seen in fewer than ``rare_count`` training records is flagged by :meth:`input_warnings`.
+    center_effects : bool, default False
+        Add one column ``center_effect=<center>`` per training center but the first, in deviation (sum-to-zero)
+        coding: +1 for the patient's own center, −1 for every column if the patient is from the first center, and 0
+        for a patient whose ``center_id`` is missing or was not in the training data — who therefore gets the
+        average center. For models of a multicenter cohort whose centers differ (the synthetic cohort has center
+        log hazard ratios up to ±0.15); off by default, since a model meant for any hospital should not lean on the
+        training hospitals.
 
     Attributes
     ----------
@@ -232,8 +242,9 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
     scale_ : dict[str, tuple[float, float]] — (mean, sd) per standardised column (empty unless ``standardize``).
     """
 
-    def __init__(self, standardize: bool = False, rare_count: int = 10):
+    def __init__(self, standardize: bool = False, rare_count: int = 10, center_effects: bool = False):
         self.standardize = standardize
+        self.center_effects = center_effects
         self.rare_count = rare_count
 
     # ------------------------------------------------------------------------------------------------------------
@@ -255,6 +266,8 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         self.missing_indicators_ = [f for f, nullable in _NUMERIC_INPUTS.items()
                                     if nullable and bool(np.isnan(nums[f]).any())]
         self.year_center_ = float(np.median(nums["hsct_year"]))
+        known = [str(c) for c in inp.objs["center_id"] if c is not None and c == c]
+        self.centers_ = sorted(set(known)) if self.center_effects else []
         # Share of Curie score > 2 among the observed scores of each disease status (conditional-mean imputation of
         # the indicator for a missing score; the overall share for a status without an observed score).
         curie, status = nums["curie_score_at_hsct"], inp.objs["disease_status_at_hsct"].astype(str)
@@ -451,6 +464,11 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         }
         for f in self.missing_indicators_:
             cols[f"{f}_missing"] = np.isnan(raw[f]).astype(float)
+        if self.centers_:
+            cid = np.array([None if c is None or c != c else str(c) for c in inp.objs["center_id"]], dtype=object)
+            first = (cid == self.centers_[0]).astype(float)
+            for c in self.centers_[1:]:
+                cols[f"center_effect={c}"] = (cid == c).astype(float) - first
         return cols
 
     def _candidate_matrix(self, inp: _Inputs) -> tuple[list[str], np.ndarray]:
@@ -491,9 +509,27 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
     def _source(name: str) -> str:
         if name in _NUMERIC_SOURCE:
             return _NUMERIC_SOURCE[name]
+        if name.startswith("center_effect="):
+            return "center_id"
         if name.endswith("_missing"):
             return name[: -len("_missing")]
         return name.split("=", 1)[0]
+
+
+#: The pre-specified ("clinical") predictor set of the Cox family: the factors of the literature table in
+#: ``/work/shared/spec/synthetic-cohort.md`` (relapse: disease phase and status at HSCT, Curie score > 2, MYCN,
+#: metastatic sites, prior autologous HSCT, age > 10 years, KIR-ligand mismatch with a haplo donor, anti-GD2,
+#: conditioning, the interval diagnosis → HSCT in relapsed disease; TRM: HCT-CI, donor type and graft manipulation,
+#: Lansky < 90, era, conditioning, prior autologous HSCT, age) with their missing flags. Chosen before looking at any
+#: outcome (TRIPOD+AI item 8): a Cox model on all ~80 columns spends ~3 TRM events per coefficient and over-fits.
+#: Shell-style patterns over the output columns of :class:`RecordFeatures`.
+CLINICAL_PREDICTORS: tuple[str, ...] = (
+    "age_at_hsct_over_10y", "years_diagnosis_to_hsct", "metastatic_sites", "prior_auto_hsct_any", "era",
+    "lansky_below_90", "curie_score_over_2", "curie_score_at_hsct_missing", "hct_ci=*", "hct_ci_missing",
+    "mycn_status=amplified", "disease_phase=*", "disease_status_at_hsct=*", "relapsed_dx_to_hsct_*",
+    "donor_type=*", "graft_manipulation=*", "kir_ligand_mismatch_haplo", "conditioning_intensity=*",
+    "planned_post_hsct_immunotherapy=anti_gd2",
+)
 
 
 def _fmt(x: float) -> str:

@@ -159,7 +159,7 @@ def test_pickle_round_trip_and_clone(fitted, training):
     pd.testing.assert_frame_equal(again.transform(training), fitted.transform(training), check_exact=True)
     assert again.feature_source_ == fitted.feature_source_
     params = clone(make_feature_pipeline(standardize=True, rare_count=3)).get_params()
-    assert params == {"standardize": True, "rare_count": 3}
+    assert params == {"standardize": True, "rare_count": 3, "center_effects": False}
 
 
 def test_rows_are_transformed_independently_of_the_batch(fitted, training):
@@ -194,3 +194,24 @@ def test_transform_of_prediction_records_without_outcomes_or_center(fitted):
     assert fitted.transform(typed).shape == (1, fitted.n_features_out_)
     assert set(FIELDS) - set(PREDICTOR_FIELDS)  # id/outcome fields are not inputs
 
+
+
+def test_center_effects_deviation_coding_and_average_for_unknown_centers():
+    """center_effects=True: one ±1/0 column per training center but the first (sum-to-zero coding); a patient without
+    a center or from an unseen center has all zeros (the average center) instead of an error."""
+    from nbrisk.features.synthetic import make_synthetic_cohort
+
+    recs = make_synthetic_cohort(400, seed=5)
+    pipe = make_feature_pipeline(center_effects=True).fit(recs)
+    X = pipe.transform(recs)
+    cols = [c for c in X.columns if c.startswith("center_effect=")]
+    centers = sorted(recs.center_id.unique())
+    assert cols == [f"center_effect={c}" for c in centers[1:]]
+    own = recs.center_id.to_numpy()
+    for c in centers[1:]:
+        np.testing.assert_array_equal(X[f"center_effect={c}"], (own == c).astype(float) - (own == centers[0]))
+    assert pipe.feature_source_[cols[0]] == "center_id"
+    other = recs.iloc[:3].assign(center_id=["C99", None, centers[2]])
+    Z = pipe.transform(other)[cols].to_numpy()
+    assert np.all(Z[:2] == 0) and Z[2].sum() == 1
+    assert not any(c.startswith("center_effect") for c in make_feature_pipeline().fit(recs).transform(recs).columns)
