@@ -183,7 +183,8 @@ class IllnessDeathModel(BaseEstimator):
     Parameters
     ----------
     cr_model : an unfitted competing-risks estimator (e.g. :class:`~nbrisk.models.cox.CauseSpecificCox`); cloned.
-    post_relapse : an unfitted :class:`PostRelapseModel` (default ``PostRelapseModel()``).
+    post_relapse : an unfitted :class:`PostRelapseModel` (default ``PostRelapseModel()``, on the competing-risks
+        model's ``features`` when it has that parameter set).
     n_bootstrap : refits of both models on patient resamples for 95% percentile intervals (0: no intervals).
     random_state : seed of the resamples. n_jobs : parallel refits (joblib).
     grid_months : width of the relapse-time bins of the OS convolution (see the module docstring).
@@ -236,7 +237,11 @@ class IllnessDeathModel(BaseEstimator):
         self.feature_names_in_ = np.asarray(X.columns, dtype=object)
         self.n_features_in_ = X.shape[1]
         cr_model = CauseSpecificCox() if self.cr_model is None else self.cr_model
-        post_model = PostRelapseModel() if self.post_relapse is None else self.post_relapse
+        if self.post_relapse is not None:
+            post_model = self.post_relapse
+        else:  # the default post-relapse model uses the competing-risks model's pre-specified predictors, if any
+            chosen = cr_model.get_params().get("features") if hasattr(cr_model, "get_params") else None
+            post_model = PostRelapseModel(features=chosen) if chosen else PostRelapseModel()
         self.cr_model_, self.post_relapse_ = _fit_pair(cr_model, post_model, X, y_cr, post, {})
 
         B = int(self.n_bootstrap)

@@ -82,6 +82,10 @@ class PromotionConfig(_Frozen):
 class ModelSpec(_Frozen):
     """One model family: fixed ``params`` plus a ``grid`` of candidate values tuned in the inner loop.
 
+    A list parameter (e.g. ``time_varying_knots = [182.625, 365.25]``) reaches the estimator as a tuple;
+    ``features = "clinical"`` stands for :data:`nbrisk.features.pipeline.CLINICAL_PREDICTORS`, the pre-specified
+    predictor set of the Cox family (one definition, not a copy in every config).
+
     Slow families can opt out of the refit-heavy extras: ``optimism`` (Harrell's bootstrap correction),
     ``leave_center_out`` and ``n_interval_bootstrap`` (overrides ``final.n_interval_bootstrap``; 0 registers the
     model without prediction intervals, which it then says rather than inventing one).
@@ -89,7 +93,7 @@ class ModelSpec(_Frozen):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
     family: Literal["AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"]
-    params: dict[str, Scalar] = Field(default_factory=dict)
+    params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     grid: dict[str, list[Scalar]] = Field(default_factory=dict)
     optimism: bool = True
     leave_center_out: bool = True
@@ -119,7 +123,11 @@ class ModelSpec(_Frozen):
         from importlib import import_module
 
         cls = getattr(import_module(FAMILIES[self.family]), self.family)
-        params = {**self.params, **overrides}
+        params = {k: tuple(v) if isinstance(v, list) else v for k, v in {**self.params, **overrides}.items()}
+        if params.get("features") == "clinical":
+            from nbrisk.features.pipeline import CLINICAL_PREDICTORS
+
+            params["features"] = CLINICAL_PREDICTORS
         if random_state is not None and "random_state" in cls().get_params():
             params.setdefault("random_state", random_state)
         return cls(**params)

@@ -187,3 +187,12 @@ def test_curves_are_coherent_for_random_data(seed, n, beta, horizons):
         warnings.simplefilter("ignore", CIFCoherenceWarning)
         curves = model.predict_curves(pd.DataFrame({"x": grid}), h)
     curves.check()  # [0, 1], monotone, efs = 1 − relapse − trm, os ≥ efs, 1 − os ≥ trm, lower ≤ est ≤ upper
+
+
+def test_default_post_relapse_model_uses_the_pre_specified_predictors():
+    X, y = _simulate(6, 300, beta=(0.5, 0.3, 0.2))
+    X2 = X.assign(noise=np.random.default_rng(2).normal(size=len(X)))
+    idm = IllnessDeathModel(CauseSpecificCox(features=("x",)), n_bootstrap=0).fit(X2, y)
+    assert idm.post_relapse_.features == ("x",)
+    assert idm.cr_model_.coef_[0, 1] == 0.0 and idm.post_relapse_.coef_[1] == 0.0
+    assert IllnessDeathModel(CauseSpecificCox(), n_bootstrap=0).fit(X2, y).post_relapse_.features == ()

@@ -78,3 +78,20 @@ def test_slow_families_opt_out_of_refit_extras_in_default_config():
     assert cox.optimism and cox.leave_center_out and cox.n_interval_bootstrap is None  # uses final.*
     with pytest.raises(NbriskError, match="n_interval_bootstrap"):
         parse_config({"models": [{"name": "cox", "family": "CauseSpecificCox", "n_interval_bootstrap": -1}]})
+
+
+def test_list_params_become_tuples_and_clinical_names_the_predictor_set():
+    from sklearn.base import clone
+
+    from nbrisk.features.pipeline import CLINICAL_PREDICTORS
+
+    spec = parse_config(_minimal(models=[{
+        "name": "cox", "family": "CauseSpecificCox",
+        "params": {"features": "clinical", "time_varying": ["disease_status_at_hsct=*"],
+                   "time_varying_knots": [182.625, 365.25]}}])).models[0]
+    est = spec.make_estimator(random_state=0)
+    assert est.features == CLINICAL_PREDICTORS
+    assert est.time_varying == ("disease_status_at_hsct=*",) and est.time_varying_knots == (182.625, 365.25)
+    assert clone(est).get_params() == est.get_params()
+    default_cox = load_config().model("cox").make_estimator()
+    assert default_cox.features == CLINICAL_PREDICTORS and default_cox.time_varying
