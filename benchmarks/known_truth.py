@@ -128,7 +128,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--n-test", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=20260101)
-    ap.add_argument("--bootstrap", type=int, default=50, help="refits for intervals (Cox family, boosting)")
+    ap.add_argument("--bootstrap", type=int, default=100, help="refits for intervals (Cox family, boosting)")
     ap.add_argument("--forest-bootstrap", type=int, default=20, help="refits for the forest's intervals (costly)")
     ap.add_argument("--fine-gray-bootstrap", type=int, default=50,
                     help="refits for Fine–Gray's intervals (0 = no intervals)")

@@ -307,9 +307,13 @@ def _fit_coxph(
     for it in range(1, max_iter + 1):  # noqa: B007 - it is reported
         if p == 0:
             break
+        if not (np.all(np.isfinite(grad)) and np.all(np.isfinite(info))):
+            break  # risk sets underflowed at a diverging β (separation): keep β, reported as not converged
         try:
             step = np.linalg.solve(info, grad)
         except np.linalg.LinAlgError:
+            step = None
+        if step is None or not np.all(np.isfinite(step)):  # (near-)singular information: minimum-norm step
             step = np.linalg.lstsq(info, grad, rcond=None)[0]
         new_beta = beta + step
         new_ll, new_grad, new_info, new_qs = evaluate(new_beta)
@@ -319,6 +323,8 @@ def _fit_coxph(
             new_beta = beta + step
             new_ll, new_grad, new_info, new_qs = evaluate(new_beta)
             halvings += 1
+        if not np.isfinite(new_ll) or not np.all(np.isfinite(new_beta)):
+            break  # no finite improvement left: keep the last finite β (reported as not converged)
         # converged when the log-likelihood is flat (relative change ≤ tol, R's coxph rule); Newton's quadratic
         # convergence leaves β within ~step² ≪ 1e-6 of the maximum. Under separation the log-likelihood flattens
         # while β keeps growing: that is also "converged", with the coefficient flagged as possibly infinite.

@@ -7,6 +7,13 @@ are combined by the product-limit (Aalen–Johansen) rule, which keeps F1 + F2 +
 
     EFS(s | x) = Π_{u ≤ s} (1 − ΔΛ_1(u | x) − ΔΛ_2(u | x)),   F_k(t | x) = Σ_{s ≤ t} EFS(s− | x) ΔΛ_k(s | x).
 
+Time-varying effects (optional, ``time_varying``): a feature's log hazard ratio may be a step function of time with
+steps at ``time_varying_knots`` (e.g. disease status at HSCT, whose effect is strongest in the first months). The
+follow-up is split into episodes (start, stop] at the knots and each later period gets a deviation coefficient
+(Therneau & Grambsch 2000, §6.3; R's ``survSplit``); the hazard is then λ_k0(t) exp(β_k(t)ᵀx) with β_k(t) constant
+within a period, and the CIF formulas below use the period of each event time. A pre-specified subset of the columns
+(``features``) keeps the model to the predictors chosen from the literature.
+
 Intervals: a patient's CIF depends on both causes' coefficients and baselines; we use the nonparametric bootstrap of
 the whole fit (``n_bootstrap`` resamples of patients, refitted; 95% percentile intervals), the fallback that
 ``statistics.md`` prescribes when a closed-form delta method is not available for the combined quantity. All
