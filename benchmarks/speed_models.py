@@ -76,7 +76,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n-train", type=int, default=2000)
     ap.add_argument("--batch", type=int, default=10_000)
-    ap.add_argument("--bootstrap", type=int, default=50, help="refits for intervals (Cox family, boosting)")
+    ap.add_argument("--bootstrap", type=int, default=100, help="refits for intervals (Cox family, boosting)")
     ap.add_argument("--forest-bootstrap", type=int, default=10, help="refits for the forest (each is costly)")
     ap.add_argument("--fine-gray-bootstrap", type=int, default=50, help="refits for Fine–Gray")
     ap.add_argument("--repeats", type=int, default=30, help="repeats of the one-patient timing")

@@ -48,7 +48,7 @@ _CHUNK_CELLS = 250_000
 _BINNED_CHUNK_CELLS = 200_000
 
 
-def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0.95):
+def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0.95, replicates_last: bool = False):
     """Pointwise percentile interval over the first axis of ``reps``, widened to contain ``estimate``.
 
     The quantiles are numpy's default ("linear", type 7 of Hyndman & Fan 1996), computed by sorting the replicate axis
@@ -58,9 +58,15 @@ def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0
     The bootstrap percentile interval of a quantity whose estimate sits at the edge of its bootstrap distribution
     (e.g. a CIF of 0 before the first event) may exclude the estimate by round-off or skew; the contract requires
     lower ≤ estimate ≤ upper, so the interval is clipped to include it.
+
+    ``replicates_last``: the replicates are on the last axis of ``reps`` instead of the first.
     """
     q = (1.0 - level) / 2.0
-    srt = np.sort(np.ascontiguousarray(np.moveaxis(np.asarray(reps), 0, -1)), axis=-1)  # NaN sorts last
+    reps = np.asarray(reps)
+    if replicates_last:
+        srt = np.sort(reps, axis=-1)  # NaN sorts last
+    else:
+        srt = np.sort(np.ascontiguousarray(np.moveaxis(reps, 0, -1)), axis=-1)
     R = srt.shape[-1]
     nan = np.isnan(srt[..., -1])
 
@@ -80,7 +86,9 @@ def cox_linear_predictors(coef: np.ndarray, intercept: np.ndarray, X: np.ndarray
     ``coef`` (R, P, 2, p): each model's log hazard ratios in each period of time (P = 1 without time-varying effects);
     ``intercept`` (R, 2): the part of the linear predictor of the baseline's reference point (β·centre).
     """
-    return np.einsum("rqkp,np->rqkn", coef, X) - intercept[:, None, :, None]
+    R, P, K, p = coef.shape
+    lp = (coef.reshape(R * P * K, p) @ X.T).reshape(R, P, K, X.shape[0])  # BLAS (einsum here is ~10× slower)
+    return lp - intercept[:, None, :, None]
 
 
 def periods_of(times: np.ndarray, knots: np.ndarray) -> np.ndarray:

@@ -50,8 +50,10 @@ from nbrisk.models.cox import (
 )
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
-#: Replicates × patients per chunk of the OS convolution (arrays of ~0.4 MB in float32: they stay in cache).
-_CHUNK_CELLS = 100_000
+#: Up to this many (replicate × patient) cells, the OS convolution works on whole arrays over all bins at once.
+_SMALL_CELLS = 4_000
+#: Replicates × patients per chunk of the OS convolution (arrays of ~160 kB in float32: they stay in cache).
+_CHUNK_CELLS = 40_000
 
 
 def _log_months(days: np.ndarray) -> np.ndarray:
@@ -274,6 +276,7 @@ class IllnessDeathModel(BaseEstimator):
 
     # ------------------------------------------------------------------ closed-form stacks for Cox models
     def _build_stack(self):
+        self.__dict__.pop("_moments_cache", None)
         members = [(self.cr_model_, self.post_relapse_), *self.replicates_]
         # post-relapse models of all members on one grid of death times after relapse: (R, m12) cumulative hazards
         posts = [pm for _, pm in members]
@@ -324,23 +327,23 @@ class IllnessDeathModel(BaseEstimator):
         if np.any(times < 0) or not np.all(np.isfinite(times)):
             raise ValueError("times must be finite and >= 0")
         uniq, inv = np.unique(times, return_inverse=True)
-        states = self._states(Xa, X, uniq, return_interval)  # (R, n, 4, k_uniq)
+        est, reps = self._states(Xa, X, uniq, return_interval)  # (n, 4, k_uniq), (n, 4, k_uniq, R − 1)
         if len(uniq) != len(times) or np.any(uniq != times):
-            states = states[..., inv]
-        est = states[0]
+            est, reps = est[..., inv], reps[..., inv, :]
         if not return_interval:
             return est
-        lo, hi = percentile_interval(states[1:], est)
+        lo, hi = percentile_interval(reps, est, replicates_last=True)
         return est, lo, hi
 
     def _states(self, Xa, X, times, with_replicates):
-        """(R, n, 4, k): relapse, TRM, EFS, OS of the main fit (r = 0) and the replicates at sorted ``times``."""
+        """Relapse, TRM, EFS, OS at sorted ``times``: the main fit (n, 4, k) and the replicates (n, 4, k, R − 1)
+        (replicates last, ready for the percentiles; float32 for Cox replicates: they only feed the percentiles)."""
         reps = self.replicates_ if with_replicates else []
         R, n, k = 1 + len(reps), Xa.shape[0], len(times)
-        out = np.empty((R, n, 4, k))
         if float(times.max()) <= 0:  # only day 0: everyone event-free and alive
-            out[:, :, :2], out[:, :, 2:] = 0.0, 1.0
-            return out
+            out = np.empty((n, 4, k, R))
+            out[:, :2], out[:, 2:] = 0.0, 1.0
+            return out[..., 0], out[..., 1:]
         step = float(self.grid_months) * DAYS_PER_MONTH
         edges = np.union1d(np.arange(0.0, float(times.max()), step)[1:], times[times > 0])  # bin right-ends
         st = self._cox_stack_
@@ -371,18 +374,17 @@ class IllnessDeathModel(BaseEstimator):
             main = stacked_cause_specific_cif(st["grid"], st["baseline"][:1], lp[:1], edges, knots=st["knots"])[0]
         else:
             main = self.cr_model_.predict_cumulative_incidence(X, edges)
-        out[0] = combine(main[:, 0].T[:, None], main[:, 1].T[:, None], post_risk[:1], slice(0, 1))[0]
+        est = combine(main[:, 0].T[:, None], main[:, 1].T[:, None], post_risk[:1], slice(0, 1))[0]
         if not reps:
-            return out
+            return est, np.empty((n, 4, k, 0))
         # the replicates: binned closed form for Cox models (float32: they only feed the percentiles), otherwise
         # each replicate's own predictions
         if st is not None:
-            moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
-            per_bin = periods_of(edges, st["knots"])
-            binned = _BinnedReplicates(moments, lp[1:], per_bin)
+            binned = _BinnedReplicates(self._binned_moments(edges), lp[1:], periods_of(edges, st["knots"]))
         else:
             rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
         chunk = max(1, _CHUNK_CELLS // (R - 1))
+        reps_out = np.empty((n, 4, k, R - 1), dtype=np.float32 if st is not None else float)
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
             if st is not None:
@@ -390,8 +392,27 @@ class IllnessDeathModel(BaseEstimator):
             else:
                 efs = np.moveaxis(rep_cif[:, a:b, 0], -1, 0)
                 f1 = np.moveaxis(rep_cif[:, a:b, 1], -1, 0)
-            out[1:, a:b] = combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R))
-        return out
+            reps_out[a:b] = np.moveaxis(combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R)), 0, -1)
+        return est, reps_out
+
+    def _binned_moments(self, edges: np.ndarray) -> dict:
+        """Per-bin baseline sums of the Cox replicates on ``edges``, as (E, R − 1, 1) float32 arrays; cached per
+        edges (the same horizons are asked for again and again: it is most of a one-patient request otherwise)."""
+        cache = self.__dict__.setdefault("_moments_cache", {})
+        key = edges.tobytes()
+        if key not in cache:
+            st = self._cox_stack_
+            moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
+            if len(cache) >= 16:
+                cache.clear()
+            cache[key] = {name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
+                          for name, v in moments.items()}
+        return cache[key]
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_moments_cache", None)  # derived, rebuilt on demand
+        return state
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
         """(n, 3, k) event-free, relapse, TRM (as every estimator), intervals from the same replicates."""
@@ -425,9 +446,7 @@ class _BinnedReplicates:
     """
 
     def __init__(self, moments: dict, lp: np.ndarray, per_bin: np.ndarray):
-        # (R, 1, E) per-bin sums → (E, R, 1) float32
-        self.m = {key: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
-                  for key, v in moments.items()}
+        self.m = moments  # per-bin sums, (E, R, 1) float32 (IllnessDeathModel._binned_moments)
         self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, P, 2, n)
         self.per_bin = per_bin  # (E,) period of each bin
 
@@ -435,8 +454,18 @@ class _BinnedReplicates:
         m = self.m
         R1 = np.exp(self.lp[:, :, 0, a:b]).swapaxes(0, 1)  # (P, R, c)
         R2 = np.exp(self.lp[:, :, 1, a:b]).swapaxes(0, 1)
-        Q11, Q12, Q22 = 0.5 * R1 * R1, R1 * R2, 0.5 * R2 * R2
+        # minus the second-order terms of the log event-free factor: −½ r1², −r1 r2, −½ r2² (times Q11, Q12, Q22)
+        N11, N12, N22 = -0.5 * R1 * R1, -R1 * R2, -0.5 * R2 * R2
         E = m["H1"].shape[0]
+        if R1[0].size <= _SMALL_CELLS:  # few patients: all bins at once (Python overhead dominates)
+            per = self.per_bin
+            z1, z2 = m["H1"] * R1[per], m["H2"] * R2[per]  # (E, R, c)
+            tot = z1 + z2
+            log_f = m["Q11"] * N11[per] + m["Q12"] * N12[per] + m["Q22"] * N22[per] - tot
+            efs_all = np.cumprod(np.exp(log_f), axis=0)
+            mass = -np.diff(efs_all, axis=0, prepend=np.ones_like(efs_all[:1]))
+            f1_all = np.cumsum(mass * (z1 / np.maximum(tot, 1e-30)), axis=0)
+            return efs_all, f1_all
         efs_out = np.empty((E, *R1.shape[1:]), dtype=np.float32)
         f1_out = np.empty_like(efs_out)
         efs = np.ones_like(R1[0])
@@ -444,27 +473,24 @@ class _BinnedReplicates:
         z1, tot, ls, tmp = (np.empty_like(efs) for _ in range(4))
         for e in range(E):
             q = self.per_bin[e]
-            r1, r2, q11, q12, q22 = R1[q], R2[q], Q11[q], Q12[q], Q22[q]
-            np.multiply(m["H1"][e], r1, out=z1)
-            np.multiply(m["H2"][e], r2, out=tot)
+            np.multiply(m["H1"][e], R1[q], out=z1)
+            np.multiply(m["H2"][e], R2[q], out=tot)
             tot += z1
-            # minus the log event-free factor of the bin: r1 H1 + r2 H2 + ½ (r1² Q11 + 2 r1 r2 Q12 + r2² Q22)
-            np.multiply(m["Q11"][e], q11, out=ls)
-            ls += np.multiply(m["Q12"][e], q12, out=tmp)
-            ls += np.multiply(m["Q22"][e], q22, out=tmp)
-            ls += tot
-            np.maximum(ls, 0.0, out=ls)
-            np.negative(ls, out=ls)
+            # log event-free factor of the bin: −(r1 H1 + r2 H2) − ½ (r1² Q11 + 2 r1 r2 Q12 + r2² Q22) (every term ≤ 0)
+            np.multiply(m["Q11"][e], N11[q], out=ls)
+            ls += np.multiply(m["Q12"][e], N12[q], out=tmp)
+            ls += np.multiply(m["Q22"][e], N22[q], out=tmp)
+            ls -= tot
             np.exp(ls, out=ls)
-            ls *= efs  # EFS at the bin's end
-            np.subtract(efs, ls, out=tmp)  # the bin's event mass
-            np.divide(z1, tot, out=z1, where=tot > 0)
-            z1[tot <= 0] = 0.0
+            new = efs_out[e]
+            np.multiply(ls, efs, out=new)  # EFS at the bin's end
+            np.subtract(efs, new, out=tmp)  # the bin's event mass, shared in proportion r1 H1 : r2 H2
+            np.maximum(tot, 1e-30, out=tot)  # tot = 0 only where z1 = 0
+            np.divide(z1, tot, out=z1)
             tmp *= z1
             f1 += tmp
-            efs, ls = ls, efs
-            efs_out[e] = efs
-            np.minimum(f1, 1.0 - efs, out=f1_out[e])  # round-off guard: F2 = 1 − EFS − F1 ≥ 0
+            f1_out[e] = f1  # (F2 = 1 − EFS − F1 is clipped at 0 by the caller: round-off only)
+            efs = new
         return efs_out, f1_out
 
 
@@ -494,12 +520,16 @@ class _StateCombiner:
                 out[:, :, 0:2, h], out[:, :, 2:, h] = 0.0, 1.0
                 continue
             col = int(self.hcol[h])
-            alive = np.zeros((Rm, c), dtype=dt)
-            for bb in range(col + 1):
-                np.multiply(neg_tables[:, h, bb, None], post_risk, out=tmp)
-                np.exp(tmp, out=tmp)
-                tmp *= df1[bb]
-                alive += tmp
+            if Rm * c <= _SMALL_CELLS:  # few patients: one array over all bins (Python overhead dominates)
+                surv = np.exp(neg_tables[:, h, : col + 1].T[:, :, None] * post_risk[None])  # (bins, R', c)
+                alive = np.einsum("brc,brc->rc", surv, df1[: col + 1])
+            else:  # a loop over the bins on cache-sized arrays
+                alive = np.zeros((Rm, c), dtype=dt)
+                for bb in range(col + 1):
+                    np.multiply(neg_tables[:, h, bb, None], post_risk, out=tmp)
+                    np.exp(tmp, out=tmp)
+                    tmp *= df1[bb]
+                    alive += tmp
             e_h, f1_h = efs[col], f1[col]
             f2_h = np.clip(1.0 - e_h - f1_h, 0.0, 1.0)
             out[:, :, 0, h], out[:, :, 1, h], out[:, :, 2, h] = f1_h, f2_h, e_h

@@ -196,3 +196,20 @@ def test_default_post_relapse_model_uses_the_pre_specified_predictors():
     assert idm.post_relapse_.features == ("x",)
     assert idm.cr_model_.coef_[0, 1] == 0.0 and idm.post_relapse_.coef_[1] == 0.0
     assert IllnessDeathModel(CauseSpecificCox(), n_bootstrap=0).fit(X2, y).post_relapse_.features == ()
+
+
+def test_small_and_large_batch_paths_agree(monkeypatch):
+    """The OS convolution works on whole arrays for a few patients and loops over bins for many; both give the same
+    curves and intervals (float32 replicates: 1e-5), with and without time-varying effects."""
+    import nbrisk.models.illness_death as idm_module
+
+    X, y = _simulate(8, 300, beta=(0.5, 0.3, 0.2))
+    for cr in (CauseSpecificCox(), CauseSpecificCox(time_varying=("x",), time_varying_knots=(365.0,))):
+        model = IllnessDeathModel(cr, n_bootstrap=6, random_state=1).fit(X, y)
+        times = [0.0, 180.0, 365.0, 1000.0]
+        monkeypatch.setattr(idm_module, "_SMALL_CELLS", 10**9)
+        small = model.predict_states(X.iloc[:40], times, return_interval=True)
+        monkeypatch.setattr(idm_module, "_SMALL_CELLS", 0)
+        large = model.predict_states(X.iloc[:40], times, return_interval=True)
+        for a, b in zip(small, large, strict=True):
+            np.testing.assert_allclose(a, b, atol=1e-5)
