@@ -97,6 +97,7 @@ def main(argv=None) -> int:
     from nbrisk.features.synthetic import make_synthetic_cohort
     from nbrisk.models.illness_death import IllnessDeathModel
 
+    load0 = os.getloadavg()[0]
     train = make_synthetic_cohort(args.n_train, seed=args.seed)
     batch_records = make_synthetic_cohort(args.batch, seed=args.seed + 1)
     pipe = make_feature_pipeline().fit(train)
@@ -167,7 +168,7 @@ def main(argv=None) -> int:
     text = f"""# Prediction speed per model family — {SYNTHETIC_LABEL}
 
 Command: `uv run python benchmarks/speed_models.py{' --quick' if args.quick else ''}{' --families ' + args.families if wanted != {'CauseSpecificCox', 'FineGray', 'CauseSpecificForest', 'CauseSpecificBoosting'} else ''}` (source: `benchmarks/speed_models.py`).
-Machine: {machine()}; the 2 cores were shared with other jobs during the run, so times are upper bounds.
+Machine: {machine()}; 1-minute load average when the run started: {load0:.1f} (other jobs inflate the times).
 Training: synthetic cohort n = {args.n_train} (seed {args.seed}); each family fitted inside `IllnessDeathModel`
 (post-relapse Cox for OS) with the listed bootstrap refits; default hyper-parameters (forest: 200 trees per cause;
 boosting: 200 rounds per cause). Predictions: relapse / TRM CIF, EFS and OS with 95% percentile intervals at

@@ -143,6 +143,17 @@ def test_incoherent_sum_is_detected_and_capped_monotonically():
     cif = model.predict_cumulative_incidence(extreme, [1.0, 2.0, 3.9])
     assert np.all(cif[:, 1:].sum(axis=1) <= 1.0 + 1e-12)
     assert np.all(np.diff(cif[:, 1:], axis=2) >= 0)
+    # prediction evaluates only the requested times for coherent patients: the same as capping on the full grid
+    from nbrisk.models._base import step_lookup
+
+    many = pd.DataFrame({"a": np.linspace(-3.0, 3.0, 41), "b": np.tile([0.0, 1.0], 21)[:41]})
+    times = np.array([0.0, 0.5, 1.0, 2.0, 3.9, 10.0])
+    keep = int(np.searchsorted(model.event_times_, times.max(), side="right"))
+    (f1, f2), bad = model._raw_cifs(model._check_X(many), keep)
+    assert 0 < bad.sum() < len(many)
+    got = model.predict_cumulative_incidence(many, times)
+    np.testing.assert_allclose(got[:, 1], step_lookup(model.event_times_[:keep], f1, times, 0.0), atol=1e-14)
+    np.testing.assert_allclose(got[:, 2], step_lookup(model.event_times_[:keep], f2, times, 0.0), atol=1e-14)
 
 
 def test_merged_expansion_gives_the_same_fit_with_fewer_rows():
