@@ -216,7 +216,7 @@ def aalen_johansen(time, event, cause: int | Cause = Cause.RELAPSE) -> AalenJoha
     d_k = d[:, cause]
     surv = np.cumprod(1.0 - _safe_div(d_any, n))
     s_prev = np.concatenate([[1.0], surv[:-1]])
-    cif = np.cumsum(s_prev * _safe_div(d_k, n))
+    cif = np.minimum(np.cumsum(s_prev * _safe_div(d_k, n)), 1.0)  # a sum of increments can pass 1 by an ulp
     a, b, c = _aalen_terms(n, d_any, d_k, s_prev)
     # Var(t_i) = F_i² ΣA − 2 F_i ΣAF + ΣAF² + ΣB − 2 (F_i ΣC − ΣCF): the quadratic form expanded into cumulative
     # sums, so the whole curve costs O(m) instead of the O(m²) double sum.
@@ -250,9 +250,11 @@ def _loglog_interval(est: np.ndarray, var: np.ndarray, conf_level: float) -> tup
     ok = (est > 0) & (est < 1) & (se > 0)
     f = np.where(ok, est, 0.5)
     theta = np.where(ok, z * se / (f * np.log(f)), 0.0)
-    # log F < 0, so exp(−θ) > 1 gives the lower limit F^{exp(−θ)} < F
-    lower = np.where(ok, f ** np.exp(-theta), est)
-    upper = np.where(ok, f ** np.exp(theta), est)
+    # log F < 0, so exp(−θ) > 1 gives the lower limit F^{exp(−θ)} < F. For F next to 1, θ is huge: exp(−θ)
+    # overflows to inf and F^inf = 0 (and F^{exp(θ)} = F^0 = 1), the correct limits of a degenerate interval.
+    with np.errstate(over="ignore"):
+        lower = np.where(ok, f ** np.exp(-theta), est)
+        upper = np.where(ok, f ** np.exp(theta), est)
     return lower, upper
 
 

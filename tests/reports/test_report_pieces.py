@@ -229,8 +229,9 @@ def test_whatif_option_the_model_cannot_score_is_dropped_with_a_note(risk_model)
     assert any("non myeloablative not shown" in n for n in s.whatif_notes)
     ref = build_patient_summary(risk_model, rec, {})
     same = {(w.choice, w.option): w for w in ref.whatifs}
-    for w in s.whatifs:  # the kept rows are the same numbers as without the refusal
-        assert w.relapse == same[(w.choice, w.option)].relapse
+    for w in s.whatifs:  # the kept rows are the same numbers as without the refusal (to round-off: the batch differs)
+        a, b = w.relapse, same[(w.choice, w.option)].relapse
+        assert (a.estimate, a.lower, a.upper) == pytest.approx((b.estimate, b.lower, b.upper), abs=1e-12)
 
 
 def test_whatif_category_absent_from_training_counts_is_not_scored(risk_model):
