@@ -157,11 +157,13 @@ _NUMERIC_SOURCE: dict[str, str] = {
     "prior_auto_hsct_any": "prior_auto_hsct",
     "prior_auto_hsct_tandem": "prior_auto_hsct",
     "curie_score": "curie_score_at_hsct",
-    "curie_score_over_2": "curie_score_at_hsct+disease_status_at_hsct",
-    "kir_ligand_mismatch_haplo": "donor_type+kir_ligand_mismatch",
-    "relapsed_dx_to_hsct_0_18m": "disease_phase+months_diagnosis_to_hsct",
-    "relapsed_dx_to_hsct_18_36m": "disease_phase+months_diagnosis_to_hsct",
-    "relapsed_dx_to_hsct_over_36m": "disease_phase+months_diagnosis_to_hsct",
+    # made from two fields, but about one: the report groups a patient's drivers by this field (the interval's
+    # whole effect, the KIR mismatch's whole effect), and a short label keeps the one-page report on its pages
+    "curie_score_over_2": "curie_score_at_hsct",
+    "kir_ligand_mismatch_haplo": "kir_ligand_mismatch",
+    "relapsed_dx_to_hsct_0_18m": "months_diagnosis_to_hsct",
+    "relapsed_dx_to_hsct_18_36m": "months_diagnosis_to_hsct",
+    "relapsed_dx_to_hsct_over_36m": "months_diagnosis_to_hsct",
     "marrow_tumor_percent": "bone_marrow_tumor_percent_at_hsct",
     "residual_burden": _BURDEN,
     "lansky_below_90": "lansky_score",
