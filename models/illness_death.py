@@ -37,7 +37,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from nbrisk.core import DAYS_PER_MONTH, Band, NbriskError, RiskCurves, months_to_days
-from nbrisk.models._base import check_competing_risks_target, match_features
+from nbrisk.models._base import check_competing_risks_target, match_features, step_lookup
 from nbrisk.models._coxph import TIES, fit_coxph
 from nbrisk.models.cox import (
     LP_CLIP,
@@ -48,6 +48,7 @@ from nbrisk.models.cox import (
     periods_of,
     stacked_cause_specific_cif,
 )
+from nbrisk.models.fine_gray import FineGray
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
 #: Up to this many (replicate × patient) cells, the OS convolution works on whole arrays over all bins at once.
@@ -379,15 +380,19 @@ class IllnessDeathModel(BaseEstimator):
             return est, np.empty((n, 4, k, 0))
         # the replicates: binned closed form for Cox models (float32: they only feed the percentiles), otherwise
         # each replicate's own predictions
+        fine_gray = all(isinstance(cr, FineGray) for cr, _ in reps)
         if st is not None:
             binned = _BinnedReplicates(self._binned_moments(edges), lp[1:], periods_of(edges, st["knots"]))
+        elif fine_gray:
+            binned = _FineGrayReplicates([cr for cr, _ in reps], Xa, X, edges)
         else:
             rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
+        closed = st is not None or fine_gray
         chunk = max(1, _CHUNK_CELLS // (R - 1))
-        reps_out = np.empty((n, 4, k, R - 1), dtype=np.float32 if st is not None else float)
+        reps_out = np.empty((n, 4, k, R - 1), dtype=np.float32 if closed else float)
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
-            if st is not None:
+            if closed:
                 efs, f1 = binned(a, b)
             else:
                 efs = np.moveaxis(rep_cif[:, a:b, 0], -1, 0)
@@ -492,6 +497,36 @@ class _BinnedReplicates:
             f1_out[e] = f1  # (F2 = 1 − EFS − F1 is clipped at 0 by the caller: round-off only)
             efs = new
         return efs_out, f1_out
+
+
+class _FineGrayReplicates:
+    """EFS and F1 of Fine–Gray bootstrap replicates at the bin edges, all replicates at once in closed form.
+
+    F_k(t | x) = 1 − exp(−Λ̃_k0(t) exp(γ_kᵀ(x − c_k))) for every replicate and patient; the few (replicate, patient)
+    pairs whose uncapped F1 + F2 exceeds 1 by the last edge get the replicate's own capped prediction
+    (:func:`nbrisk.models.fine_gray.coherent_cifs` on its full grid), so the result equals each replicate's
+    ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
+    """
+
+    def __init__(self, members: list, Xa: np.ndarray, X, edges: np.ndarray):
+        self.members, self.X, self.edges = members, X, edges
+        self.cum = np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, edges, 0.0) for m in members])
+        coef = np.stack([m.coef_ for m in members])  # (R, 2, p)
+        center = np.stack([m.center_ for m in members])
+        lp = (coef.reshape(-1, coef.shape[-1]) @ Xa.T).reshape(*coef.shape[:2], -1)
+        self.risk = np.exp(np.clip(lp - np.einsum("rkp,rkp->rk", coef, center)[:, :, None], -LP_CLIP, LP_CLIP))
+
+    def __call__(self, a: int, b: int):
+        f = -np.expm1(-self.cum[:, :, None, :] * self.risk[:, :, a:b, None])  # (R, 2, c, E)
+        bad = f[:, 0, :, -1] + f[:, 1, :, -1] > 1.0  # (R, c): F1 + F2 only grows with time
+        for r in np.flatnonzero(bad.any(axis=1)):
+            rows = np.flatnonzero(bad[r])
+            Xr = self.X.iloc[a + rows] if isinstance(self.X, pd.DataFrame) else np.asarray(self.X)[a + rows]
+            cif = self.members[r].predict_cumulative_incidence(Xr, self.edges)
+            f[r, 0, rows], f[r, 1, rows] = cif[:, 1], cif[:, 2]
+        efs = np.clip(1.0 - f[:, 0] - f[:, 1], 0.0, 1.0)
+        return (np.ascontiguousarray(efs.transpose(2, 0, 1), dtype=np.float32),
+                np.ascontiguousarray(f[:, 0].transpose(2, 0, 1), dtype=np.float32))
 
 
 class _StateCombiner:
