@@ -48,7 +48,7 @@ from nbrisk.models.cox import (
     periods_of,
     stacked_cause_specific_cif,
 )
-from nbrisk.models.fine_gray import FineGray
+from nbrisk.models.fine_gray import FineGray, coherent_cifs
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
 #: Up to this many (replicate × patient) cells, the OS convolution works on whole arrays over all bins at once.
@@ -503,14 +503,20 @@ class _FineGrayReplicates:
     """EFS and F1 of Fine–Gray bootstrap replicates at the bin edges, all replicates at once in closed form.
 
     F_k(t | x) = 1 − exp(−Λ̃_k0(t) exp(γ_kᵀ(x − c_k))) for every replicate and patient; the few (replicate, patient)
-    pairs whose uncapped F1 + F2 exceeds 1 by the last edge get the replicate's own capped prediction
-    (:func:`nbrisk.models.fine_gray.coherent_cifs` on its full grid), so the result equals each replicate's
-    ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
+    pairs whose uncapped F1 + F2 exceeds 1 by the last edge are capped as the replicate itself caps them
+    (:func:`nbrisk.models.fine_gray.coherent_cifs` on the full grid of event times), so the result equals each
+    replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
     """
 
     def __init__(self, members: list, Xa: np.ndarray, X, edges: np.ndarray):
-        self.members, self.X, self.edges = members, X, edges
+        self.edges = edges
         self.cum = np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, edges, 0.0) for m in members])
+        # every replicate's baselines on the union of their event times ≤ the last edge (for the capping: values
+        # only change at a replicate's own event times, so its first crossing of 1 is the same on this grid)
+        grid = np.unique(np.concatenate([m.event_times_ for m in members]))
+        self.grid = grid[grid <= edges[-1]]
+        self.cum_grid = np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, self.grid, 0.0)
+                                  for m in members])  # (R, 2, m)
         coef = np.stack([m.coef_ for m in members])  # (R, 2, p)
         center = np.stack([m.center_ for m in members])
         lp = (coef.reshape(-1, coef.shape[-1]) @ Xa.T).reshape(*coef.shape[:2], -1)
@@ -519,11 +525,14 @@ class _FineGrayReplicates:
     def __call__(self, a: int, b: int):
         f = -np.expm1(-self.cum[:, :, None, :] * self.risk[:, :, a:b, None])  # (R, 2, c, E)
         bad = f[:, 0, :, -1] + f[:, 1, :, -1] > 1.0  # (R, c): F1 + F2 only grows with time
-        for r in np.flatnonzero(bad.any(axis=1)):
-            rows = np.flatnonzero(bad[r])
-            Xr = self.X.iloc[a + rows] if isinstance(self.X, pd.DataFrame) else np.asarray(self.X)[a + rows]
-            cif = self.members[r].predict_cumulative_incidence(Xr, self.edges)
-            f[r, 0, rows], f[r, 1, rows] = cif[:, 1], cif[:, 2]
+        rr, ii = np.nonzero(bad)
+        step = max(1, 2_000_000 // max(1, 2 * len(self.grid)))
+        for s in range(0, len(rr), step):  # the capped pairs: coherent_cifs on the full grid, in batches
+            r, i = rr[s : s + step], ii[s : s + step]
+            raw = -np.expm1(-self.cum_grid[r] * self.risk[r, :, a + i][:, :, None])  # (pairs, 2, m)
+            g1, g2, _ = coherent_cifs(raw[:, 0], raw[:, 1])
+            f[r, 0, i] = step_lookup(self.grid, g1, self.edges, 0.0)
+            f[r, 1, i] = step_lookup(self.grid, g2, self.edges, 0.0)
         efs = np.clip(1.0 - f[:, 0] - f[:, 1], 0.0, 1.0)
         return (np.ascontiguousarray(efs.transpose(2, 0, 1), dtype=np.float32),
                 np.ascontiguousarray(f[:, 0].transpose(2, 0, 1), dtype=np.float32))
