@@ -48,7 +48,8 @@ _CHUNK_CELLS = 250_000
 _BINNED_CHUNK_CELLS = 200_000
 
 
-def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0.95, replicates_last: bool = False):
+def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0.95, replicates_last: bool = False,
+                        overwrite: bool = False):
     """Pointwise percentile interval over the first axis of ``reps``, widened to contain ``estimate``.
 
     The quantiles are numpy's default ("linear", type 7 of Hyndman & Fan 1996), computed by sorting the replicate axis
@@ -59,12 +60,16 @@ def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0
     (e.g. a CIF of 0 before the first event) may exclude the estimate by round-off or skew; the contract requires
     lower ≤ estimate ≤ upper, so the interval is clipped to include it.
 
-    ``replicates_last``: the replicates are on the last axis of ``reps`` instead of the first.
+    ``replicates_last``: the replicates are on the last axis of ``reps`` instead of the first; ``overwrite`` (with
+    it): sort ``reps`` in place.
     """
     q = (1.0 - level) / 2.0
     reps = np.asarray(reps)
-    if replicates_last:
-        srt = np.sort(reps, axis=-1)  # NaN sorts last
+    if replicates_last and overwrite:
+        reps.sort(axis=-1)  # in place: no copy of a large array (NaN sorts last)
+        srt = reps
+    elif replicates_last:
+        srt = np.sort(reps, axis=-1)
     else:
         srt = np.sort(np.ascontiguousarray(np.moveaxis(reps, 0, -1)), axis=-1)
     R = srt.shape[-1]

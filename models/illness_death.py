@@ -333,7 +333,7 @@ class IllnessDeathModel(BaseEstimator):
             est, reps = est[..., inv], reps[..., inv, :]
         if not return_interval:
             return est
-        lo, hi = percentile_interval(reps, est, replicates_last=True)
+        lo, hi = percentile_interval(reps, est, replicates_last=True, overwrite=True)  # reps is ours
         return est, lo, hi
 
     def _states(self, Xa, X, times, with_replicates):
@@ -471,8 +471,11 @@ class _BinnedReplicates:
             mass = -np.diff(efs_all, axis=0, prepend=np.ones_like(efs_all[:1]))
             f1_all = np.cumsum(mass * (z1 / np.maximum(tot, 1e-30)), axis=0)
             return efs_all, f1_all
-        efs_out = np.empty((E, *R1.shape[1:]), dtype=np.float32)
-        f1_out = np.empty_like(efs_out)
+        shape = (E, *R1.shape[1:])
+        if getattr(self, "_buffers", (None,))[0] is None or self._buffers[0].shape != shape:
+            # reused from chunk to chunk (same shape but the last): no fresh pages to fault in every time
+            self._buffers = (np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32))
+        efs_out, f1_out = self._buffers
         efs = np.ones_like(R1[0])
         f1 = np.zeros_like(efs)
         z1, tot, ls, tmp = (np.empty_like(efs) for _ in range(4))
@@ -555,8 +558,11 @@ class _StateCombiner:
         k = len(self.hcol)
         dt = f1.dtype
         neg_tables = self.neg_tables[members].astype(dt)  # (R', k, E)
-        df1 = f1.copy()
-        df1[1:] -= f1[:-1]  # relapse mass per bin
+        if getattr(self, "_df1", None) is None or self._df1.shape != f1.shape or self._df1.dtype != dt:
+            self._df1 = np.empty_like(f1)  # reused from chunk to chunk
+        df1 = self._df1
+        df1[0] = f1[0]
+        np.subtract(f1[1:], f1[:-1], out=df1[1:])  # relapse mass per bin
         out = np.empty((Rm, c, 4, k))
         tmp = np.empty((Rm, c), dtype=dt)
         for h in range(k):
