@@ -175,8 +175,9 @@ boosting: 200 rounds per cause). Predictions: relapse / TRM CIF, EFS and OS with
 {', '.join(str(int(h)) for h in HORIZONS_MONTHS)} months via `IllnessDeathModel.predict_curves`, in process, from
 features (the record → features transform of one patient takes {fmt_s(t_features)} more). One-patient times: median
 of {args.repeats} calls after a warm-up; batch: median of {args.batch_repeats} (forest: 1).
-Prediction time grows linearly with the number of refits for Fine–Gray, the forest and boosting (each refit is
-evaluated in turn); the cause-specific Cox model evaluates all refits at once in closed form.
+Prediction time grows linearly with the number of refits for the forest and boosting (each refit is evaluated in
+turn); the cause-specific Cox and Fine–Gray models evaluate all refits at once in closed form (Fine–Gray's patients
+whose F1 + F2 must be capped at 1 take its full grid of event times: most of its batch time).
 
 {chr(10).join([head, rule, *body]) if rows else '(no model available)'}
 
