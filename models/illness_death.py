@@ -48,7 +48,7 @@ from nbrisk.models.cox import (
     periods_of,
     stacked_cause_specific_cif,
 )
-from nbrisk.models.fine_gray import FineGray, coherent_cifs
+from nbrisk.models.fine_gray import FineGray
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
 #: Up to this many (replicate × patient) cells, the OS convolution works on whole arrays over all bins at once.
@@ -506,9 +506,10 @@ class _FineGrayReplicates:
     """EFS and F1 of Fine–Gray bootstrap replicates at the bin edges, all replicates at once in closed form.
 
     F_k(t | x) = 1 − exp(−Λ̃_k0(t) exp(γ_kᵀ(x − c_k))) for every replicate and patient; the few (replicate, patient)
-    pairs whose uncapped F1 + F2 exceeds 1 by the last edge are capped as the replicate itself caps them
-    (:func:`nbrisk.models.fine_gray.coherent_cifs` on the full grid of event times), so the result equals each
-    replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
+    pairs whose uncapped F1 + F2 exceeds 1 by the last edge are capped as the replicate itself caps them (the rule
+    of :func:`nbrisk.models.fine_gray.coherent_cifs`: at the first event time where the sum exceeds 1 — found by
+    bisection, the sum being monotone — the increments are scaled to reach 1, then both stay constant), so the
+    result equals each replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
     """
 
     def __init__(self, members: list, Xa: np.ndarray, X, edges: np.ndarray):
@@ -528,14 +529,30 @@ class _FineGrayReplicates:
     def __call__(self, a: int, b: int):
         f = -np.expm1(-self.cum[:, :, None, :] * self.risk[:, :, a:b, None])  # (R, 2, c, E)
         bad = f[:, 0, :, -1] + f[:, 1, :, -1] > 1.0  # (R, c): F1 + F2 only grows with time
-        rr, ii = np.nonzero(bad)
-        step = max(1, 2_000_000 // max(1, 2 * len(self.grid)))
-        for s in range(0, len(rr), step):  # the capped pairs: coherent_cifs on the full grid, in batches
-            r, i = rr[s : s + step], ii[s : s + step]
-            raw = -np.expm1(-self.cum_grid[r] * self.risk[r, :, a + i][:, :, None])  # (pairs, 2, m)
-            g1, g2, _ = coherent_cifs(raw[:, 0], raw[:, 1])
-            f[r, 0, i] = step_lookup(self.grid, g1, self.edges, 0.0)
-            f[r, 1, i] = step_lookup(self.grid, g2, self.edges, 0.0)
+        r, i = np.nonzero(bad)
+        if len(r):  # the capped pairs: the rule of coherent_cifs, with the first crossing found by bisection
+            r1, r2 = self.risk[r, 0, a + i], self.risk[r, 1, a + i]
+
+            def raw(j):  # uncapped (F1, F2) of every pair at grid index j (pairs,)
+                jj = np.maximum(j, 0)
+                g1 = -np.expm1(-self.cum_grid[r, 0, jj] * r1)
+                g2 = -np.expm1(-self.cum_grid[r, 1, jj] * r2)
+                return np.where(j >= 0, g1, 0.0), np.where(j >= 0, g2, 0.0)
+
+            lo, hi = np.zeros(len(r), dtype=int), np.full(len(r), len(self.grid) - 1)
+            while np.any(lo < hi):  # F1 + F2 only grows: the first grid index where it exceeds 1
+                mid = (lo + hi) // 2
+                g1, g2 = raw(mid)
+                over = g1 + g2 > 1.0
+                hi, lo = np.where(over, mid, hi), np.where(over, lo, mid + 1)
+            p1, p2 = raw(lo - 1)
+            c1, c2 = raw(lo)
+            d = (c1 - p1) + (c2 - p2)
+            scale = np.divide(1.0 - p1 - p2, d, out=np.zeros_like(d), where=d > 0)
+            col = np.searchsorted(self.grid, self.edges, side="right") - 1  # last grid time ≤ each edge
+            after = col[None, :] >= lo[:, None]  # (pairs, E): from the crossing on, both CIFs stay constant
+            f[r, 0, i] = np.where(after, (p1 + (c1 - p1) * scale)[:, None], f[r, 0, i])
+            f[r, 1, i] = np.where(after, (p2 + (c2 - p2) * scale)[:, None], f[r, 1, i])
         efs = np.clip(1.0 - f[:, 0] - f[:, 1], 0.0, 1.0)
         return (np.ascontiguousarray(efs.transpose(2, 0, 1), dtype=np.float32),
                 np.ascontiguousarray(f[:, 0].transpose(2, 0, 1), dtype=np.float32))
