@@ -384,7 +384,8 @@ class IllnessDeathModel(BaseEstimator):
         if st is not None:
             binned = _BinnedReplicates(self._binned_moments(edges), lp[1:], periods_of(edges, st["knots"]))
         elif fine_gray:
-            binned = _FineGrayReplicates([cr for cr, _ in reps], Xa, X, edges)
+            binned = _FineGrayReplicates(self._cached(("fine_gray", edges.tobytes()), lambda: _FineGrayReplicates.tables(
+                [cr for cr, _ in reps], edges)), Xa)
         else:
             rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
         closed = st is not None or fine_gray
@@ -400,19 +401,26 @@ class IllnessDeathModel(BaseEstimator):
             reps_out[a:b] = np.moveaxis(combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R)), 0, -1)
         return est, reps_out
 
-    def _binned_moments(self, edges: np.ndarray) -> dict:
-        """Per-bin baseline sums of the Cox replicates on ``edges``, as (E, R − 1, 1) float32 arrays; cached per
-        edges (the same horizons are asked for again and again: it is most of a one-patient request otherwise)."""
+    def _cached(self, key, build):
+        """A value derived from the fitted replicates and the requested edges only, cached per key: the same horizons
+        are asked for again and again, and this work is most of a one-patient request otherwise."""
         cache = self.__dict__.setdefault("_moments_cache", {})
-        key = edges.tobytes()
         if key not in cache:
-            st = self._cox_stack_
-            moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
             if len(cache) >= 16:
                 cache.clear()
-            cache[key] = {name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
-                          for name, v in moments.items()}
+            cache[key] = build()
         return cache[key]
+
+    def _binned_moments(self, edges: np.ndarray) -> dict:
+        """Per-bin baseline sums of the Cox replicates on ``edges``, as (E, R − 1, 1) float32 arrays (cached)."""
+
+        def build():
+            st = self._cox_stack_
+            moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
+            return {name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
+                    for name, v in moments.items()}
+
+        return self._cached(("cox", edges.tobytes()), build)
 
     def __getstate__(self):
         state = super().__getstate__()
@@ -512,19 +520,28 @@ class _FineGrayReplicates:
     result equals each replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
     """
 
-    def __init__(self, members: list, Xa: np.ndarray, X, edges: np.ndarray):
-        self.edges = edges
-        self.cum = np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, edges, 0.0) for m in members])
+    @staticmethod
+    def tables(members: list, edges: np.ndarray) -> dict:
+        """What depends on the replicates and the edges only (cached by the caller per set of edges)."""
         # every replicate's baselines on the union of their event times ≤ the last edge (for the capping: values
         # only change at a replicate's own event times, so its first crossing of 1 is the same on this grid)
         grid = np.unique(np.concatenate([m.event_times_ for m in members]))
-        self.grid = grid[grid <= edges[-1]]
-        self.cum_grid = np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, self.grid, 0.0)
-                                  for m in members])  # (R, 2, m)
+        grid = grid[grid <= edges[-1]]
         coef = np.stack([m.coef_ for m in members])  # (R, 2, p)
-        center = np.stack([m.center_ for m in members])
+        return dict(
+            edges=edges, grid=grid, coef=coef,
+            offset=np.einsum("rkp,rkp->rk", coef, np.stack([m.center_ for m in members])),
+            cum=np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, edges, 0.0) for m in members]),
+            cum_grid=np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, grid, 0.0) for m in members]),
+            col=np.searchsorted(grid, edges, side="right") - 1,  # last grid time ≤ each edge
+        )
+
+    def __init__(self, tables: dict, Xa: np.ndarray):
+        self.edges, self.grid, self.cum, self.cum_grid, self.col = (tables[k] for k in
+                                                                    ("edges", "grid", "cum", "cum_grid", "col"))
+        coef = tables["coef"]
         lp = (coef.reshape(-1, coef.shape[-1]) @ Xa.T).reshape(*coef.shape[:2], -1)
-        self.risk = np.exp(np.clip(lp - np.einsum("rkp,rkp->rk", coef, center)[:, :, None], -LP_CLIP, LP_CLIP))
+        self.risk = np.exp(np.clip(lp - tables["offset"][:, :, None], -LP_CLIP, LP_CLIP))
 
     def __call__(self, a: int, b: int):
         f = -np.expm1(-self.cum[:, :, None, :] * self.risk[:, :, a:b, None])  # (R, 2, c, E)
@@ -549,8 +566,7 @@ class _FineGrayReplicates:
             c1, c2 = raw(lo)
             d = (c1 - p1) + (c2 - p2)
             scale = np.divide(1.0 - p1 - p2, d, out=np.zeros_like(d), where=d > 0)
-            col = np.searchsorted(self.grid, self.edges, side="right") - 1  # last grid time ≤ each edge
-            after = col[None, :] >= lo[:, None]  # (pairs, E): from the crossing on, both CIFs stay constant
+            after = self.col[None, :] >= lo[:, None]  # (pairs, E): from the crossing on, both CIFs stay constant
             f[r, 0, i] = np.where(after, (p1 + (c1 - p1) * scale)[:, None], f[r, 0, i])
             f[r, 1, i] = np.where(after, (p2 + (c2 - p2) * scale)[:, None], f[r, 1, i])
         efs = np.clip(1.0 - f[:, 0] - f[:, 1], 0.0, 1.0)
