@@ -34,6 +34,19 @@ def match_features(names, patterns, what: str = "features") -> np.ndarray:
     return np.array(sorted(hit), dtype=int)
 
 
+def used_columns(estimator, n_features: int, patterns) -> np.ndarray:
+    """Indices of the columns an estimator with a ``features`` parameter uses: all of them when ``patterns`` is empty,
+    else those matching (:func:`match_features`) the names seen in fit (``x0``, ``x1``, … for an array)."""
+    if not patterns:
+        return np.arange(n_features)
+    return match_features(feature_names(estimator, n_features), patterns)
+
+
+def feature_names(estimator, n_features: int) -> list[str]:
+    """The column names seen in fit, or ``x0``, ``x1``, … when X was an array."""
+    return [str(c) for c in getattr(estimator, "feature_names_in_", [f"x{j}" for j in range(n_features)])]
+
+
 class CIFCoherenceWarning(UserWarning):
     """Raised when cause-specific hazard increments had to be rescaled to keep F1 + F2 + EFS = 1."""
 

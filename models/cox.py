@@ -35,7 +35,9 @@ from nbrisk.models._base import (
     CompetingRisksEstimator,
     check_competing_risks_target,
     cif_from_cause_specific_hazards,
+    feature_names,
     match_features,
+    used_columns,
 )
 from nbrisk.models._coxph import TIES, fit_coxph
 
@@ -373,19 +375,19 @@ class CauseSpecificCox(CompetingRisksEstimator):
         self.time_varying_knots = time_varying_knots
 
     # ------------------------------------------------------------------ fitting
-    def _resolve_time_varying(self, p: int) -> None:
-        names = [str(c) for c in getattr(self, "feature_names_in_", [f"x{j}" for j in range(p)])]
-        self.used_features_ = match_features(names, self.features) if self.features else np.arange(p)
+    def _resolve_columns(self, p: int) -> None:
+        """``used_features_``, ``time_varying_features_`` (indices into X) and ``knots_`` from the parameters."""
+        self.used_features_ = used_columns(self, p, self.features)
         knots = np.asarray(self.time_varying_knots or (), dtype=float)
         if self.time_varying and not len(knots):
             raise ValueError("time_varying needs time_varying_knots (the times at which the effects may change)")
         if len(knots) and (not np.all(np.isfinite(knots)) or np.any(knots <= 0) or np.any(np.diff(knots) <= 0)):
             raise ValueError(f"time_varying_knots must be positive and strictly increasing, got {list(knots)}")
-        idx = []
-        if self.time_varying:
-            idx = self.used_features_[match_features([names[j] for j in self.used_features_], self.time_varying,
-                                                     "time_varying")]
-        self.time_varying_features_ = np.array(sorted(set(idx)), dtype=int)
+        self.time_varying_features_ = np.empty(0, dtype=int)
+        if self.time_varying:  # among the used columns (sorted, as match_features returns them)
+            names = feature_names(self, p)
+            self.time_varying_features_ = self.used_features_[
+                match_features([names[j] for j in self.used_features_], self.time_varying, "time_varying")]
         self.knots_ = knots if len(self.time_varying_features_) else np.empty(0)
 
     def _fit_once(self, X, event, time, strata, weights, grid, strata_labels):
@@ -450,7 +452,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
         if Xa.shape[0] != len(event):
             raise ValueError(f"X has {Xa.shape[0]} rows but y has {len(event)}")
         p = Xa.shape[1]
-        self._resolve_time_varying(p)
+        self._resolve_columns(p)
         strata_arr = None if strata is None else np.asarray(strata)
         self.strata_ = [None] if strata_arr is None else np.unique(strata_arr).tolist()
         self.event_times_ = np.unique(time[event != Cause.CENSORED])

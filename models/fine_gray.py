@@ -210,7 +210,7 @@ class FineGray(CompetingRisksEstimator):
 
     def _raw_cifs(self, Xa, keep: int):
         """Coherent (F1, F2) on the first ``keep`` grid times, (n, keep) each, and the per-patient capped mask."""
-        lp = np.einsum("kp,nkp->kn", self.coef_, Xa[:, None, :] - self.center_[None])
+        lp = self._lp(Xa)
         cum = self.cumulative_baseline_[:, None, :keep] * np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))[:, :, None]
         f = 1.0 - np.exp(-cum)
         f1, f2, bad = coherent_cifs(f[0], f[1])
@@ -236,8 +236,7 @@ class FineGray(CompetingRisksEstimator):
         # F1 + F2 only grows with time: a patient whose uncapped sum is ≤ 1 at the last event time ≤ max(times) is
         # coherent throughout, and only the requested times need evaluating (O(k) instead of O(m) per patient); the
         # few others take the full-grid capping of coherent_cifs
-        lp = np.einsum("kp,nkp->kn", self.coef_, Xa[:, None, :] - self.center_[None])
-        risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))  # (2, n)
+        risk = np.exp(np.clip(self._lp(Xa), -LP_CLIP, LP_CLIP))  # (2, n)
         cum = step_lookup(grid, self.cumulative_baseline_[:, :keep], times, 0.0)  # (2, k)
         f = -np.expm1(-cum[:, None, :] * risk[:, :, None])  # (2, n, k)
         last = 1.0 - np.exp(-self.cumulative_baseline_[:, keep - 1][:, None] * risk)  # (2, n) at grid[keep − 1]
@@ -260,7 +259,9 @@ class FineGray(CompetingRisksEstimator):
 
     def predict_linear_predictor(self, X) -> np.ndarray:
         """(2, n) γ_kᵀ(x − centre) per cause."""
-        Xa = self._check_X(X)
+        return self._lp(self._check_X(X))
+
+    def _lp(self, Xa: np.ndarray) -> np.ndarray:
         return np.einsum("kp,nkp->kn", self.coef_, Xa[:, None, :] - self.center_[None])
 
     def contributions(self, X) -> np.ndarray:

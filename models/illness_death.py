@@ -37,11 +37,12 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
 from nbrisk.core import DAYS_PER_MONTH, Band, NbriskError, RiskCurves, months_to_days
-from nbrisk.models._base import check_competing_risks_target, match_features, step_lookup
+from nbrisk.models._base import check_competing_risks_target, step_lookup, used_columns
 from nbrisk.models._coxph import TIES, fit_coxph
 from nbrisk.models.cox import (
     LP_CLIP,
     CauseSpecificCox,
+    binned_chunk,
     binned_hazard_moments,
     cox_linear_predictors,
     percentile_interval,
@@ -126,8 +127,7 @@ class PostRelapseModel(BaseEstimator):
         d = post["post_relapse_event"].to_numpy(dtype=float)[has]
         if np.any(~np.isfinite(u)) or np.any(u <= 0):
             raise ValueError("post_relapse_time must be > 0 for every patient with a relapse")
-        names = getattr(self, "feature_names_in_", [f"x{j}" for j in range(Xa.shape[1])])
-        used = match_features(names, self.features) if self.features else np.arange(Xa.shape[1])
+        used = used_columns(self, Xa.shape[1], self.features)
         cols = np.concatenate([used, Xa.shape[1] + np.arange(N_RELAPSE_TERMS)])  # fitted column → slot
         Z = np.column_stack([Xa[has][:, used], _relapse_terms(rel[has])])
         self.n_relapsed_ = int(has.sum())
@@ -277,7 +277,7 @@ class IllnessDeathModel(BaseEstimator):
 
     # ------------------------------------------------------------------ closed-form stacks for Cox models
     def _build_stack(self):
-        self.__dict__.pop("_moments_cache", None)
+        self.__dict__.pop("_replicate_cache", None)
         members = [(self.cr_model_, self.post_relapse_), *self.replicates_]
         # post-relapse models of all members on one grid of death times after relapse: (R, m12) cumulative hazards
         posts = [pm for _, pm in members]
@@ -378,8 +378,8 @@ class IllnessDeathModel(BaseEstimator):
         est = combine(main[:, 0].T[:, None], main[:, 1].T[:, None], post_risk[:1], slice(0, 1))[0]
         if not reps:
             return est, np.empty((n, 4, k, 0))
-        # the replicates: binned closed form for Cox models (float32: they only feed the percentiles), otherwise
-        # each replicate's own predictions
+        # the replicates (float32 where in closed form: they only feed the percentiles): the binned closed form for
+        # Cox models, all Fine–Gray replicates at once, otherwise each replicate's own predictions
         fine_gray = all(isinstance(cr, FineGray) for cr, _ in reps)
         if st is not None:
             binned = _BinnedReplicates(self._binned_moments(edges), lp[1:], periods_of(edges, st["knots"]))
@@ -404,7 +404,7 @@ class IllnessDeathModel(BaseEstimator):
     def _cached(self, key, build):
         """A value derived from the fitted replicates and the requested edges only, cached per key: the same horizons
         are asked for again and again, and this work is most of a one-patient request otherwise."""
-        cache = self.__dict__.setdefault("_moments_cache", {})
+        cache = self.__dict__.setdefault("_replicate_cache", {})
         if key not in cache:
             if len(cache) >= 16:
                 cache.clear()
@@ -424,7 +424,7 @@ class IllnessDeathModel(BaseEstimator):
 
     def __getstate__(self):
         state = super().__getstate__()
-        state.pop("_moments_cache", None)  # derived, rebuilt on demand
+        state.pop("_replicate_cache", None)  # derived, rebuilt on demand
         return state
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
@@ -452,8 +452,9 @@ class _BinnedReplicates:
     """EFS and F1 of the Cox bootstrap replicates at the bin edges, one chunk of patients at a time, in float32.
 
     The binned closed form of :func:`nbrisk.models.cox.binned_chunk` (second-order expansion of the log event-free
-    factor within a bin, the bin's event mass shared in proportion r_k H_k), written as a loop over the bins on
-    (replicates × patients) arrays, which stay in cache, instead of cumulative sums along a short last axis.
+    factor within a bin, the bin's event mass shared in proportion r_k H_k). For a few patients it calls that
+    function; for many it is written as a loop over the bins on (replicates × patients) arrays, which stay in cache,
+    instead of cumulative sums along a short last axis.
     Linear predictors are clipped to ±40 (hazard ratio e⁴⁰: only diverged replicates) so that r² stays finite in
     float32.
     """
@@ -465,20 +466,15 @@ class _BinnedReplicates:
 
     def __call__(self, a: int, b: int):
         m = self.m
+        if self.lp.shape[0] * (b - a) <= _SMALL_CELLS:  # few patients: binned_chunk on whole arrays
+            lp = np.moveaxis(self.lp[:, self.per_bin, :, a:b], 1, -1)  # (R, 2, c, E): each bin's period
+            efs, f1, _ = binned_chunk({key: v.transpose(1, 2, 0) for key, v in m.items()}, lp[:, 0], lp[:, 1])
+            return efs.transpose(2, 0, 1), f1.transpose(2, 0, 1)
         R1 = np.exp(self.lp[:, :, 0, a:b]).swapaxes(0, 1)  # (P, R, c)
         R2 = np.exp(self.lp[:, :, 1, a:b]).swapaxes(0, 1)
+        E = m["H1"].shape[0]
         # minus the second-order terms of the log event-free factor: −½ r1², −r1 r2, −½ r2² (times Q11, Q12, Q22)
         N11, N12, N22 = -0.5 * R1 * R1, -R1 * R2, -0.5 * R2 * R2
-        E = m["H1"].shape[0]
-        if R1[0].size <= _SMALL_CELLS:  # few patients: all bins at once (Python overhead dominates)
-            per = self.per_bin
-            z1, z2 = m["H1"] * R1[per], m["H2"] * R2[per]  # (E, R, c)
-            tot = z1 + z2
-            log_f = m["Q11"] * N11[per] + m["Q12"] * N12[per] + m["Q22"] * N22[per] - tot
-            efs_all = np.cumprod(np.exp(log_f), axis=0)
-            mass = -np.diff(efs_all, axis=0, prepend=np.ones_like(efs_all[:1]))
-            f1_all = np.cumsum(mass * (z1 / np.maximum(tot, 1e-30)), axis=0)
-            return efs_all, f1_all
         shape = (E, *R1.shape[1:])
         if getattr(self, "_buffers", (None,))[0] is None or self._buffers[0].shape != shape:
             # reused from chunk to chunk (same shape but the last): no fresh pages to fault in every time
