@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import markdown_table, write_results
 
 from nbrisk.core import SYNTHETIC_LABEL, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
@@ -35,16 +36,14 @@ from nbrisk.models._base import CIFCoherenceWarning
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage.md"
 HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
 CURVES = ("relapse", "trm", "efs", "os")
-STATUS_KNOTS_DAYS = (182.625, 365.25)
 
 
 def specifications():
-    from nbrisk.features.pipeline import CLINICAL_PREDICTORS
+    from nbrisk.features.pipeline import clinical_cox_params
 
-    base = (*CLINICAL_PREDICTORS,)
     return {
-        "clinical, time-varying status": base,
-        "clinical, time-varying status, centers": (*base, "center_effect=*"),
+        "clinical, time-varying status": clinical_cox_params(),
+        "clinical, time-varying status, centers": clinical_cox_params("center_effect=*"),
     }
 
 
@@ -77,12 +76,11 @@ def main(argv=None) -> int:
         train = make_synthetic_cohort(args.n_train, seed=seed)
         pipe = make_feature_pipeline(center_effects=True).fit(train)
         Xtr, Xte, ytr = pipe.transform(train), pipe.transform(test), derive_outcomes(train)
-        for name, features in specifications().items():
-            cox = CauseSpecificCox(features=features, time_varying=("disease_status_at_hsct=*",),
-                                   time_varying_knots=STATUS_KNOTS_DAYS)
+        for name, params in specifications().items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CIFCoherenceWarning)  # tail rescaling: documented, counted elsewhere
-                idm = IllnessDeathModel(cox, post_relapse=PostRelapseModel(features=features),
+                idm = IllnessDeathModel(CauseSpecificCox(**params),
+                                        post_relapse=PostRelapseModel(features=params["features"]),
                                         n_bootstrap=args.bootstrap, random_state=r).fit(Xtr, ytr)
                 _, lo, hi = idm.predict_states(Xte, times, return_interval=True)
             inside = np.stack([(truth[c] >= lo[:, i] - 1e-12) & (truth[c] <= hi[:, i] + 1e-12)
@@ -102,10 +100,6 @@ def main(argv=None) -> int:
         checks.append(f"- {name}: mean coverage {100 * mean.min():.1f}–{100 * mean.max():.1f}% over the 4 curves × 4 "
                       f"horizons → {'MET' if ok else 'NOT MET'} (target 90–97%); single replications "
                       f"{100 * arr.min():.1f}–{100 * arr.max():.1f}%")
-    table = pd.DataFrame(rows)
-    head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
     text = f"""# Interval coverage over repeated training cohorts — {SYNTHETIC_LABEL}
 
 Command: `uv run python benchmarks/coverage.py{' --quick' if args.quick else ''}` (source: `benchmarks/coverage.py`).
@@ -116,7 +110,7 @@ predictors; {args.bootstrap} bootstrap refits, 95% percentile intervals. Cells: 
 true curve (the generator's) lies in their interval, over the replications (min–max in brackets). Total run
 {(time.perf_counter() - t0) / 60:.1f} min on 2 cores.
 
-{chr(10).join([head, rule, *body])}
+{markdown_table(pd.DataFrame(rows))}
 
 ## Target
 
@@ -126,9 +120,7 @@ Without the center-effect columns the model cannot see the generator's center lo
 unmodelled heterogeneity is a bias no bootstrap of the fitted model can cover, and it is what separates the two
 rows.
 """
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_results(args.out, text)
     return 0
 
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from _common import markdown_table, write_results
 
 from nbrisk.core import SYNTHETIC_LABEL, Cause, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
@@ -55,27 +56,21 @@ class Family:
     post: object = None  # () -> unfitted PostRelapseModel (None: the default, all columns)
 
 
-#: Knots of the time-varying effect of disease status at HSCT: 6 and 12 months, in days.
-STATUS_KNOTS_DAYS = (182.625, 365.25)
-
-
 def families(args) -> list[Family]:
     """The model families compared; a family whose module is not importable is reported as missing."""
     from nbrisk import models
-    from nbrisk.features.pipeline import CLINICAL_PREDICTORS
+    from nbrisk.features.pipeline import clinical_cox_params
     from nbrisk.models.illness_death import PostRelapseModel
 
-    clinical = dict(features=CLINICAL_PREDICTORS, time_varying=("disease_status_at_hsct=*",),
-                    time_varying_knots=STATUS_KNOTS_DAYS)
-    with_centers = {**clinical, "features": (*CLINICAL_PREDICTORS, "center_effect=*")}
+    clinical, with_centers = clinical_cox_params(), clinical_cox_params("center_effect=*")
     out = []
     specs = [
         ("CauseSpecificCox", "CauseSpecificCox (all columns, PH)", lambda cls: cls(), args.bootstrap, None),
         ("CauseSpecificCox", "CauseSpecificCox (clinical, time-varying status)", lambda cls: cls(**clinical),
-         args.bootstrap, lambda: PostRelapseModel(features=CLINICAL_PREDICTORS)),
+         args.bootstrap, lambda: PostRelapseModel(features=clinical["features"])),
         ("CauseSpecificCox", "CauseSpecificCox (clinical, time-varying status, centers)",
          lambda cls: cls(**with_centers), args.bootstrap,
-         lambda: PostRelapseModel(features=(*CLINICAL_PREDICTORS, "center_effect=*"))),
+         lambda: PostRelapseModel(features=with_centers["features"])),
         ("FineGray", "FineGray", lambda cls: cls(), args.fine_gray_bootstrap, None),
         ("CauseSpecificForest", "CauseSpecificForest", lambda cls: cls(n_estimators=args.trees, random_state=0),
          args.forest_bootstrap, None),
@@ -100,14 +95,6 @@ def cohort(n_train: int, n_test: int, seed: int):
     test = make_synthetic_cohort(n_test, seed=seed + 1)
     pipe = make_feature_pipeline(center_effects=True).fit(train)
     return pipe.transform(train), derive_outcomes(train), pipe.transform(test), derive_outcomes(test), test
-
-
-def markdown_table(df: pd.DataFrame) -> str:
-    """A GitHub markdown table of ``df`` (cells already formatted as text); no extra dependency."""
-    head = "| " + " | ".join(map(str, df.columns)) + " |"
-    rule = "|" + "|".join("---" for _ in df.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
 
 
 def point_metrics(event, time, f1, f2, tau, f1_true=None, f2_true=None) -> dict[str, float]:
@@ -284,9 +271,7 @@ to cover an individual patient's curve.
 {chr(10).join('- ' + n for n in notes) if notes else '- none'}
 {('- missing model families (module not importable at run time): ' + ', '.join(missing)) if missing else ''}
 """
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_results(args.out, text)
     return 0
 
 

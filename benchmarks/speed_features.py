@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import time
 from pathlib import Path
 
 import pandas as pd
+from _common import median_time, write_results
 
 from nbrisk.features.pipeline import RecordFeatures
 from nbrisk.features.record import validate_records
@@ -22,34 +21,25 @@ from nbrisk.features.synthetic import make_synthetic_cohort, true_risk
 OUT = Path(__file__).parent / "results" / "speed_features.md"
 
 
-def timed(fn, repeats: int) -> float:
-    runs = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        runs.append(time.perf_counter() - t0)
-    return statistics.median(runs)
-
-
 def main() -> None:
     load_before = os.getloadavg()[0]
     rows: list[tuple[str, float]] = []
-    rows.append(("generate 20,000 synthetic patients", timed(lambda: make_synthetic_cohort(20000, 1), 3)))
+    rows.append(("generate 20,000 synthetic patients", median_time(lambda: make_synthetic_cohort(20000, 1), 3, warmup=0)))
     cohort = make_synthetic_cohort(5000, 2)
     raw = cohort.astype(str).where(cohort.notna(), "")
-    rows.append(("true_risk, 5,000 patients × 4 horizons", timed(lambda: true_risk(cohort, [12, 24, 36, 60]), 5)))
+    rows.append(("true_risk, 5,000 patients × 4 horizons", median_time(lambda: true_risk(cohort, [12, 24, 36, 60]), 5, warmup=0)))
     one = raw.head(1)
     thousand = raw.head(1000)
-    rows.append(("validate 1 record", timed(lambda: validate_records(one, require_outcomes=True, require_center=True), 50)))
-    rows.append(("validate 1,000 records", timed(lambda: validate_records(thousand, require_outcomes=True, require_center=True), 10)))
-    rows.append(("validate 20,000 records", timed(lambda: validate_records(
+    rows.append(("validate 1 record", median_time(lambda: validate_records(one, require_outcomes=True, require_center=True), 50, warmup=0)))
+    rows.append(("validate 1,000 records", median_time(lambda: validate_records(thousand, require_outcomes=True, require_center=True), 10, warmup=0)))
+    rows.append(("validate 20,000 records", median_time(lambda: validate_records(
         pd.concat([raw] * 4, ignore_index=True).assign(patient_id=[f"P{i}" for i in range(20000)]),
-        require_outcomes=True, require_center=True), 3)))
+        require_outcomes=True, require_center=True), 3, warmup=0)))
     typed, _ = validate_records(raw, require_outcomes=True, require_center=True)
     feats = RecordFeatures().fit(typed)
-    rows.append(("feature pipeline, transform 1 record", timed(lambda: feats.transform(typed.head(1)), 50)))
+    rows.append(("feature pipeline, transform 1 record", median_time(lambda: feats.transform(typed.head(1)), 50, warmup=0)))
     big = pd.concat([typed] * 2, ignore_index=True)
-    rows.append(("feature pipeline, transform 10,000 records", timed(lambda: feats.transform(big), 5)))
+    rows.append(("feature pipeline, transform 10,000 records", median_time(lambda: feats.transform(big), 5, warmup=0)))
     lines = [
         "# Features: speed (SYNTHETIC — not for clinical use)",
         "",
@@ -62,8 +52,7 @@ def main() -> None:
         *[f"| {name} | {sec * 1000:.1f} |" for name, sec in rows],
         "",
     ]
-    OUT.write_text("\n".join(lines))
-    print("\n".join(lines))
+    write_results(OUT, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -23,13 +23,13 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import sys
 import time
 import warnings
 from pathlib import Path
 
 import pandas as pd
+from _common import markdown_table, median_time, write_results
 
 from nbrisk.core import SYNTHETIC_LABEL, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
@@ -54,18 +54,6 @@ def machine() -> str:
     except (ValueError, OSError):
         pass
     return f"{os.cpu_count()} cores ({cpu}){mem}, Python {platform.python_version()}, {platform.system()}"
-
-
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
-    """Median wall time of ``fn()`` in seconds over ``repeats`` calls, after ``warmup`` untimed calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
 
 
 def fmt_s(s: float) -> str:
@@ -107,10 +95,9 @@ def main(argv=None) -> int:
     X1 = Xb.iloc[[0]]
     t_features = median_time(lambda: pipe.transform(one_record), args.repeats)
 
-    from nbrisk.features.pipeline import CLINICAL_PREDICTORS
+    from nbrisk.features.pipeline import clinical_cox_params
 
-    clinical = {"features": CLINICAL_PREDICTORS, "time_varying": ("disease_status_at_hsct=*",),
-                "time_varying_knots": (182.625, 365.25)}
+    clinical = clinical_cox_params()
     specs = [
         ("CauseSpecificCox", "CauseSpecificCox", {}, args.bootstrap),
         ("CauseSpecificCox", "CauseSpecificCox (clinical, time-varying status)", clinical, args.bootstrap),
@@ -162,9 +149,6 @@ def main(argv=None) -> int:
                           f"{'MET' if r['_one'] <= 0.005 else 'NOT MET'} (≤ 5 ms); batch of {args.batch:,} "
                           f"{fmt_s(r['_batch'])} → {'MET' if r['_batch'] <= 2.0 else 'NOT MET'} (≤ 2 s)")
     table = pd.DataFrame(rows).drop(columns=["_one", "_batch"]) if rows else pd.DataFrame()
-    head = "| " + " | ".join(table.columns) + " |"
-    rule = "|" + "|".join("---" for _ in table.columns) + "|"
-    body = ["| " + " | ".join(map(str, row)) + " |" for row in table.itertuples(index=False)]
     text = f"""# Prediction speed per model family — {SYNTHETIC_LABEL}
 
 Command: `uv run python benchmarks/speed_models.py{' --quick' if args.quick else ''}{' --families ' + args.families if wanted != {'CauseSpecificCox', 'FineGray', 'CauseSpecificForest', 'CauseSpecificBoosting'} else ''}` (source: `benchmarks/speed_models.py`).
@@ -179,16 +163,14 @@ Prediction time grows linearly with the number of refits for the forest and boos
 turn); the cause-specific Cox and Fine–Gray models evaluate all refits at once in closed form (Fine–Gray's patients
 whose F1 + F2 must be capped at 1 take its full grid of event times: most of its batch time).
 
-{chr(10).join([head, rule, *body]) if rows else '(no model available)'}
+{markdown_table(table) if rows else '(no model available)'}
 
 ## Targets (Cox family)
 
 {chr(10).join(checks) if checks else '- no Cox-family model available'}
 {('- missing model families (not importable at run time): ' + ', '.join(missing)) if missing else ''}
 """
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text)
-    print(text)
+    write_results(args.out, text)
     return 0
 
 

@@ -46,7 +46,7 @@ import pandas as pd
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.utils.validation import check_is_fitted
 
-from nbrisk.core import NbriskError
+from nbrisk.core import DAYS_PER_MONTH, NbriskError
 
 
 class UnseenCategoryError(NbriskError, ValueError):
@@ -532,6 +532,18 @@ CLINICAL_PREDICTORS: tuple[str, ...] = (
     "donor_type=*", "graft_manipulation=*", "kir_ligand_mismatch_haplo", "conditioning_intensity=*",
     "planned_post_hsct_immunotherapy=anti_gd2",
 )
+
+#: Disease status at HSCT may act differently early on: its log hazard ratio is a step function changing at 6 and 12
+#: months (in days, the unit of the outcomes) in the clinical Cox specification.
+CLINICAL_TIME_VARYING: tuple[str, ...] = ("disease_status_at_hsct=*",)
+CLINICAL_KNOTS_DAYS: tuple[float, ...] = (6 * DAYS_PER_MONTH, 12 * DAYS_PER_MONTH)
+
+
+def clinical_cox_params(*extra_features: str) -> dict[str, Any]:
+    """``CauseSpecificCox`` parameters of the clinical specification (what ``configs/*.toml`` spell out), optionally
+    with more feature patterns (e.g. ``"center_effect=*"``)."""
+    return {"features": (*CLINICAL_PREDICTORS, *extra_features), "time_varying": CLINICAL_TIME_VARYING,
+            "time_varying_knots": CLINICAL_KNOTS_DAYS}
 
 
 def _fmt(x: float) -> str:
