@@ -79,12 +79,16 @@ def main(argv=None) -> int:
         for name, params in specifications().items():
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", CIFCoherenceWarning)  # tail rescaling: documented, counted elsewhere
-                idm = IllnessDeathModel(CauseSpecificCox(**params),
-                                        post_relapse=PostRelapseModel(features=params["features"]),
-                                        n_bootstrap=args.bootstrap, random_state=r).fit(Xtr, ytr)
+                idm = IllnessDeathModel(
+                    CauseSpecificCox(**params),
+                    post_relapse=PostRelapseModel(features=params["features"]),
+                    n_bootstrap=args.bootstrap,
+                    random_state=r,
+                ).fit(Xtr, ytr)
                 _, lo, hi = idm.predict_states(Xte, times, return_interval=True)
-            inside = np.stack([(truth[c] >= lo[:, i] - 1e-12) & (truth[c] <= hi[:, i] + 1e-12)
-                               for i, c in enumerate(CURVES)], axis=1)  # (n, 4, k)
+            inside = np.stack(
+                [(truth[c] >= lo[:, i] - 1e-12) & (truth[c] <= hi[:, i] + 1e-12) for i, c in enumerate(CURVES)], axis=1
+            )  # (n, 4, k)
             cover[name].append(inside.mean(axis=0))
             print(f"replication {r} (seed {seed}) {name}: {100 * inside.mean():.1f}%", file=sys.stderr)
 
@@ -93,16 +97,27 @@ def main(argv=None) -> int:
         arr = np.stack(reps)  # (R, 4, k)
         mean = arr.mean(axis=0)
         for i, c in enumerate(CURVES):
-            rows.append({"specification": name, "curve": c, **{
-                f"{int(h)} mo": f"{100 * mean[i, j]:.1f}% ({100 * arr[:, i, j].min():.0f}–{100 * arr[:, i, j].max():.0f})"
-                for j, h in enumerate(HORIZONS_MONTHS)}})
+            rows.append(
+                {
+                    "specification": name,
+                    "curve": c,
+                    **{
+                        f"{int(h)} mo": (
+                            f"{100 * mean[i, j]:.1f}% ({100 * arr[:, i, j].min():.0f}–{100 * arr[:, i, j].max():.0f})"
+                        )
+                        for j, h in enumerate(HORIZONS_MONTHS)
+                    },
+                }
+            )
         ok = mean.min() >= 0.90 and mean.max() <= 0.97
-        checks.append(f"- {name}: mean coverage {100 * mean.min():.1f}–{100 * mean.max():.1f}% over the 4 curves × 4 "
-                      f"horizons → {'MET' if ok else 'NOT MET'} (target 90–97%); single replications "
-                      f"{100 * arr.min():.1f}–{100 * arr.max():.1f}%")
+        checks.append(
+            f"- {name}: mean coverage {100 * mean.min():.1f}–{100 * mean.max():.1f}% over the 4 curves × 4 "
+            f"horizons → {'MET' if ok else 'NOT MET'} (target 90–97%); single replications "
+            f"{100 * arr.min():.1f}–{100 * arr.max():.1f}%"
+        )
     text = f"""# Interval coverage over repeated training cohorts — {SYNTHETIC_LABEL}
 
-Command: `uv run python benchmarks/coverage.py{' --quick' if args.quick else ''}` (source: `benchmarks/coverage.py`).
+Command: `uv run python benchmarks/coverage.py{" --quick" if args.quick else ""}` (source: `benchmarks/coverage.py`).
 {args.replications} independent training cohorts of n = {args.n_train} (seeds {args.seed} + 1000 r), one test cohort
 of n = {args.n_test} (seed {args.seed + 1}); cause-specific Cox in the illness–death model, pre-specified clinical
 predictors, step-function effect of disease status at HSCT (knots 6 and 12 months), post-relapse Cox on the same

@@ -101,17 +101,31 @@ def run_dataset(ds, n_splits: int, n_repeats: int, n_boot: int, seed: int, log) 
         t0 = time.perf_counter()
         oof = np.full((n_rep, len(y), 4, len(HORIZONS)), np.nan)
         for f in folds:
-            oof[f.repeat, f.test] = _fit_predict(family, params, X.iloc[f.train][cols].reset_index(drop=True),
-                                                 y.iloc[f.train].reset_index(drop=True),
-                                                 post.iloc[f.train].reset_index(drop=True),
-                                                 X.iloc[f.test][cols].reset_index(drop=True), times, seed)
+            oof[f.repeat, f.test] = _fit_predict(
+                family,
+                params,
+                X.iloc[f.train][cols].reset_index(drop=True),
+                y.iloc[f.train].reset_index(drop=True),
+                post.iloc[f.train].reset_index(drop=True),
+                X.iloc[f.test][cols].reset_index(drop=True),
+                times,
+                seed,
+            )
         pred = oof.mean(axis=0)
         metrics, reps = V.pooled_metrics(outcomes, pred, HORIZONS, boot)
         seconds = time.perf_counter() - t0
-        out[label] = {"family": family, "params": params, "columns": cols, "metrics": metrics, "replicates": reps,
-                      "seconds": seconds}
-        log(f"  {ds.name} / {label}: {seconds:.1f} s; relapse C24 {metrics['relapse_cindex_24m']:.3f}, "
-            f"NRM C24 {metrics['trm_cindex_24m']:.3f}")
+        out[label] = {
+            "family": family,
+            "params": params,
+            "columns": cols,
+            "metrics": metrics,
+            "replicates": reps,
+            "seconds": seconds,
+        }
+        log(
+            f"  {ds.name} / {label}: {seconds:.1f} s; relapse C24 {metrics['relapse_cindex_24m']:.3f}, "
+            f"NRM C24 {metrics['trm_cindex_24m']:.3f}"
+        )
     return out
 
 
@@ -138,22 +152,26 @@ def render(results: dict, args, seconds: float) -> str:
         "",
         "Metrics of the pooled out-of-fold predictions (averaged over repeats): Wolbers' C-index (not IPCW), "
         "Blanche's IPCW time-dependent AUC, IPA (1 − Brier / Brier of the Aalen–Johansen null) and the calibration "
-        "ICI / slope (pseudo-observations, Austin 2020). \"TRM\" here is death without relapse (NRM).",
+        'ICI / slope (pseudo-observations, Austin 2020). "TRM" here is death without relapse (NRM).',
         "Data: mstate's simplified EBMT registry extracts, for illustrating methods only — no clinical conclusions.",
         "",
     ]
     for name, res in results.items():
         lines += [f"## {name}", ""]
         for cause, title in (("relapse", "Relapse"), ("trm", "Non-relapse mortality")):
-            lines += [f"### {title}", "",
-                      "| model | C 12 m | C 24 m | C 60 m | AUC 24 m | IPA 24 m | ICI 24 m | slope 24 m |",
-                      "|---|---|---|---|---|---|---|---|"]
+            lines += [
+                f"### {title}",
+                "",
+                "| model | C 12 m | C 24 m | C 60 m | AUC 24 m | IPA 24 m | ICI 24 m | slope 24 m |",
+                "|---|---|---|---|---|---|---|---|",
+            ]
             for label, r in res.items():
                 m = r["metrics"]
                 lines.append(
                     f"| {label} | {_ci(m, f'{cause}_cindex_12m')} | {_ci(m, f'{cause}_cindex_24m')} | "
                     f"{_ci(m, f'{cause}_cindex_60m')} | {_ci(m, f'{cause}_auc_24m')} | {_ci(m, f'{cause}_ipa_24m')} | "
-                    f"{_ci(m, f'{cause}_ici_24m')} | {_ci(m, f'{cause}_cal_slope_24m')} |")
+                    f"{_ci(m, f'{cause}_ici_24m')} | {_ci(m, f'{cause}_cal_slope_24m')} |"
+                )
             lines.append("")
         ref_label = "EBMT score alone (Cox)" if "EBMT score alone (Cox)" in res else "cause-specific Cox"
         ref = res[ref_label]
@@ -168,8 +186,11 @@ def render(results: dict, args, seconds: float) -> str:
                 parts.append(f"{cause} {d[0]:+.3f} ({d[1]:+.3f} to {d[2]:+.3f})" if d else f"{cause} —")
             lines.append(f"- {label}: " + "; ".join(parts))
         lines.append("")
-        lines.append("Fit + predict time over all folds: " + ", ".join(
-            f"{label} {r['seconds']:.0f} s" for label, r in res.items()) + ".")
+        lines.append(
+            "Fit + predict time over all folds: "
+            + ", ".join(f"{label} {r['seconds']:.0f} s" for label, r in res.items())
+            + "."
+        )
         lines.append("")
     lines += ["## Reading", "", "<!-- READING -->", ""]
     return "\n".join(lines)
@@ -180,11 +201,21 @@ def log_to_mlflow(results: dict, args) -> None:
 
     for name, res in results.items():
         for label, r in res.items():
-            tracking.log_benchmark_run("benchmark-ebmt", f"{name} / {label}",
-                                       params={"dataset": name, "family": r["family"], **r["params"],
-                                               "columns": ",".join(r["columns"]), "splits": args.splits,
-                                               "repeats": args.repeats, "bootstrap": args.boot, "seed": args.seed},
-                                       metrics=r["metrics"])
+            tracking.log_benchmark_run(
+                "benchmark-ebmt",
+                f"{name} / {label}",
+                params={
+                    "dataset": name,
+                    "family": r["family"],
+                    **r["params"],
+                    "columns": ",".join(r["columns"]),
+                    "splits": args.splits,
+                    "repeats": args.repeats,
+                    "bootstrap": args.boot,
+                    "seed": args.seed,
+                },
+                metrics=r["metrics"],
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -207,8 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     for load in loaders:
         ds = load()
         print(f"{ds.name}: n={ds.n}, events {ds.y['event'].value_counts().sort_index().to_dict()}", flush=True)
-        results[ds.name] = run_dataset(ds, args.splits, args.repeats, args.boot, args.seed,
-                                       log=lambda m: print(m, flush=True))
+        results[ds.name] = run_dataset(
+            ds, args.splits, args.repeats, args.boot, args.seed, log=lambda m: print(m, flush=True)
+        )
     text = render(results, args, time.perf_counter() - t0)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     old = args.out.read_text(encoding="utf-8") if args.out.exists() else ""

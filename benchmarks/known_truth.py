@@ -66,14 +66,28 @@ def families(args) -> list[Family]:
     out = []
     specs = [
         ("CauseSpecificCox", "CauseSpecificCox (all columns, PH)", lambda cls: cls(), args.bootstrap, None),
-        ("CauseSpecificCox", "CauseSpecificCox (clinical, time-varying status)", lambda cls: cls(**clinical),
-         args.bootstrap, lambda: PostRelapseModel(features=clinical["features"])),
-        ("CauseSpecificCox", "CauseSpecificCox (clinical, time-varying status, centers)",
-         lambda cls: cls(**with_centers), args.bootstrap,
-         lambda: PostRelapseModel(features=with_centers["features"])),
+        (
+            "CauseSpecificCox",
+            "CauseSpecificCox (clinical, time-varying status)",
+            lambda cls: cls(**clinical),
+            args.bootstrap,
+            lambda: PostRelapseModel(features=clinical["features"]),
+        ),
+        (
+            "CauseSpecificCox",
+            "CauseSpecificCox (clinical, time-varying status, centers)",
+            lambda cls: cls(**with_centers),
+            args.bootstrap,
+            lambda: PostRelapseModel(features=with_centers["features"]),
+        ),
         ("FineGray", "FineGray", lambda cls: cls(), args.fine_gray_bootstrap, None),
-        ("CauseSpecificForest", "CauseSpecificForest", lambda cls: cls(n_estimators=args.trees, random_state=0),
-         args.forest_bootstrap, None),
+        (
+            "CauseSpecificForest",
+            "CauseSpecificForest",
+            lambda cls: cls(n_estimators=args.trees, random_state=0),
+            args.forest_bootstrap,
+            None,
+        ),
         ("CauseSpecificBoosting", "CauseSpecificBoosting", lambda cls: cls(random_state=0), args.bootstrap, None),
     ]
     for name, label, build, b, post in specs:
@@ -117,8 +131,9 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20260101)
     ap.add_argument("--bootstrap", type=int, default=100, help="refits for intervals (Cox family, boosting)")
     ap.add_argument("--forest-bootstrap", type=int, default=20, help="refits for the forest's intervals (costly)")
-    ap.add_argument("--fine-gray-bootstrap", type=int, default=50,
-                    help="refits for Fine–Gray's intervals (0 = no intervals)")
+    ap.add_argument(
+        "--fine-gray-bootstrap", type=int, default=50, help="refits for Fine–Gray's intervals (0 = no intervals)"
+    )
     ap.add_argument("--trees", type=int, default=200, help="trees per cause in the forest")
     ap.add_argument("--n-jobs", type=int, default=1, help="parallel bootstrap refits")
     ap.add_argument("--quick", action="store_true", help="small smoke run (not for the results file)")
@@ -142,44 +157,69 @@ def main(argv=None) -> int:
     ev, tm = ote["event"].to_numpy(), ote["time"].to_numpy()
 
     rows, coverage, notes = [], [], []
-    oracle = point_metrics(ev, tm, truth["relapse"][:, t24], truth["trm"][:, t24], tau,
-                           truth["relapse"][:, t24], truth["trm"][:, t24])
+    oracle = point_metrics(
+        ev, tm, truth["relapse"][:, t24], truth["trm"][:, t24], tau, truth["relapse"][:, t24], truth["trm"][:, t24]
+    )
     rows.append({"model": "oracle (true CIF)", **oracle, "fit_s": float("nan")})
 
     aj = AalenJohansen().fit(Xtr, otr[["event", "time"]])
     est, lo, hi = aj.predict_cumulative_incidence(Xte, horizons_days, return_interval=True)
-    rows.append({"model": "AalenJohansen (no covariates)",
-                 **point_metrics(ev, tm, est[:, 1, t24], est[:, 2, t24], tau,
-                                 truth["relapse"][:, t24], truth["trm"][:, t24]), "fit_s": float("nan")})
-    coverage.append(("AalenJohansen (marginal log-log CI)", {
-        "relapse": (lo[:, 1], hi[:, 1]), "trm": (lo[:, 2], hi[:, 2]), "efs": (lo[:, 0], hi[:, 0])}))
+    rows.append(
+        {
+            "model": "AalenJohansen (no covariates)",
+            **point_metrics(
+                ev, tm, est[:, 1, t24], est[:, 2, t24], tau, truth["relapse"][:, t24], truth["trm"][:, t24]
+            ),
+            "fit_s": float("nan"),
+        }
+    )
+    coverage.append(
+        (
+            "AalenJohansen (marginal log-log CI)",
+            {"relapse": (lo[:, 1], hi[:, 1]), "trm": (lo[:, 2], hi[:, 2]), "efs": (lo[:, 0], hi[:, 0])},
+        )
+    )
 
     for fam in families(args):
         print(f"fitting {fam.name} with {fam.bootstrap} bootstrap refits ...", file=sys.stderr)
         t0 = time.perf_counter()
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always", CIFCoherenceWarning)
-            idm = IllnessDeathModel(cr_model=fam.make(), post_relapse=fam.post() if fam.post else None,
-                                    n_bootstrap=fam.bootstrap, random_state=0, n_jobs=args.n_jobs).fit(Xtr, otr)
+            idm = IllnessDeathModel(
+                cr_model=fam.make(),
+                post_relapse=fam.post() if fam.post else None,
+                n_bootstrap=fam.bootstrap,
+                random_state=0,
+                n_jobs=args.n_jobs,
+            ).fit(Xtr, otr)
             fit_s = time.perf_counter() - t0
             print(f"  fitted in {fit_s:.0f} s; predicting ...", file=sys.stderr)
             cif = idm.cr_model_.predict_cumulative_incidence(Xte, [tau])[:, :, 0]
             states = idm.predict_states(Xte, horizons_days, return_interval=fam.bootstrap > 0)
         n_coh = sum(issubclass(w.category, CIFCoherenceWarning) for w in caught)
         if n_coh:
-            notes.append(f"{fam.name}: {n_coh} CIF-coherence warnings (hazard increments > 1 rescaled, tail of "
-                         "the time axis, main fit or bootstrap replicates).")
-        rows.append({"model": fam.name, **point_metrics(ev, tm, cif[:, 1], cif[:, 2], tau,
-                                                        truth["relapse"][:, t24], truth["trm"][:, t24]),
-                     "fit_s": fit_s})
+            notes.append(
+                f"{fam.name}: {n_coh} CIF-coherence warnings (hazard increments > 1 rescaled, tail of "
+                "the time axis, main fit or bootstrap replicates)."
+            )
+        rows.append(
+            {
+                "model": fam.name,
+                **point_metrics(ev, tm, cif[:, 1], cif[:, 2], tau, truth["relapse"][:, t24], truth["trm"][:, t24]),
+                "fit_s": fit_s,
+            }
+        )
         if fam.bootstrap == 0:
-            notes.append(f"{fam.name}: no interval coverage (fitted without bootstrap refits: one fit takes "
-                         f"{fit_s:.0f} s on this machine).")
+            notes.append(
+                f"{fam.name}: no interval coverage (fitted without bootstrap refits: one fit takes "
+                f"{fit_s:.0f} s on this machine)."
+            )
         else:
             _, lo, hi = states  # (n, 4, k): relapse, TRM, EFS, OS
             label = f"{fam.name} ({fam.bootstrap} bootstrap refits, percentile)"
-            coverage.append((label, {name: (lo[:, i], hi[:, i])
-                                     for i, name in enumerate(("relapse", "trm", "efs", "os"))}))
+            coverage.append(
+                (label, {name: (lo[:, i], hi[:, i]) for i, name in enumerate(("relapse", "trm", "efs", "os"))})
+            )
         print(f"  done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
     table = pd.DataFrame(rows)
@@ -193,10 +233,18 @@ def main(argv=None) -> int:
             width = np.nanmean(np.where(bad, np.nan, hi - lo), axis=0)
             if not label.startswith("AalenJohansen"):
                 coverage_range.setdefault(label, []).extend(inside.mean(axis=0).tolist())
-            cov_rows.append({"model": label, "curve": name,
-                             **{f"{int(h)} mo": f"{100 * inside[:, j].mean():.1f}% (w {width[j]:.3f}"
-                                + (f"; NaN {100 * bad[:, j].mean():.0f}%" if bad[:, j].any() else "") + ")"
-                                for j, h in enumerate(HORIZONS_MONTHS)}})
+            cov_rows.append(
+                {
+                    "model": label,
+                    "curve": name,
+                    **{
+                        f"{int(h)} mo": f"{100 * inside[:, j].mean():.1f}% (w {width[j]:.3f}"
+                        + (f"; NaN {100 * bad[:, j].mean():.0f}%" if bad[:, j].any() else "")
+                        + ")"
+                        for j, h in enumerate(HORIZONS_MONTHS)
+                    },
+                }
+            )
     cov = pd.DataFrame(cov_rows)
 
     # targets
@@ -206,24 +254,30 @@ def main(argv=None) -> int:
         if len(models_only):
             best = models_only.loc[models_only[f"{cause}_c"].idxmax()]
             gap = oracle[f"{cause}_c"] - best[f"{cause}_c"]
-            checks.append(f"- {cause}: best C-index {best[f'{cause}_c']:.3f} ({best['model']}) vs oracle "
-                          f"{oracle[f'{cause}_c']:.3f}: gap {gap:.3f} → {'MET' if gap <= 0.03 else 'NOT MET'} "
-                          "(target ≤ 0.03)")
+            checks.append(
+                f"- {cause}: best C-index {best[f'{cause}_c']:.3f} ({best['model']}) vs oracle "
+                f"{oracle[f'{cause}_c']:.3f}: gap {gap:.3f} → {'MET' if gap <= 0.03 else 'NOT MET'} "
+                "(target ≤ 0.03)"
+            )
     for name in table["model"]:
         if not name.startswith(("CauseSpecificCox", "FineGray")):
             continue
         r = table[table["model"] == name]
         for cause in ("relapse", "trm"):
             ici = float(r[f"{cause}_ici"].iloc[0])
-            checks.append(f"- {name} {cause} ICI at 24 months {ici:.4f} → "
-                          f"{'MET' if ici <= 0.03 else 'NOT MET'} (target ≤ 0.03)")
+            checks.append(
+                f"- {name} {cause} ICI at 24 months {ici:.4f} → {'MET' if ici <= 0.03 else 'NOT MET'} (target ≤ 0.03)"
+            )
     for label, share in coverage_range.items():
         lo_c, hi_c = min(share), max(share)
-        checks.append(f"- {label}: coverage {100 * lo_c:.1f}–{100 * hi_c:.1f}% over the 4 curves × 4 horizons → "
-                      f"{'MET' if lo_c >= 0.90 and hi_c <= 0.97 else 'NOT MET'} (target 90–97%)")
+        checks.append(
+            f"- {label}: coverage {100 * lo_c:.1f}–{100 * hi_c:.1f}% over the 4 curves × 4 horizons → "
+            f"{'MET' if lo_c >= 0.90 and hi_c <= 0.97 else 'NOT MET'} (target 90–97%)"
+        )
     seen = {m.split(" (")[0] for m in table["model"]}
-    missing = [n for n in ("CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting")
-               if n not in seen]
+    missing = [
+        n for n in ("CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting") if n not in seen
+    ]
 
     fmt = table.copy()
     for c in fmt.columns:
@@ -232,7 +286,8 @@ def main(argv=None) -> int:
     total = time.perf_counter() - t_start
     text = f"""# Known-truth benchmark — {SYNTHETIC_LABEL}
 
-Command: `uv run python benchmarks/known_truth.py{' --quick' if args.quick else ''}` (source: `benchmarks/known_truth.py`).
+Command: `uv run python benchmarks/known_truth.py{" --quick" if args.quick else ""}` (source:
+`benchmarks/known_truth.py`).
 Synthetic cohort preset `base`: train n = {args.n_train} (seed {args.seed}), independent test n = {args.n_test}
 (seed {args.seed + 1}); features from the project pipeline fitted on the training cohort, with center effects
 (`center_effects=True`: the generator has center log hazard ratios up to ±0.15). Every model is fitted
@@ -256,20 +311,21 @@ against the generator's true CIF. The oracle row scores the true CIF itself: the
 
 ## Targets
 
-{chr(10).join(checks) if checks else '- (no model fitted)'}
+{chr(10).join(checks) if checks else "- (no model fitted)"}
 
 ## Interval coverage of the true curve (share of test patients inside their 95% interval; mean width)
 
 Target 90–97%. Cells: coverage (w = mean width over patients with finite bounds; NaN = share of patients whose
-interval has a NaN bound, counted as not covered). The Aalen–Johansen interval is for the marginal (cohort) curve, shown for contrast: it is not meant
+interval has a NaN bound, counted as not covered). The Aalen–Johansen interval is for the marginal (cohort)
+curve, shown for contrast: it is not meant
 to cover an individual patient's curve.
 
-{markdown_table(cov) if len(cov) else '(no intervals)'}
+{markdown_table(cov) if len(cov) else "(no intervals)"}
 
 ## Notes
 
-{chr(10).join('- ' + n for n in notes) if notes else '- none'}
-{('- missing model families (module not importable at run time): ' + ', '.join(missing)) if missing else ''}
+{chr(10).join("- " + n for n in notes) if notes else "- none"}
+{("- missing model families (module not importable at run time): " + ", ".join(missing)) if missing else ""}
 """
     write_results(args.out, text)
     return 0

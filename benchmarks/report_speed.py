@@ -41,9 +41,17 @@ def _fit_model(n: int, seed: int):
         raise SystemExit(f"synthetic cohort invalid: {problems[:3]}")
     records = records.reset_index(drop=True)
     outcomes = derive_outcomes(records).reset_index(drop=True)
-    return fit_risk_model(records, outcomes, CauseSpecificCox(alpha=1.0), model_name="cox",
-                          family="CauseSpecificCox", synthetic=True, fingerprint="benchmark",
-                          n_interval_bootstrap=30, seed=seed)
+    return fit_risk_model(
+        records,
+        outcomes,
+        CauseSpecificCox(alpha=1.0),
+        model_name="cox",
+        family="CauseSpecificCox",
+        synthetic=True,
+        fingerprint="benchmark",
+        n_interval_bootstrap=30,
+        seed=seed,
+    )
 
 
 def _subsetter() -> str:
@@ -117,7 +125,8 @@ def main() -> None:
         "",
         "Command: `uv run python benchmarks/report_speed.py"
         + (f" --repeats {args.repeats}" if args.repeats != 7 else "")
-        + (f" --model {args.model}" if args.model else "") + "`",
+        + (f" --model {args.model}" if args.model else "")
+        + "`",
         "",
         f"- Machine: {os.cpu_count()} CPUs, {platform.machine()}, Python {platform.python_version()}; "
         f"load average {load_before[0]:.2f} before / {load_after[0]:.2f} after the timed renders "
@@ -135,15 +144,23 @@ def main() -> None:
         f"| whole render, wall (n = {args.repeats}) | {med:.2f} | {min(total):.2f} | {max(total):.2f} |",
         f"| whole render, CPU of the process | {statistics.median(cpu):.2f} | {min(cpu):.2f} | {max(cpu):.2f} |",
     ]
-    labels = {"summary": "summary: validation + all predictions (table, curves, what-if)",
-              "html": "HTML: 3 SVG plots + template", "pdf": "PDF: WeasyPrint layout + fonts"}
+    labels = {
+        "summary": "summary: validation + all predictions (table, curves, what-if)",
+        "html": "HTML: 3 SVG plots + template",
+        "pdf": "PDF: WeasyPrint layout + fonts",
+    }
     for k, v in stages.items():
         lines.append(f"| {labels[k]}, wall | {statistics.median(v):.2f} | {min(v):.2f} | {max(v):.2f} |")
-    lines += ["", f"First render in a fresh process (imports, font configuration): {cold:.2f} s "
-              "(a server should call `nbrisk.reports.render.warm_up()` at start-up).", "",
-              "Reading: the render is single-threaded Python (WeasyPrint layout dominates), so with a free core the "
-              "wall-clock time approaches the CPU time; the gap above is time spent waiting for a core while "
-              f"the load average was {max(load_before[0], load_after[0]):.1f} on {os.cpu_count()} CPUs.", ""]
+    lines += [
+        "",
+        f"First render in a fresh process (imports, font configuration): {cold:.2f} s "
+        "(a server should call `nbrisk.reports.render.warm_up()` at start-up).",
+        "",
+        "Reading: the render is single-threaded Python (WeasyPrint layout dominates), so with a free core the "
+        "wall-clock time approaches the CPU time; the gap above is time spent waiting for a core while "
+        f"the load average was {max(load_before[0], load_after[0]):.1f} on {os.cpu_count()} CPUs.",
+        "",
+    ]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(lines), encoding="utf-8")
     print("\n".join(lines))

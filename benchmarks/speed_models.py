@@ -70,8 +70,11 @@ def main(argv=None) -> int:
     ap.add_argument("--repeats", type=int, default=30, help="repeats of the one-patient timing")
     ap.add_argument("--batch-repeats", type=int, default=3)
     ap.add_argument("--seed", type=int, default=7)
-    ap.add_argument("--families", default="CauseSpecificCox,FineGray,CauseSpecificForest,CauseSpecificBoosting",
-                    help="comma-separated model families to time")
+    ap.add_argument(
+        "--families",
+        default="CauseSpecificCox,FineGray,CauseSpecificForest,CauseSpecificBoosting",
+        help="comma-separated model families to time",
+    )
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
@@ -131,44 +134,51 @@ def main(argv=None) -> int:
             reps = args.batch_repeats if name != "CauseSpecificForest" else 1
             batch = median_time(lambda idm=idm: idm.predict_curves(Xb, HORIZONS_MONTHS), reps, warmup=0)
         print(f"  one {fmt_s(one)}, batch {fmt_s(batch)}", file=sys.stderr)
-        rows.append({
-            "model family": label,
-            "bootstrap refits": B,
-            "fit (with refits)": fmt_s(fit_s),
-            "1 patient, with intervals": fmt_s(one),
-            "1 patient, point only": fmt_s(one_point),
-            f"batch {args.batch:,}, with intervals": fmt_s(batch),
-            "_one": one,
-            "_batch": batch,
-        })
+        rows.append(
+            {
+                "model family": label,
+                "bootstrap refits": B,
+                "fit (with refits)": fmt_s(fit_s),
+                "1 patient, with intervals": fmt_s(one),
+                "1 patient, point only": fmt_s(one_point),
+                f"batch {args.batch:,}, with intervals": fmt_s(batch),
+                "_one": one,
+                "_batch": batch,
+            }
+        )
 
     checks = []
     for r in rows:
         if r["model family"].startswith(("CauseSpecificCox", "FineGray")):
-            checks.append(f"- {r['model family']}: one patient {fmt_s(r['_one'])} → "
-                          f"{'MET' if r['_one'] <= 0.005 else 'NOT MET'} (≤ 5 ms); batch of {args.batch:,} "
-                          f"{fmt_s(r['_batch'])} → {'MET' if r['_batch'] <= 2.0 else 'NOT MET'} (≤ 2 s)")
+            checks.append(
+                f"- {r['model family']}: one patient {fmt_s(r['_one'])} → "
+                f"{'MET' if r['_one'] <= 0.005 else 'NOT MET'} (≤ 5 ms); batch of {args.batch:,} "
+                f"{fmt_s(r['_batch'])} → {'MET' if r['_batch'] <= 2.0 else 'NOT MET'} (≤ 2 s)"
+            )
     table = pd.DataFrame(rows).drop(columns=["_one", "_batch"]) if rows else pd.DataFrame()
+    quick_flag = " --quick" if args.quick else ""
+    all_families = {"CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"}
+    families_flag = " --families " + args.families if wanted != all_families else ""
     text = f"""# Prediction speed per model family — {SYNTHETIC_LABEL}
 
-Command: `uv run python benchmarks/speed_models.py{' --quick' if args.quick else ''}{' --families ' + args.families if wanted != {'CauseSpecificCox', 'FineGray', 'CauseSpecificForest', 'CauseSpecificBoosting'} else ''}` (source: `benchmarks/speed_models.py`).
+Command: `uv run python benchmarks/speed_models.py{quick_flag}{families_flag}` (source: `benchmarks/speed_models.py`).
 Machine: {machine()}; 1-minute load average when the run started: {load0:.1f} (other jobs inflate the times).
 Training: synthetic cohort n = {args.n_train} (seed {args.seed}); each family fitted inside `IllnessDeathModel`
 (post-relapse Cox for OS) with the listed bootstrap refits; default hyper-parameters (forest: 200 trees per cause;
 boosting: 200 rounds per cause). Predictions: relapse / TRM CIF, EFS and OS with 95% percentile intervals at
-{', '.join(str(int(h)) for h in HORIZONS_MONTHS)} months via `IllnessDeathModel.predict_curves`, in process, from
+{", ".join(str(int(h)) for h in HORIZONS_MONTHS)} months via `IllnessDeathModel.predict_curves`, in process, from
 features (the record → features transform of one patient takes {fmt_s(t_features)} more). One-patient times: median
 of {args.repeats} calls after a warm-up; batch: median of {args.batch_repeats} (forest: 1).
 Prediction time grows linearly with the number of refits for the forest and boosting (each refit is evaluated in
 turn); the cause-specific Cox and Fine–Gray models evaluate all refits at once in closed form (Fine–Gray's patients
 whose F1 + F2 must be capped at 1 take its full grid of event times: most of its batch time).
 
-{markdown_table(table) if rows else '(no model available)'}
+{markdown_table(table) if rows else "(no model available)"}
 
 ## Targets (Cox family)
 
-{chr(10).join(checks) if checks else '- no Cox-family model available'}
-{('- missing model families (not importable at run time): ' + ', '.join(missing)) if missing else ''}
+{chr(10).join(checks) if checks else "- no Cox-family model available"}
+{("- missing model families (not importable at run time): " + ", ".join(missing)) if missing else ""}
 """
     write_results(args.out, text)
     return 0

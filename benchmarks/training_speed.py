@@ -50,8 +50,14 @@ def run_size(config: Path, n: int) -> dict:
     with tempfile.TemporaryDirectory(prefix="nbrisk_speed_") as home:
         env = dict(os.environ, NBRISK_HOME=home, MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlruns/mlflow.db")
         t0 = time.perf_counter()
-        proc = subprocess.Popen([sys.executable, "-c", CHILD, str(config), str(n)], env=env, cwd=ROOT,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, "-c", CHILD, str(config), str(n)],
+            env=env,
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.DEVNULL,
+            text=True,
+        )
         out = proc.stdout.read()
         # reap the child ourselves to get its resource usage (ru_maxrss covers its waited-for workers too)
         _, status, usage = os.wait4(proc.pid, 0)
@@ -61,8 +67,14 @@ def run_size(config: Path, n: int) -> dict:
     if proc.returncode != 0 or line is None:
         return {"n": n, "ok": False, "wall_s": wall}
     _, train_s, stages = line.split(" ", 2)
-    return {"n": n, "ok": True, "wall_s": wall, "train_s": float(train_s), "stages": stages,
-            "peak_mb": usage.ru_maxrss / 1024.0}
+    return {
+        "n": n,
+        "ok": True,
+        "wall_s": wall,
+        "train_s": float(train_s),
+        "stages": stages,
+        "peak_mb": usage.ru_maxrss / 1024.0,
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,14 +104,18 @@ def main(argv: list[str] | None = None) -> int:
     ]
     for r in rows:
         if r["ok"]:
-            lines.append(f"| {r['n']:,} | {r['wall_s'] / 60:.1f} min | {r['train_s'] / 60:.1f} min | "
-                         f"{r['peak_mb']:.0f} MB | {r['stages']} |")
+            lines.append(
+                f"| {r['n']:,} | {r['wall_s'] / 60:.1f} min | {r['train_s'] / 60:.1f} min | "
+                f"{r['peak_mb']:.0f} MB | {r['stages']} |"
+            )
         else:
             lines.append(f"| {r['n']:,} | failed after {r['wall_s'] / 60:.1f} min | — | — | — |")
-    header = ("# Training speed (`benchmarks/training_speed.py`)\n\n"
-              "SYNTHETIC — not for clinical use. Newest results first.\n\n")
+    header = (
+        "# Training speed (`benchmarks/training_speed.py`)\n\n"
+        "SYNTHETIC — not for clinical use. Newest results first.\n\n"
+    )
     old = args.out.read_text(encoding="utf-8") if args.out.exists() else header
-    body = old[len(header):] if old.startswith(header) else old
+    body = old[len(header) :] if old.startswith(header) else old
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(header + "\n".join(lines) + "\n\n" + body, encoding="utf-8")
     print(f"wrote {args.out}")

@@ -67,8 +67,10 @@ def synth(n: int, seed: int, preset: str, out: Path) -> None:
     if problems:  # pragma: no cover - a generator bug, tested by the generator's own tests
         raise NbriskError(f"the generator produced {len(problems)} invalid value(s); first: {problems[0]}")
     write_table(df, out)
-    _console().print(f"[bold]{SYNTHETIC_LABEL}[/bold] — wrote {n} synthetic patients (preset {preset}, seed {seed}) "
-                     f"to {out}", highlight=False)
+    _console().print(
+        f"[bold]{SYNTHETIC_LABEL}[/bold] — wrote {n} synthetic patients (preset {preset}, seed {seed}) to {out}",
+        highlight=False,
+    )
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -79,7 +81,8 @@ def synth(n: int, seed: int, preset: str, out: Path) -> None:
 def validate(path: Path) -> int:
     """Validate every row of a cohort or prediction file (CSV, Parquet or JSON); print a table of every problem.
 
-    Rows are 1-based data rows of a CSV/Parquet file, 0-based indices of a JSON list. A file with any outcome column is checked as a **training cohort** (outcomes and ``center_id`` required);
+    Rows are 1-based data rows of a CSV/Parquet file, 0-based indices of a JSON list. A file with any outcome
+    column is checked as a **training cohort** (outcomes and ``center_id`` required);
     otherwise as **prediction records**. Returns the exit code: 0 all valid, 1 otherwise.
     """
     pre: list[Problem] = []
@@ -96,15 +99,19 @@ def validate(path: Path) -> int:
         problems.append(NO_RECORDS)
     kind = "training cohort (with outcomes)" if training else "prediction records (no outcome fields)"
     console = _console()
-    label = f" [bold]{SYNTHETIC_LABEL}[/bold]" if "patient_id" in raw.columns and is_synthetic(
-        raw["patient_id"]) else ""
+    label = (
+        f" [bold]{SYNTHETIC_LABEL}[/bold]" if "patient_id" in raw.columns and is_synthetic(raw["patient_id"]) else ""
+    )
     if not problems:
         console.print(f"OK: {len(raw)} record(s) in {path} are valid as a {kind}.{label}", highlight=False)
         return 0
     console.print(problem_table(problems, title=f"Problems in {path} (checked as a {kind})"))
     n_rows = len({p.row for p in problems if p.row is not None})
-    console.print(f"{len(problems)} problem(s) in {n_rows} row(s) of {len(raw)}; nothing was loaded. "
-                  "Fix them and run the command again.", highlight=False)
+    console.print(
+        f"{len(problems)} problem(s) in {n_rows} row(s) of {len(raw)}; nothing was loaded. "
+        "Fix them and run the command again.",
+        highlight=False,
+    )
     return 1
 
 
@@ -159,8 +166,17 @@ def describe_cohort(records: pd.DataFrame, outcomes: pd.DataFrame) -> dict[str, 
             counts = col.value_counts(dropna=True)
             for lv in levels:
                 c = int(counts.get(lv, 0))
-                rows.append({"group": spec.group, "field": name, "label": spec.label, "level": shown[lv],
-                             "summary": f"{c} ({100 * c / n:.1f}%)" if n else "0", "count": c, "missing": missing})
+                rows.append(
+                    {
+                        "group": spec.group,
+                        "field": name,
+                        "label": spec.label,
+                        "level": shown[lv],
+                        "summary": f"{c} ({100 * c / n:.1f}%)" if n else "0",
+                        "count": c,
+                        "missing": missing,
+                    }
+                )
         else:
             vals = col.to_numpy(dtype=float)
             vals = vals[np.isfinite(vals)]
@@ -170,8 +186,16 @@ def describe_cohort(records: pd.DataFrame, outcomes: pd.DataFrame) -> dict[str, 
             else:
                 summary = "—"
             unit = f" ({spec.unit})" if spec.unit and spec.unit not in spec.label.lower() else ""
-            rows.append({"group": spec.group, "field": name, "label": spec.label + unit, "level": None,
-                         "summary": summary, "missing": missing})
+            rows.append(
+                {
+                    "group": spec.group,
+                    "field": name,
+                    "label": spec.label + unit,
+                    "level": None,
+                    "summary": summary,
+                    "missing": missing,
+                }
+            )
 
     event = outcomes["event"].to_numpy(dtype=int)
     time = outcomes["time"].to_numpy(dtype=float)
@@ -236,23 +260,29 @@ def describe(path: Path) -> None:
     events = Table(title="Events (competing risks)")
     for c in ("first event", "n", "%"):
         events.add_column(c, justify="right" if c != "first event" else "left")
-    for name, key in (("relapse / progression", "relapse"), ("transplant-related mortality", "trm"),
-                      ("censored (alive, event-free)", "censored")):
+    for name, key in (
+        ("relapse / progression", "relapse"),
+        ("transplant-related mortality", "trm"),
+        ("censored (alive, event-free)", "censored"),
+    ):
         events.add_row(name, str(ev[key]), f"{100 * ev[key] / n:.1f}")
     events.add_row("deaths (any cause)", str(ev["deaths"]), f"{100 * ev['deaths'] / n:.1f}")
     console.print(events)
     if summary["median_followup_months"] is not None:
-        console.print(f"Median follow-up (reverse Kaplan–Meier): {summary['median_followup_months']:.1f} months",
-                      highlight=False)
+        console.print(
+            f"Median follow-up (reverse Kaplan–Meier): {summary['median_followup_months']:.1f} months", highlight=False
+        )
 
     cif = Table(title="Cumulative incidence (Aalen–Johansen, 95% CI)")
     cif.add_column("years", justify="right")
     cif.add_column("relapse / progression", justify="right")
     cif.add_column("TRM", justify="right")
     for r, t in zip(summary["cif"]["relapse"], summary["cif"]["trm"], strict=True):
-        cif.add_row(str(r["years"]), f"{_pct(r['estimate'])} ({_pct(r['lower'])}–{_pct(r['upper'])})",
-                    f"{_pct(t['estimate'])} ({_pct(t['lower'])}–{_pct(t['upper'])})")
+        cif.add_row(
+            str(r["years"]),
+            f"{_pct(r['estimate'])} ({_pct(r['lower'])}–{_pct(r['upper'])})",
+            f"{_pct(t['estimate'])} ({_pct(t['lower'])}–{_pct(t['upper'])})",
+        )
     console.print(cif)
     if cohort.synthetic:
         console.print(f"[bold]{SYNTHETIC_LABEL}[/bold]", highlight=False)
-

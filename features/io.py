@@ -145,8 +145,13 @@ def read_cohort(path: str | Path, *, require_center: bool = True) -> Cohort:
     typed = typed.reset_index(drop=True)
     outcomes = derive_outcomes(typed)
     records = typed[[c for c in [*ID_FIELDS, *PREDICTOR_FIELDS] if c in typed.columns]]
-    return Cohort(records=records, outcomes=outcomes, source=str(path), fingerprint=file_fingerprint(path),
-                  synthetic=is_synthetic(records["patient_id"]))
+    return Cohort(
+        records=records,
+        outcomes=outcomes,
+        source=str(path),
+        fingerprint=file_fingerprint(path),
+        synthetic=is_synthetic(records["patient_id"]),
+    )
 
 
 def _json_records(obj: Any) -> tuple[pd.DataFrame, list[Problem]]:
@@ -155,11 +160,11 @@ def _json_records(obj: Any) -> tuple[pd.DataFrame, list[Problem]]:
     if isinstance(obj, Mapping) and "patients" in obj:
         obj = obj["patients"]
         if not isinstance(obj, list):
-            raise NbriskError("\"patients\" must be a list of patient objects")
+            raise NbriskError('"patients" must be a list of patient objects')
     if isinstance(obj, Mapping):
         obj = [obj]
     if not isinstance(obj, list):
-        raise NbriskError("JSON input must be a patient object, a list of patient objects or {\"patients\": [...]}")
+        raise NbriskError('JSON input must be a patient object, a list of patient objects or {"patients": [...]}')
     return records_frame(obj)
 
 
@@ -183,8 +188,7 @@ def merge_problems(pre: list[Problem], found: list[Problem]) -> list[Problem]:
     return merged
 
 
-def read_records(source: str | Path | Mapping | list | pd.DataFrame, *, require_center: bool = False
-                 ) -> pd.DataFrame:
+def read_records(source: str | Path | Mapping | list | pd.DataFrame, *, require_center: bool = False) -> pd.DataFrame:
     """Read and validate prediction input → typed records (identification + predictor fields), index 0..n-1.
 
     ``source`` may be a CSV/Parquet/JSON file path, a JSON object (one patient), a list of objects, or a raw
@@ -211,8 +215,9 @@ def read_records(source: str | Path | Mapping | list | pd.DataFrame, *, require_
             frame = read_table(path)
     if len(frame) == 0 and not pre:
         raise NbriskError(f"no patient records in {label or 'the input'}")
-    typed, problems = validate_records(frame, require_outcomes=False, require_center=require_center,
-                                       first_row=first_row)
+    typed, problems = validate_records(
+        frame, require_outcomes=False, require_center=require_center, first_row=first_row
+    )
     problems = merge_problems(pre, problems)
     if problems:
         raise CohortValidationError(problems, source=label)

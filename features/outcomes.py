@@ -29,8 +29,17 @@ from nbrisk.features.record import CohortValidationError, Problem, _display, _pl
 DAY_ZERO_TIME = 0.5
 _DATE_FIELDS = ("date_hsct", "date_relapse", "date_death", "date_last_followup")
 
-OUTCOME_COLUMNS = ("event", "time", "efs_event", "efs_time", "os_event", "os_time", "relapse_time",
-                   "post_relapse_time", "post_relapse_event")
+OUTCOME_COLUMNS = (
+    "event",
+    "time",
+    "efs_event",
+    "efs_time",
+    "os_event",
+    "os_time",
+    "relapse_time",
+    "post_relapse_time",
+    "post_relapse_event",
+)
 
 
 def _as_dates(df: pd.DataFrame, name: str) -> np.ndarray:
@@ -39,8 +48,11 @@ def _as_dates(df: pd.DataFrame, name: str) -> np.ndarray:
         return np.full(len(df), np.datetime64("NaT"), dtype="datetime64[ns]")
     col = df[name]
     if not pd.api.types.is_datetime64_any_dtype(col.dtype):
-        col = pd.to_datetime(col.astype(object).where(col.notna() & (col.astype(str).str.strip() != ""), None),
-                             format="%Y-%m-%d", errors="coerce")
+        col = pd.to_datetime(
+            col.astype(object).where(col.notna() & (col.astype(str).str.strip() != ""), None),
+            format="%Y-%m-%d",
+            errors="coerce",
+        )
     return col.to_numpy(dtype="datetime64[ns]")
 
 
@@ -64,11 +76,15 @@ def outcome_problems(df: pd.DataFrame, *, first_row: int = 1, check_missing: boo
     """
     n = len(df)
     hsct, rel, death, fu = (_as_dates(df, f) for f in _DATE_FIELDS)
-    cause = (df["cause_of_death"].to_numpy(dtype=object) if "cause_of_death" in df.columns
-             else np.full(n, None, dtype=object))
-    cause = np.array([None if (c is None or (isinstance(c, float) and np.isnan(c)) or c == "") else c
-                      for c in cause], dtype=object)
-    ids = (df["patient_id"].to_numpy(dtype=object) if "patient_id" in df.columns else np.full(n, None))
+    cause = (
+        df["cause_of_death"].to_numpy(dtype=object)
+        if "cause_of_death" in df.columns
+        else np.full(n, None, dtype=object)
+    )
+    cause = np.array(
+        [None if (c is None or (isinstance(c, float) and np.isnan(c)) or c == "") else c for c in cause], dtype=object
+    )
+    ids = df["patient_id"].to_numpy(dtype=object) if "patient_id" in df.columns else np.full(n, None)
     found: list[tuple[int, int, Problem]] = []
 
     def add(mask: np.ndarray, fields: tuple[str, ...], rule: str) -> None:
@@ -86,24 +102,48 @@ def outcome_problems(df: pd.DataFrame, *, first_row: int = 1, check_missing: boo
     if "hsct_year" in df.columns:
         year = pd.to_numeric(df["hsct_year"], errors="coerce").to_numpy(dtype=float)
         hsct_year = hsct.astype("datetime64[Y]").astype(int).astype(float) + 1970.0
-        add(has_h & np.isfinite(year) & (hsct_year != year), ("date_hsct", "hsct_year"),
-            "the year of date_hsct must equal hsct_year")
-    add(has_h & has_r & (rel <= hsct), ("date_hsct", "date_relapse"),
-        "date_relapse must be after date_hsct (relapse/progression after day 0)")
+        add(
+            has_h & np.isfinite(year) & (hsct_year != year),
+            ("date_hsct", "hsct_year"),
+            "the year of date_hsct must equal hsct_year",
+        )
+    add(
+        has_h & has_r & (rel <= hsct),
+        ("date_hsct", "date_relapse"),
+        "date_relapse must be after date_hsct (relapse/progression after day 0)",
+    )
     add(has_h & has_d & (death < hsct), ("date_hsct", "date_death"), "date_death must be on or after date_hsct")
-    add(has_r & has_d & (death < rel), ("date_relapse", "date_death"),
-        "date_death must be on or after date_relapse (death before relapse is impossible)")
+    add(
+        has_r & has_d & (death < rel),
+        ("date_relapse", "date_death"),
+        "date_death must be on or after date_relapse (death before relapse is impossible)",
+    )
     add(has_c & ~has_d, ("cause_of_death", "date_death"), "cause_of_death is set but date_death is missing")
-    add(has_d & ~has_c, ("date_death", "cause_of_death"),
-        "date_death is set but cause_of_death is missing (use 'unknown' if not known)")
-    add((cause == "relapse_progression") & ~has_r, ("cause_of_death", "date_relapse"),
-        "cause_of_death relapse_progression requires a date_relapse")
-    add(has_f & has_h & (fu < hsct), ("date_last_followup", "date_hsct"),
-        "date_last_followup must be on or after date_hsct")
-    add(has_f & has_r & (fu < rel), ("date_last_followup", "date_relapse"),
-        "date_last_followup must be on or after date_relapse")
-    add(has_f & has_d & (fu != death), ("date_last_followup", "date_death"),
-        "date_last_followup must equal date_death when the patient died")
+    add(
+        has_d & ~has_c,
+        ("date_death", "cause_of_death"),
+        "date_death is set but cause_of_death is missing (use 'unknown' if not known)",
+    )
+    add(
+        (cause == "relapse_progression") & ~has_r,
+        ("cause_of_death", "date_relapse"),
+        "cause_of_death relapse_progression requires a date_relapse",
+    )
+    add(
+        has_f & has_h & (fu < hsct),
+        ("date_last_followup", "date_hsct"),
+        "date_last_followup must be on or after date_hsct",
+    )
+    add(
+        has_f & has_r & (fu < rel),
+        ("date_last_followup", "date_relapse"),
+        "date_last_followup must be on or after date_relapse",
+    )
+    add(
+        has_f & has_d & (fu != death),
+        ("date_last_followup", "date_death"),
+        "date_last_followup must equal date_death when the patient died",
+    )
 
     found.sort(key=lambda t: (t[0], t[1]))
     return [p for _, _, p in found]

@@ -57,8 +57,10 @@ class UnseenCategoryError(NbriskError, ValueError):
 
     def __init__(self, unseen: list[tuple[str, str, list[int]]]):
         self.unseen = unseen
-        parts = [f"{f}={v!r} (row(s) {', '.join(str(p) for p in pos[:5])}{', …' if len(pos) > 5 else ''})"
-                 for f, v, pos in unseen]
+        parts = [
+            f"{f}={v!r} (row(s) {', '.join(str(p) for p in pos[:5])}{', …' if len(pos) > 5 else ''})"
+            for f, v, pos in unseen
+        ]
         super().__init__("category not seen in the training data, the model cannot score it: " + "; ".join(parts))
         self.field = unseen[0][0] if unseen else None
         self.value = unseen[0][1] if unseen else None
@@ -139,9 +141,21 @@ _NUMERIC_INPUTS: dict[str, bool] = {
 }
 
 #: Continuous columns (standardised when ``standardize=True``); every other column is a 0/1 indicator.
-_CONTINUOUS = ("age_at_hsct_years", "years_diagnosis_to_hsct", "metastatic_sites", "log10_ldh", "curie_score",
-               "marrow_tumor_percent", "residual_burden", "log10_cd34_dose", "donor_age_years", "era",
-               "relapsed_dx_to_hsct_0_18m", "relapsed_dx_to_hsct_18_36m", "relapsed_dx_to_hsct_over_36m")
+_CONTINUOUS = (
+    "age_at_hsct_years",
+    "years_diagnosis_to_hsct",
+    "metastatic_sites",
+    "log10_ldh",
+    "curie_score",
+    "marrow_tumor_percent",
+    "residual_burden",
+    "log10_cd34_dose",
+    "donor_age_years",
+    "era",
+    "relapsed_dx_to_hsct_0_18m",
+    "relapsed_dx_to_hsct_18_36m",
+    "relapsed_dx_to_hsct_over_36m",
+)
 
 _AGE = "age_at_diagnosis_months+months_diagnosis_to_hsct"
 _BURDEN = "disease_status_at_hsct+curie_score_at_hsct+bone_marrow_tumor_percent_at_hsct"
@@ -207,8 +221,7 @@ def _extract(records: pd.DataFrame) -> _Inputs:
         else:
             raw[f] = _to_float(col.to_numpy(dtype=object))
     center = series.get("center_id")
-    objs["center_id"] = (np.full(len(records), None, dtype=object) if center is None
-                         else center.to_numpy(dtype=object))
+    objs["center_id"] = np.full(len(records), None, dtype=object) if center is None else center.to_numpy(dtype=object)
     return _Inputs(raw=raw, objs=objs)
 
 
@@ -265,8 +278,9 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
                 raise NbriskError(f"cannot fit the feature pipeline: {f} is missing in every training record")
             self.medians_[f] = float(np.median(ok))
             self.ranges_[f] = (float(ok.min()), float(ok.max()))
-        self.missing_indicators_ = [f for f, nullable in _NUMERIC_INPUTS.items()
-                                    if nullable and bool(np.isnan(nums[f]).any())]
+        self.missing_indicators_ = [
+            f for f, nullable in _NUMERIC_INPUTS.items() if nullable and bool(np.isnan(nums[f]).any())
+        ]
         self.year_center_ = float(np.median(nums["hsct_year"]))
         known = [str(c) for c in inp.objs["center_id"] if c is not None and c == c]
         self.centers_ = sorted(set(known)) if self.center_effects else []
@@ -276,8 +290,11 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         seen_curie = np.isfinite(curie)
         overall = float(np.mean(curie[seen_curie] > 2))
         self.curie_over_2_share_ = {
-            str(st): (float(np.mean(curie[seen_curie & (status == st)] > 2))
-                      if np.any(seen_curie & (status == st)) else overall)
+            str(st): (
+                float(np.mean(curie[seen_curie & (status == st)] > 2))
+                if np.any(seen_curie & (status == st))
+                else overall
+            )
             for st in np.unique(status)
         }
         self.curie_over_2_share_[""] = overall
@@ -289,8 +306,9 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
             levels = {str(v): int(c) for v, c in zip(vals, counts, strict=True)}
             self.levels_[fac.field] = levels
             # The declared reference when the training data contain it, else the most frequent level.
-            self.references_[fac.field] = (fac.reference if fac.reference in levels
-                                           else max(levels, key=lambda k: (levels[k], k)))
+            self.references_[fac.field] = (
+                fac.reference if fac.reference in levels else max(levels, key=lambda k: (levels[k], k))
+            )
 
         self.scale_ = {}
         self.dropped_columns_ = []
@@ -310,8 +328,11 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         position = {name: j for j, name in enumerate(self.feature_names_out_)}
         # factor field → {level: output column}; the reference and dropped levels have no column.
         self._onehot_index_ = {
-            fac.field: {lvl: position[f"{fac.field}={lvl}"] for lvl in self.levels_[fac.field]
-                        if f"{fac.field}={lvl}" in position}
+            fac.field: {
+                lvl: position[f"{fac.field}={lvl}"]
+                for lvl in self.levels_[fac.field]
+                if f"{fac.field}={lvl}" in position
+            }
             for fac in _FACTORS
         }
         if self.standardize:
@@ -454,8 +475,9 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
             "prior_auto_hsct_tandem": (v["prior_auto_hsct"] >= 2).astype(float),
             "curie_score": v["curie_score_at_hsct"],
             "curie_score_over_2": np.where(np.isnan(curie_obs), curie_share, curie_obs > 2),
-            "kir_ligand_mismatch_haplo": ((inp.objs["donor_type"] == "haploidentical")
-                                          & (inp.objs["kir_ligand_mismatch"] == "yes")).astype(float),
+            "kir_ligand_mismatch_haplo": (
+                (inp.objs["donor_type"] == "haploidentical") & (inp.objs["kir_ligand_mismatch"] == "yes")
+            ).astype(float),
             "marrow_tumor_percent": v["bone_marrow_tumor_percent_at_hsct"],
             "residual_burden": burden,
             "lansky_below_90": (v["lansky_score"] < 90).astype(float),
@@ -526,10 +548,24 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 #: outcome (TRIPOD+AI item 8): a Cox model on all ~80 columns spends ~3 TRM events per coefficient and over-fits.
 #: Shell-style patterns over the output columns of :class:`RecordFeatures`.
 CLINICAL_PREDICTORS: tuple[str, ...] = (
-    "age_at_hsct_over_10y", "years_diagnosis_to_hsct", "metastatic_sites", "prior_auto_hsct_any", "era",
-    "lansky_below_90", "curie_score_over_2", "curie_score_at_hsct_missing", "hct_ci=*", "hct_ci_missing",
-    "mycn_status=amplified", "disease_phase=*", "disease_status_at_hsct=*", "relapsed_dx_to_hsct_*",
-    "donor_type=*", "graft_manipulation=*", "kir_ligand_mismatch_haplo", "conditioning_intensity=*",
+    "age_at_hsct_over_10y",
+    "years_diagnosis_to_hsct",
+    "metastatic_sites",
+    "prior_auto_hsct_any",
+    "era",
+    "lansky_below_90",
+    "curie_score_over_2",
+    "curie_score_at_hsct_missing",
+    "hct_ci=*",
+    "hct_ci_missing",
+    "mycn_status=amplified",
+    "disease_phase=*",
+    "disease_status_at_hsct=*",
+    "relapsed_dx_to_hsct_*",
+    "donor_type=*",
+    "graft_manipulation=*",
+    "kir_ligand_mismatch_haplo",
+    "conditioning_intensity=*",
     "planned_post_hsct_immunotherapy=anti_gd2",
 )
 
@@ -542,8 +578,11 @@ CLINICAL_KNOTS_DAYS: tuple[float, ...] = (6 * DAYS_PER_MONTH, 12 * DAYS_PER_MONT
 def clinical_cox_params(*extra_features: str) -> dict[str, Any]:
     """``CauseSpecificCox`` parameters of the clinical specification (what ``configs/*.toml`` spell out), optionally
     with more feature patterns (e.g. ``"center_effect=*"``)."""
-    return {"features": (*CLINICAL_PREDICTORS, *extra_features), "time_varying": CLINICAL_TIME_VARYING,
-            "time_varying_knots": CLINICAL_KNOTS_DAYS}
+    return {
+        "features": (*CLINICAL_PREDICTORS, *extra_features),
+        "time_varying": CLINICAL_TIME_VARYING,
+        "time_varying_knots": CLINICAL_KNOTS_DAYS,
+    }
 
 
 def _fmt(x: float) -> str:

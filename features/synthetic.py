@@ -16,7 +16,8 @@ Data-generating process (all times in months from the allogeneic graft infusion,
   at HSCT (CR 1, VGPR/PR 1.8, MR/SD 2.5, PD 4.0; Hale 2013, Flaadt 2023) and ``w(t) = 1.6, 1, 0.5`` in months
   0–6, 6–12, > 12: the **time-varying** effect (residual disease at HSCT shows itself early, so ≈ 75% of patients
   in PD progress within a year; the hazard ratio fades after a year). ``η1`` holds the other relapse effects of the
-  spec table, among them two **non-linear** ones: a plateau-shaped effect of a short interval diagnosis → HSCT in relapsed disease (HR 2.0 up to 18 months,
+  spec table, among them two **non-linear** ones: a plateau-shaped effect of a short interval diagnosis →
+  HSCT in relapsed disease (HR 2.0 up to 18 months,
   fading linearly to 1 at 30 months; a proxy of a short time to first relapse, London 2011, Kreitz 2019) and a step
   at age 10 years at HSCT (Ladenstein 2008).
 * TRM: ``λ2(t | x) = λ20(t) exp(η2(x))`` with the TRM effects of the spec table (HCT-CI, donor / graft
@@ -70,26 +71,66 @@ PRESETS: tuple[str, ...] = ("base", "historical", "optimistic")
 
 #: Columns of a generated cohort: the record contract, in spec order.
 COLUMNS: tuple[str, ...] = (
-    "patient_id", "center_id", "sex", "age_at_diagnosis_months", "months_diagnosis_to_hsct", "inrg_stage",
-    "mycn_status", "chr11q_aberration", "alk_status", "inpc_histology", "ldh_at_diagnosis_u_l",
-    "metastatic_sites_at_diagnosis", "bone_marrow_metastasis_at_diagnosis", "disease_phase", "prior_auto_hsct",
-    "disease_status_at_hsct", "curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct", "mrd_at_hsct",
-    "lansky_score", "hct_ci", "donor_type", "hla_mismatches", "kir_ligand_mismatch", "graft_source",
-    "graft_manipulation", "cd34_dose_1e6_per_kg", "conditioning_intensity", "serotherapy", "gvhd_prophylaxis",
-    "recipient_cmv", "donor_cmv", "donor_age_years", "donor_sex", "planned_post_hsct_immunotherapy", "hsct_year",
-    "date_hsct", "date_relapse", "date_death", "cause_of_death", "date_last_followup",
+    "patient_id",
+    "center_id",
+    "sex",
+    "age_at_diagnosis_months",
+    "months_diagnosis_to_hsct",
+    "inrg_stage",
+    "mycn_status",
+    "chr11q_aberration",
+    "alk_status",
+    "inpc_histology",
+    "ldh_at_diagnosis_u_l",
+    "metastatic_sites_at_diagnosis",
+    "bone_marrow_metastasis_at_diagnosis",
+    "disease_phase",
+    "prior_auto_hsct",
+    "disease_status_at_hsct",
+    "curie_score_at_hsct",
+    "bone_marrow_tumor_percent_at_hsct",
+    "mrd_at_hsct",
+    "lansky_score",
+    "hct_ci",
+    "donor_type",
+    "hla_mismatches",
+    "kir_ligand_mismatch",
+    "graft_source",
+    "graft_manipulation",
+    "cd34_dose_1e6_per_kg",
+    "conditioning_intensity",
+    "serotherapy",
+    "gvhd_prophylaxis",
+    "recipient_cmv",
+    "donor_cmv",
+    "donor_age_years",
+    "donor_sex",
+    "planned_post_hsct_immunotherapy",
+    "hsct_year",
+    "date_hsct",
+    "date_relapse",
+    "date_death",
+    "cause_of_death",
+    "date_last_followup",
 )
 
 #: Target marginal outcomes (percent at 12/24/36/60 months) in the absence of censoring, per preset. ``base`` is the
 #: spec's table; the other two follow the spec's anchors (historical: 1-year TRM ≈ 20%, 5-year OS 7–10%;
 #: optimistic: 5-year EFS ≈ 43%, OS ≈ 53%, TRM ≤ 5%), the intermediate values being our interpolation.
 TARGETS: dict[str, dict[str, tuple[float, float, float, float]]] = {
-    "base": {"relapse": (45, 62, 67, 70), "trm": (10, 12, 13, 14), "efs": (45, 26, 20, 16),
-             "os": (65, 40, 30, 20)},
-    "historical": {"relapse": (45, 60, 65, 68), "trm": (20, 23, 24.5, 26), "efs": (35, 17, 10.5, 6),
-                   "os": (52, 28, 17, 8.5)},
-    "optimistic": {"relapse": (30, 44, 49, 52.5), "trm": (3, 3.7, 4, 4.5), "efs": (67, 52.3, 47, 43),
-                   "os": (82, 68, 60, 53)},
+    "base": {"relapse": (45, 62, 67, 70), "trm": (10, 12, 13, 14), "efs": (45, 26, 20, 16), "os": (65, 40, 30, 20)},
+    "historical": {
+        "relapse": (45, 60, 65, 68),
+        "trm": (20, 23, 24.5, 26),
+        "efs": (35, 17, 10.5, 6),
+        "os": (52, 28, 17, 8.5),
+    },
+    "optimistic": {
+        "relapse": (30, 44, 49, 52.5),
+        "trm": (3, 3.7, 4, 4.5),
+        "efs": (67, 52.3, 47, 43),
+        "os": (82, 68, 60, 53),
+    },
 }
 TARGET_HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
 
@@ -171,12 +212,21 @@ _EARLY_RELAPSE_LOGHR = _LOG(1.5)
 #: Calibrated log levels per preset: relapse windows (4), TRM windows (4), post-relapse windows (3); per month.
 #: Reproduce with ``calibrate_baselines(preset)``.
 _LEVELS: dict[str, dict[str, tuple[float, ...]]] = {
-    "base": {"relapse": (-4.9686, -4.1912, -4.8252, -5.6551), "trm": (-5.7281, -6.9519, -6.9587, -7.2289),
-             "post": (-3.2011, -2.3696, -3.8419)},
-    "historical": {"relapse": (-5.0587, -4.1611, -4.4475, -4.978), "trm": (-6.1558, -6.1626, -6.9517, -6.9584),
-                   "post": (-3.4562, -2.4906, -3.8721)},
-    "optimistic": {"relapse": (-5.3986, -4.8282, -5.569, -6.4243), "trm": (-7.2313, -7.4802, -8.5147, -8.9979),
-                   "post": (-2.908, -3.0741, -4.9373)},
+    "base": {
+        "relapse": (-4.9686, -4.1912, -4.8252, -5.6551),
+        "trm": (-5.7281, -6.9519, -6.9587, -7.2289),
+        "post": (-3.2011, -2.3696, -3.8419),
+    },
+    "historical": {
+        "relapse": (-5.0587, -4.1611, -4.4475, -4.978),
+        "trm": (-6.1558, -6.1626, -6.9517, -6.9584),
+        "post": (-3.4562, -2.4906, -3.8721),
+    },
+    "optimistic": {
+        "relapse": (-5.3986, -4.8282, -5.569, -6.4243),
+        "trm": (-7.2313, -7.4802, -8.5147, -8.9979),
+        "post": (-2.908, -3.0741, -4.9373),
+    },
 }
 
 
@@ -191,8 +241,14 @@ def _baselines(preset: str, levels: dict[str, Sequence[float]] | None = None):
 # ---------------------------------------------------------------------------------------------------------------
 # Presets: era, donor mix, treatment plan, study close date.
 # ---------------------------------------------------------------------------------------------------------------
-_DONORS = ("matched_sibling", "matched_related", "matched_unrelated", "mismatched_unrelated", "haploidentical",
-           "cord_blood")
+_DONORS = (
+    "matched_sibling",
+    "matched_related",
+    "matched_unrelated",
+    "mismatched_unrelated",
+    "haploidentical",
+    "cord_blood",
+)
 
 
 @dataclass(frozen=True)
@@ -211,13 +267,45 @@ class _Era:
 
 
 _ERAS: dict[str, _Era] = {
-    "base": _Era((2006, 2024), 0.06, dt.date(2026, 6, 30), -math.log(0.92) / 60,
-                 (0.25, 0.02, 0.11, 0.12, 0.25, 0.25), 0.12, -0.08, (0.6, 2013.0, 0.5), None, 0.0, 0.5),
-    "historical": _Era((1990, 2005), 0.05, dt.date(2009, 12, 31), -math.log(0.90) / 60,
-                       (0.30, 0.03, 0.25, 0.17, 0.08, 0.17), 0.05, 0.05, (0.6, 2013.0, 0.5), None, 1.4, 0.4),
-    "optimistic": _Era((2014, 2024), 0.04, dt.date(2026, 6, 30), -math.log(0.94) / 60,
-                       (0.05, 0.0, 0.05, 0.02, 0.83, 0.05), 0.0, 0.0, (0.85, 2000.0, 1.0),
-                       (0.45, 0.45, 0.0, 0.10), -0.6, 0.6),
+    "base": _Era(
+        (2006, 2024),
+        0.06,
+        dt.date(2026, 6, 30),
+        -math.log(0.92) / 60,
+        (0.25, 0.02, 0.11, 0.12, 0.25, 0.25),
+        0.12,
+        -0.08,
+        (0.6, 2013.0, 0.5),
+        None,
+        0.0,
+        0.5,
+    ),
+    "historical": _Era(
+        (1990, 2005),
+        0.05,
+        dt.date(2009, 12, 31),
+        -math.log(0.90) / 60,
+        (0.30, 0.03, 0.25, 0.17, 0.08, 0.17),
+        0.05,
+        0.05,
+        (0.6, 2013.0, 0.5),
+        None,
+        1.4,
+        0.4,
+    ),
+    "optimistic": _Era(
+        (2014, 2024),
+        0.04,
+        dt.date(2026, 6, 30),
+        -math.log(0.94) / 60,
+        (0.05, 0.0, 0.05, 0.02, 0.83, 0.05),
+        0.0,
+        0.0,
+        (0.85, 2000.0, 1.0),
+        (0.45, 0.45, 0.0, 0.10),
+        -0.6,
+        0.6,
+    ),
 }
 
 
@@ -277,8 +365,9 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     out["sex"] = np.where(rng.random(n) < 0.58, "male", "female").astype(object)
     age_dx = np.clip(_lognormal(rng, 44.0, 0.6, n), 4.0, 216.0)
 
-    mycn = _draw(rng, np.column_stack([np.full(n, 0.30), np.full(n, 0.05), np.full(n, 0.60),
-                                       0.05 * np.exp(0.4 * older)]))
+    mycn = _draw(
+        rng, np.column_stack([np.full(n, 0.30), np.full(n, 0.05), np.full(n, 0.60), 0.05 * np.exp(0.4 * older)])
+    )
     out["mycn_status"] = np.asarray(["amplified", "gain", "not_amplified", "unknown"], dtype=object)[mycn]
     amp = mycn == 0
     p11q = np.where(amp, 0.15, 0.45)
@@ -286,7 +375,8 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     out["chr11q_aberration"] = np.asarray(["present", "absent", "unknown"], dtype=object)[c11]
     out["alk_status"] = np.asarray(["mutated", "wild_type", "unknown"], dtype=object)[_pick(rng, n, (0.1, 0.6, 0.3))]
     out["inpc_histology"] = np.asarray(["favorable", "unfavorable", "unknown"], dtype=object)[
-        _pick(rng, n, (0.04, 0.82, 0.14))]
+        _pick(rng, n, (0.04, 0.82, 0.14))
+    ]
     ldh = np.clip(np.round(_lognormal(rng, np.where(amp, 1100.0, 700.0), 0.8, n)), 50, 20000)
     sites = 1 + _pick(rng, n, (0.08, 0.27, 0.30, 0.20, 0.11, 0.04))
     out["metastatic_sites_at_diagnosis"] = sites
@@ -296,8 +386,9 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     out["prior_auto_hsct"] = prior
     phase_p = np.array([[0.25, 0.35, 0.30, 0.10], [0.15, 0.20, 0.45, 0.20], [0.0, 0.2, 0.5, 0.3]])[prior]
     phase = _draw(rng, phase_p)  # upfront_consolidation requires prior_auto ≤ 1: probability 0 for tandem
-    phases = np.asarray(["upfront_consolidation", "refractory", "first_relapse", "second_or_later_relapse"],
-                        dtype=object)
+    phases = np.asarray(
+        ["upfront_consolidation", "refractory", "first_relapse", "second_or_later_relapse"], dtype=object
+    )
     out["disease_phase"] = phases[phase]
     # Diagnosis → allo-HSCT: median ≈ 27 months after a prior auto-HSCT, ≈ 9 without (spec); shorter upfront.
     med = np.where(prior >= 1, 27.0, 10.5) * np.array([0.6, 0.9, 1.1, 1.4])[phase] * np.where(prior == 2, 1.1, 1.0)
@@ -311,8 +402,14 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     # Status at HSCT: spec shares (with prior auto) redistributed proportionally, shifted by phase.
     status_names = np.asarray(["CR", "VGPR", "PR", "MR", "SD", "PD"], dtype=object)
     base_status = np.array([0.17, 0.09, 0.17, 0.02, 0.06, 0.24])
-    phase_mult = np.array([[2.0, 1.5, 1.3, 1.0, 0.8, 0.3], [0.5, 0.7, 0.9, 1.8, 1.8, 1.3],
-                           [1.0, 1.0, 1.0, 1.0, 1.0, 1.0], [0.7, 0.8, 1.0, 1.0, 1.0, 1.3]])
+    phase_mult = np.array(
+        [
+            [2.0, 1.5, 1.3, 1.0, 0.8, 0.3],
+            [0.5, 0.7, 0.9, 1.8, 1.8, 1.3],
+            [1.0, 1.0, 1.0, 1.0, 1.0, 1.0],
+            [0.7, 0.8, 1.0, 1.0, 1.0, 1.3],
+        ]
+    )
     status = _draw(rng, base_status[None, :] * phase_mult[phase])
     out["disease_status_at_hsct"] = status_names[status]
     scode = np.asarray(["cr", "vgpr", "pr", "mr", "sd", "pd"])[status]
@@ -327,8 +424,9 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     curie_miss = rng.random(n) < _sigmoid(-1.9 + 1.0 * np.isin(scode, ["cr", "vgpr"]) + 0.3 * older)
     out["curie_score_at_hsct"] = _with_missing(curie, curie_miss)
 
-    marrow_pos = rng.random(n) < np.select([scode == "cr", scode == "vgpr", scode == "pr", scode == "pd"],
-                                           [0.0, 0.2, 0.5, 0.7], 0.6)
+    marrow_pos = rng.random(n) < np.select(
+        [scode == "cr", scode == "vgpr", scode == "pr", scode == "pd"], [0.0, 0.2, 0.5, 0.7], 0.6
+    )
     marrow_med = np.select([scode == "vgpr", scode == "pr", scode == "pd"], [0.5, 2.0, 15.0], 5.0)
     marrow = np.where(marrow_pos, np.clip(np.round(_lognormal(rng, marrow_med, 0.9, n), 1), 0.1, 100.0), 0.0)
     marrow_miss = rng.random(n) < _sigmoid(-2.0 + 0.6 * (scode == "cr") + 0.3 * older)
@@ -341,8 +439,9 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     worse = 0.5 * (scode == "pd") + 0.3 * (prior >= 1) + 0.2 * (prior == 2)
     lansky_cat = _ordinal(rng, worse - 0.4, (0.45, 0.30, 0.13, 0.07, 0.03, 0.02))
     out["lansky_score"] = np.array([100, 90, 80, 70, 60, 50])[lansky_cat]
-    hct_cat = _ordinal(rng, 0.4 * (prior >= 1) + 0.3 * (lansky_cat >= 2) - 0.3,
-                       (0.45, 0.20, 0.15, 0.10, 0.06, 0.02, 0.01, 0.01))
+    hct_cat = _ordinal(
+        rng, 0.4 * (prior >= 1) + 0.3 * (lansky_cat >= 2) - 0.3, (0.45, 0.20, 0.15, 0.10, 0.06, 0.02, 0.01, 0.01)
+    )
     hct_miss = rng.random(n) < _sigmoid(-2.0 + 0.5 * (lansky_cat >= 2) + 0.4 * older)
     out["hct_ci"] = _with_missing(hct_cat.astype(float), hct_miss)
 
@@ -363,22 +462,32 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     # Graft manipulation: αβ T-cell depletion rises over the years, CD34 selection belongs to the older era.
     manip = np.zeros(n, dtype=int)  # 0 none, 1 αβ, 2 cd3/cd19, 3 cd34
     if era.haplo_manip is None:
-        w = np.column_stack([np.full(n, 1.5), 3.0 * _sigmoid(0.4 * (year - 2011)), np.full(n, 0.8),
-                             2.0 * _sigmoid(-0.4 * (year - 2006))])
+        w = np.column_stack(
+            [
+                np.full(n, 1.5),
+                3.0 * _sigmoid(0.4 * (year - 2011)),
+                np.full(n, 0.8),
+                2.0 * _sigmoid(-0.4 * (year - 2006)),
+            ]
+        )
     else:
         ab, cd3, cd34, none = era.haplo_manip
         w = np.broadcast_to(np.array([none, ab, cd3, cd34]), (n, 4))
     manip[haplo] = _draw(rng, w[haplo])
     mm_ab = mmud & (rng.random(n) < 0.2 * _sigmoid(0.4 * (year - 2011)))
     manip[mm_ab] = 1
-    out["graft_manipulation"] = np.asarray(["none", "alpha_beta_t_depleted", "cd3_cd19_depleted", "cd34_selected"],
-                                           dtype=object)[manip]
+    out["graft_manipulation"] = np.asarray(
+        ["none", "alpha_beta_t_depleted", "cd3_cd19_depleted", "cd34_selected"], dtype=object
+    )[manip]
     p_bm = np.select([donor <= 1, haplo], [0.75, 0.5], 0.5)
     source = np.where(cord, 2, np.where(manip > 0, 1, np.where(rng.random(n) < p_bm, 0, 1)))
     out["graft_source"] = np.asarray(["bone_marrow", "peripheral_blood", "cord_blood"], dtype=object)[source]
 
-    kir_p = np.where(haplo[:, None], [era.kir_yes_haplo, 0.85 - era.kir_yes_haplo, 0.15],
-                     np.where((cord | mmud)[:, None], [0.25, 0.45, 0.30], [0.0, 0.65, 0.35]))
+    kir_p = np.where(
+        haplo[:, None],
+        [era.kir_yes_haplo, 0.85 - era.kir_yes_haplo, 0.15],
+        np.where((cord | mmud)[:, None], [0.25, 0.45, 0.30], [0.0, 0.65, 0.35]),
+    )
     kir_p[:, 2] *= np.exp(0.3 * older)
     out["kir_ligand_mismatch"] = np.asarray(["yes", "no", "unknown"], dtype=object)[_draw(rng, kir_p)]
 
@@ -390,13 +499,22 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     # Conditioning: reduced intensity after a prior auto-HSCT or with comorbidities; myeloablative upfront.
     mac = era.mac_logit - 0.8 * (prior >= 1) - 0.6 * (hct_cat >= 3) + 0.7 * (phase == 0)
     cond = _draw(rng, np.column_stack([np.exp(mac), np.full(n, 0.8), np.full(n, 0.2)]))
-    out["conditioning_intensity"] = np.asarray(["myeloablative", "reduced_intensity", "non_myeloablative"],
-                                               dtype=object)[cond]
+    out["conditioning_intensity"] = np.asarray(
+        ["myeloablative", "reduced_intensity", "non_myeloablative"], dtype=object
+    )[cond]
     sero_p = np.select(
-        [np.isin(manip, [1, 2])[:, None], (manip == 3)[:, None], (haplo & (manip == 0))[:, None],
-         (cord | mmud | (donor == 2))[:, None]],
-        [np.array([0.85, 0.0, 0.15]), np.array([0.5, 0.2, 0.3]), np.array([0.2, 0.0, 0.8]),
-         np.array([0.75, 0.15, 0.10])],
+        [
+            np.isin(manip, [1, 2])[:, None],
+            (manip == 3)[:, None],
+            (haplo & (manip == 0))[:, None],
+            (cord | mmud | (donor == 2))[:, None],
+        ],
+        [
+            np.array([0.85, 0.0, 0.15]),
+            np.array([0.5, 0.2, 0.3]),
+            np.array([0.2, 0.0, 0.8]),
+            np.array([0.75, 0.15, 0.10]),
+        ],
         np.array([0.3, 0.1, 0.6]),
     )
     out["serotherapy"] = np.asarray(["atg", "alemtuzumab", "none"], dtype=object)[_draw(rng, sero_p)]
@@ -405,19 +523,23 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
         [np.array([0.0, 0.0, 0.8, 0.2]), np.array([0.1, 0.9, 0.0, 0.0])],
         np.array([0.85, 0.05, 0.0, 0.10]),
     )
-    out["gvhd_prophylaxis"] = np.asarray(["calcineurin_based", "ptcy_based", "t_cell_depletion_only", "other"],
-                                         dtype=object)[_draw(rng, gvhd_p)]
+    out["gvhd_prophylaxis"] = np.asarray(
+        ["calcineurin_based", "ptcy_based", "t_cell_depletion_only", "other"], dtype=object
+    )[_draw(rng, gvhd_p)]
     out["recipient_cmv"] = np.asarray(["positive", "negative", "unknown"], dtype=object)[
-        _pick(rng, n, (0.55, 0.42, 0.03))]
+        _pick(rng, n, (0.55, 0.42, 0.03))
+    ]
     dcmv_p = np.where(cord[:, None], [0.0, 0.95, 0.05], [0.5, 0.45, 0.05])
     out["donor_cmv"] = np.asarray(["positive", "negative", "unknown"], dtype=object)[_draw(rng, dcmv_p)]
 
     donor_age = np.select(
         [donor == 0, donor == 1, (donor == 2) | mmud, haplo],
-        [np.clip(age_hsct_years + 4.0 * rng.standard_normal(n), 0.5, 40.0),
-         np.clip(33.0 + 6.0 * rng.standard_normal(n), 18.0, 60.0),
-         np.clip(30.0 + 8.0 * rng.standard_normal(n), 18.0, 60.0),
-         np.clip(36.0 + 6.0 * rng.standard_normal(n), 18.0, 60.0)],
+        [
+            np.clip(age_hsct_years + 4.0 * rng.standard_normal(n), 0.5, 40.0),
+            np.clip(33.0 + 6.0 * rng.standard_normal(n), 18.0, 60.0),
+            np.clip(30.0 + 8.0 * rng.standard_normal(n), 18.0, 60.0),
+            np.clip(36.0 + 6.0 * rng.standard_normal(n), 18.0, 60.0),
+        ],
         0.0,
     )
     donor_age = np.round(donor_age, 1)
@@ -441,10 +563,22 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
 # Record fields → hazards (used for both generation and truth, so they cannot drift apart).
 # ---------------------------------------------------------------------------------------------------------------
 _NEEDED = (
-    "age_at_diagnosis_months", "months_diagnosis_to_hsct", "mycn_status", "metastatic_sites_at_diagnosis",
-    "disease_phase", "prior_auto_hsct", "disease_status_at_hsct", "curie_score_at_hsct", "lansky_score", "hct_ci",
-    "donor_type", "kir_ligand_mismatch", "graft_manipulation", "conditioning_intensity",
-    "planned_post_hsct_immunotherapy", "hsct_year",
+    "age_at_diagnosis_months",
+    "months_diagnosis_to_hsct",
+    "mycn_status",
+    "metastatic_sites_at_diagnosis",
+    "disease_phase",
+    "prior_auto_hsct",
+    "disease_status_at_hsct",
+    "curie_score_at_hsct",
+    "lansky_score",
+    "hct_ci",
+    "donor_type",
+    "kir_ligand_mismatch",
+    "graft_manipulation",
+    "conditioning_intensity",
+    "planned_post_hsct_immunotherapy",
+    "hsct_year",
 )
 
 
@@ -479,7 +613,8 @@ def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.Da
     """Log hazard ratios of each record in the generator's hazards (the preset only changes the baselines).
 
     Returns a DataFrame (same index) with columns :data:`RELAPSE_LP_COLUMNS` (relapse in months 0–6, 6–12 and
-    after 12: the status effect is weighted by :data:`STATUS_WEIGHTS`), ``trm`` and ``post_relapse`` (death after relapse,
+    after 12: the status effect is weighted by :data:`STATUS_WEIGHTS`), ``trm`` and ``post_relapse`` (death
+    after relapse,
     without the early-relapse term ``log 1.5 · 1{relapse < 6 months}``). Records must be valid under the contract
     (raw strings as generated or the typed frame of ``validate_records``); a missing ``center_id`` (or a center the
     generator does not know) has no center effect.
@@ -520,29 +655,53 @@ def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.Da
     old = (age_dx + months) / 12.0 > 10.0  # step at 10 years (non-linear in age)
     haplo = donor == "haploidentical"
     common = (
-        _LOG(1.3) * (prior >= 1) + _LOG(1.3) * (mycn == "amplified") + curie_term + short + _LOG(1.4) * old
-        + _LOG(1.3) * (sites - 2) + _LOG(0.66) * (haplo & (kir == "yes")) + _LOG(0.6) * (imm == "anti_gd2")
-        + _lookup(cond, _COND_RELAPSE) + c_rel
+        _LOG(1.3) * (prior >= 1)
+        + _LOG(1.3) * (mycn == "amplified")
+        + curie_term
+        + short
+        + _LOG(1.4) * old
+        + _LOG(1.3) * (sites - 2)
+        + _LOG(0.66) * (haplo & (kir == "yes"))
+        + _LOG(0.6) * (imm == "anti_gd2")
+        + _lookup(cond, _COND_RELAPSE)
+        + c_rel
     )
-    hct_term = np.where(np.isnan(hct), _HCTCI_MISSING_LOGHR,
-                        np.where(hct >= 3, _LOG(4.5), np.where(hct >= 1, _LOG(1.5), 0.0)))
+    hct_term = np.where(
+        np.isnan(hct), _HCTCI_MISSING_LOGHR, np.where(hct >= 3, _LOG(4.5), np.where(hct >= 1, _LOG(1.5), 0.0))
+    )
     donor_term = np.where(haplo, _lookup(manip, _HAPLO_TRM), _lookup(donor, _DONOR_TRM))
-    donor_term = np.where((donor == "mismatched_unrelated") & (manip == "alpha_beta_t_depleted"),
-                          _MMUD_ALPHA_BETA_TRM, donor_term)
-    trm = (
-        _LOG(1.5) * (prior >= 1) + _LOG(1.5) * old + hct_term + donor_term + _LOG(1.6) * (lansky < 90)
-        + _LOG(0.8) * (year - _REFERENCE_YEAR) / 5.0 + _lookup(cond, _COND_TRM) + c_trm
+    donor_term = np.where(
+        (donor == "mismatched_unrelated") & (manip == "alpha_beta_t_depleted"), _MMUD_ALPHA_BETA_TRM, donor_term
     )
-    post = (_LOG(1.3) * (mycn == "amplified") + _LOG(1.3) * (status == "pd") + _LOG(1.2) * (prior >= 1)
-            + _LOG(0.9) * (year - _REFERENCE_YEAR) / 5.0)
+    trm = (
+        _LOG(1.5) * (prior >= 1)
+        + _LOG(1.5) * old
+        + hct_term
+        + donor_term
+        + _LOG(1.6) * (lansky < 90)
+        + _LOG(0.8) * (year - _REFERENCE_YEAR) / 5.0
+        + _lookup(cond, _COND_TRM)
+        + c_trm
+    )
+    post = (
+        _LOG(1.3) * (mycn == "amplified")
+        + _LOG(1.3) * (status == "pd")
+        + _LOG(1.2) * (prior >= 1)
+        + _LOG(0.9) * (year - _REFERENCE_YEAR) / 5.0
+    )
     out = pd.DataFrame(
-        {**{c: common + w * s for c, w in zip(RELAPSE_LP_COLUMNS, STATUS_WEIGHTS, strict=True)}, "trm": trm,
-         "post_relapse": post},
+        {
+            **{c: common + w * s for c, w in zip(RELAPSE_LP_COLUMNS, STATUS_WEIGHTS, strict=True)},
+            "trm": trm,
+            "post_relapse": post,
+        },
         index=records.index,
     )
     if not np.all(np.isfinite(out.to_numpy())):
-        raise NbriskError("records have missing or out-of-vocabulary values in fields the synthetic truth needs; "
-                          "validate them first (nbrisk.features.record.validate_records)")
+        raise NbriskError(
+            "records have missing or out-of-vocabulary values in fields the synthetic truth needs; "
+            "validate them first (nbrisk.features.record.validate_records)"
+        )
     return out
 
 
@@ -697,7 +856,8 @@ def _outcomes(records: pd.DataFrame, rng: np.random.Generator, preset: str, leve
 
     cause_u = rng.random(n)
     cause = np.where(
-        trm_seen, np.where(cause_u < 0.92, "transplant_related", np.where(cause_u < 0.96, "other", "unknown")),
+        trm_seen,
+        np.where(cause_u < 0.92, "transplant_related", np.where(cause_u < 0.96, "other", "unknown")),
         np.where(cause_u < 0.95, "relapse_progression", np.where(cause_u < 0.97, "other", "unknown")),
     ).astype(object)
 
@@ -772,6 +932,7 @@ def calibrate_baselines(preset: str, n: int = 8000, seed: int = 20240601) -> dic
     lp = true_linear_predictors(records, preset)
     grid = _grid(horizons, None)
     at = np.searchsorted(grid, horizons)
+
     # TRM levels are kept non-increasing across windows (θ_j = θ_{j-1} − e^{φ_j}): with as many free levels as
     # targets, an unconstrained fit trades windows against the frailty of the mix and can put a whole window at zero
     # hazard. Relapse and post-relapse levels stay free within bounds (see the module docstring).
@@ -790,12 +951,20 @@ def calibrate_baselines(preset: str, n: int = 8000, seed: int = 20240601) -> dic
     def resid_cr(theta):
         levels = {"relapse": theta[:4], "trm": decreasing(theta[4:]), "post": cur["post"]}
         _, f1, f2, _ = _cif_on_grid(lp, grid, preset, levels)
-        return np.concatenate([f1[:, at].mean(0) - np.asarray(target["relapse"]) / 100,
-                               f2[:, at].mean(0) - np.asarray(target["trm"]) / 100])
+        return np.concatenate(
+            [
+                f1[:, at].mean(0) - np.asarray(target["relapse"]) / 100,
+                f2[:, at].mean(0) - np.asarray(target["trm"]) / 100,
+            ]
+        )
 
     lo, hi = bounds(4)
-    fit = least_squares(resid_cr, np.concatenate([cur["relapse"], undecreasing(cur["trm"])]), diff_step=1e-4,
-                        bounds=(np.r_[[-20.0] * 4, lo], np.r_[[5.0] * 4, hi]))
+    fit = least_squares(
+        resid_cr,
+        np.concatenate([cur["relapse"], undecreasing(cur["trm"])]),
+        diff_step=1e-4,
+        bounds=(np.r_[[-20.0] * 4, lo], np.r_[[5.0] * 4, hi]),
+    )
     rel = tuple(float(round(v, 4)) for v in fit.x[:4])
     trm = tuple(float(round(v, 4)) for v in decreasing(fit.x[4:]))
     sub = records.iloc[: min(n, 3000)]

@@ -32,9 +32,7 @@ _CAUSES = (Cause.RELAPSE, Cause.TRM)
 _PREDICT_BLOCK = 2048
 
 
-def breslow_increments(
-    time: np.ndarray, is_event: np.ndarray, margin: np.ndarray, grid: np.ndarray
-) -> np.ndarray:
+def breslow_increments(time: np.ndarray, is_event: np.ndarray, margin: np.ndarray, grid: np.ndarray) -> np.ndarray:
     """Breslow baseline hazard increments at ``grid`` for relative hazards ``exp(margin)``.
 
     ``time`` (n,), ``is_event`` (n,) bool for the cause, ``margin`` (n,) log relative hazard, ``grid`` (m,) sorted.
@@ -46,9 +44,7 @@ def breslow_increments(
     # risk-set sums: sum of weights of everyone with T_j >= s (reverse cumulative sum over sorted times)
     tail = np.concatenate([np.cumsum(w_sorted[::-1])[::-1], [0.0]])
     at_risk = tail[np.searchsorted(t_sorted, grid, side="left")]
-    deaths = np.bincount(
-        np.searchsorted(grid, time[is_event]), minlength=len(grid)
-    ).astype(float)
+    deaths = np.bincount(np.searchsorted(grid, time[is_event]), minlength=len(grid)).astype(float)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(deaths > 0, deaths / at_risk, 0.0)
 
@@ -151,9 +147,12 @@ class CauseSpecificBoosting(CompetingRisksEstimator):
         arr = self._check_X(X)
         # inplace_predict skips building a DMatrix (~1 ms per call): it matters for one patient × many refits
         return np.column_stack(
-            [np.zeros(arr.shape[0]) if b is None
-             else np.asarray(b.inplace_predict(arr, predict_type="margin"), dtype=float) - off
-             for b, off in zip(self.boosters_, self.margin_offset_, strict=True)]
+            [
+                np.zeros(arr.shape[0])
+                if b is None
+                else np.asarray(b.inplace_predict(arr, predict_type="margin"), dtype=float) - off
+                for b, off in zip(self.boosters_, self.margin_offset_, strict=True)
+            ]
         )
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):

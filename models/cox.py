@@ -50,8 +50,9 @@ _CHUNK_CELLS = 250_000
 _BINNED_CHUNK_CELLS = 200_000
 
 
-def percentile_interval(reps: np.ndarray, estimate: np.ndarray, level: float = 0.95, replicates_last: bool = False,
-                        overwrite: bool = False):
+def percentile_interval(
+    reps: np.ndarray, estimate: np.ndarray, level: float = 0.95, replicates_last: bool = False, overwrite: bool = False
+):
     """Pointwise percentile interval over the first axis of ``reps``, widened to contain ``estimate``.
 
     The quantiles are numpy's default ("linear", type 7 of Hyndman & Fan 1996), computed by sorting the replicate axis
@@ -145,8 +146,14 @@ def stacked_cause_specific_cif(
         return out
     risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
     per = np.zeros(m, dtype=int) if P == 1 else periods_of(grid, knots)
-    seg = [slice(int(a), int(b)) for a, b in zip(np.searchsorted(per, np.arange(P), side="left"),
-                                                  np.searchsorted(per, np.arange(P), side="right"), strict=True)]
+    seg = [
+        slice(int(a), int(b))
+        for a, b in zip(
+            np.searchsorted(per, np.arange(P), side="left"),
+            np.searchsorted(per, np.arange(P), side="right"),
+            strict=True,
+        )
+    ]
     col = np.searchsorted(grid, times, side="right") - 1  # last event time ≤ t
     before = col < 0
     upto = grid[:, None] <= times[None, :]  # (m, k)
@@ -334,7 +341,8 @@ class CauseSpecificCox(CompetingRisksEstimator):
         closed form of :func:`binned_cause_specific_cif` (error ~1e-3, well inside their Monte-Carlo spread).
     random_state : seed for the bootstrap resamples.
     features : feature names (shell-style patterns) to use; default all. The others get coefficient 0 (so
-        ``coef_`` and contributions keep the width of X): a pre-specified predictor set (TRIPOD) instead of every column.
+        ``coef_`` and contributions keep the width of X): a pre-specified predictor set (TRIPOD) instead of
+        every column.
     time_varying : feature names (shell-style patterns, e.g. ``"disease_status_at_hsct=*"``) whose log hazard
         ratio may change at ``time_varying_knots``: a step-function time-varying coefficient (Therneau & Grambsch
         2000, §6.3; the follow-up is split into episodes at the knots, as R's ``survSplit``, and each period after
@@ -348,7 +356,8 @@ class CauseSpecificCox(CompetingRisksEstimator):
     coef_by_period_ : (P, 2, p) the log hazard ratios in each period (P = number of knots + 1).
     coef_se_ : (2, p) model-based standard errors (inverse information; what R's coxph prints as se(coef)).
     coef_se_robust_ : (2, p) robust sandwich (Lin & Wei 1989) standard errors (clustered by patient).
-    used_features_ : indices of the features used. time_varying_features_ : indices of the time-varying features. tv_coef_, tv_se_, tv_se_robust_ : (2, P − 1, q)
+    used_features_ : indices of the features used. time_varying_features_ : indices of the time-varying
+    features. tv_coef_, tv_se_, tv_se_robust_ : (2, P − 1, q)
         the deviations of their coefficients in periods 2..P from the first period, and standard errors.
     coef_infinite_ : (2, p) bool, coefficients whose MLE looks infinite (a level with no events of the cause;
         R's "coefficient may be infinite"): the fit converged in likelihood, predictions are usable, the
@@ -363,9 +372,16 @@ class CauseSpecificCox(CompetingRisksEstimator):
 
     supports_intervals = True
 
-    def __init__(self, alpha: float = 0.0, ties: str = "breslow", n_bootstrap: int = 0, random_state=None,
-                 features: tuple[str, ...] = (), time_varying: tuple[str, ...] = (),
-                 time_varying_knots: tuple[float, ...] = ()):
+    def __init__(
+        self,
+        alpha: float = 0.0,
+        ties: str = "breslow",
+        n_bootstrap: int = 0,
+        random_state=None,
+        features: tuple[str, ...] = (),
+        time_varying: tuple[str, ...] = (),
+        time_varying_knots: tuple[float, ...] = (),
+    ):
         self.alpha = alpha
         self.features = features
         self.ties = ties
@@ -387,7 +403,8 @@ class CauseSpecificCox(CompetingRisksEstimator):
         if self.time_varying:  # among the used columns (sorted, as match_features returns them)
             names = feature_names(self, p)
             self.time_varying_features_ = self.used_features_[
-                match_features([names[j] for j in self.used_features_], self.time_varying, "time_varying")]
+                match_features([names[j] for j in self.used_features_], self.time_varying, "time_varying")
+            ]
         self.knots_ = knots if len(self.time_varying_features_) else np.empty(0)
 
     def _fit_once(self, X, event, time, strata, weights, grid, strata_labels):
@@ -406,8 +423,12 @@ class CauseSpecificCox(CompetingRisksEstimator):
         if len(tv):
             row, start, stop, period, last = split_episodes(time, knots)
             Z = np.concatenate([X[row]] + [X[row][:, tv] * (period == q)[:, None] for q in range(1, P)], axis=1)
-            kw = dict(start=start, cluster=row, weights=None if weights is None else weights[row],
-                      strata=None if strata is None else strata[row])
+            kw = dict(
+                start=start,
+                cluster=row,
+                weights=None if weights is None else weights[row],
+                strata=None if strata is None else strata[row],
+            )
         else:
             row, stop, last, Z = np.arange(n), time, np.ones(n, dtype=bool), X
             kw = dict(weights=weights, strata=strata)
@@ -465,8 +486,9 @@ class CauseSpecificCox(CompetingRisksEstimator):
         self.coef_by_period_, self.intercept_ = coef, intercept
         self.coef_ = coef[0]
         self.coef_se_, self.coef_se_robust_ = se[:, :p], se_r[:, :p]
-        self.tv_coef_ = (coef[1:, :, self.time_varying_features_] - coef[:1, :, self.time_varying_features_]
-                         ).transpose(1, 0, 2)
+        self.tv_coef_ = (coef[1:, :, self.time_varying_features_] - coef[:1, :, self.time_varying_features_]).transpose(
+            1, 0, 2
+        )
         self.tv_se_ = se[:, p:].reshape(2, len(self.knots_), q)
         self.tv_se_robust_ = se_r[:, p:].reshape(2, len(self.knots_), q)
         self.center_ = Xa.mean(axis=0) if w is None else np.average(Xa, axis=0, weights=w)
@@ -490,8 +512,13 @@ class CauseSpecificCox(CompetingRisksEstimator):
                     # a resample can separate a rare covariate; counted in bootstrap_not_converged_ instead
                     warnings.simplefilter("ignore", ConvergenceWarning)
                     c, ic, _, _, bs, ok, _ = self._fit_once(
-                        Xa[idx], event[idx], time[idx], None if strata_arr is None else strata_arr[idx],
-                        None if w is None else w[idx], self.event_times_, self.strata_,
+                        Xa[idx],
+                        event[idx],
+                        time[idx],
+                        None if strata_arr is None else strata_arr[idx],
+                        None if w is None else w[idx],
+                        self.event_times_,
+                        self.strata_,
                     )
                 bc[b], bint[b], bbase[b] = c, ic, bs
                 not_conv += not ok
@@ -529,8 +556,9 @@ class CauseSpecificCox(CompetingRisksEstimator):
         if return_interval and getattr(self, "bootstrap_coef_", None) is None:
             raise NotImplementedError("intervals need n_bootstrap > 0 at fit time")
         lp = cox_linear_predictors(self.coef_by_period_[None], self.intercept_[None], Xa)
-        est = stacked_cause_specific_cif(self.event_times_, self.baseline_hazard_[None], lp, times, sidx,
-                                         self.knots_)[0]
+        est = stacked_cause_specific_cif(self.event_times_, self.baseline_hazard_[None], lp, times, sidx, self.knots_)[
+            0
+        ]
         if not return_interval:
             return est
         # replicates: binned closed form (see binned_cause_specific_cif), all at once
@@ -565,14 +593,32 @@ class CauseSpecificCox(CompetingRisksEstimator):
         bounds = np.concatenate([[0.0], self.knots_, [np.inf]])
         rows = []
         for k, cause in enumerate(CAUSES):
-            entries = [(str(names[j]), self.coef_[k, j], self.coef_se_[k, j], self.coef_se_robust_[k, j])
-                       for j in self.used_features_]
+            entries = [
+                (str(names[j]), self.coef_[k, j], self.coef_se_[k, j], self.coef_se_robust_[k, j])
+                for j in self.used_features_
+            ]
             for q in range(1, len(bounds) - 1):
                 for i, j in enumerate(self.time_varying_features_):
-                    entries.append((f"{names[j]} × ({bounds[q]:g}, {bounds[q + 1]:g}]", self.tv_coef_[k, q - 1, i],
-                                    self.tv_se_[k, q - 1, i], self.tv_se_robust_[k, q - 1, i]))
+                    entries.append(
+                        (
+                            f"{names[j]} × ({bounds[q]:g}, {bounds[q + 1]:g}]",
+                            self.tv_coef_[k, q - 1, i],
+                            self.tv_se_[k, q - 1, i],
+                            self.tv_se_robust_[k, q - 1, i],
+                        )
+                    )
             for name, c, s, sr in entries:
                 z = c / s if s > 0 else np.nan
-                rows.append(dict(cause=cause.name.lower(), feature=name, coef=c, hr=np.exp(c), se=s, se_robust=sr,
-                                 z=z, p=2 * norm.sf(abs(z))))
+                rows.append(
+                    dict(
+                        cause=cause.name.lower(),
+                        feature=name,
+                        coef=c,
+                        hr=np.exp(c),
+                        se=s,
+                        se_robust=sr,
+                        z=z,
+                        p=2 * norm.sf(abs(z)),
+                    )
+                )
         return pd.DataFrame(rows)

@@ -18,8 +18,10 @@ its estimation (usually a small difference). ``coef_se_model_`` is the model-bas
 ``finegray`` + ``coxph`` prints as ``se(coef)``).
 
 Coherence. The two causes are fitted separately and nothing ties them, so F_1 + F_2 can exceed 1 for some x (Austin
-et al. 2021, Stat Med 40:4035). It is detected and reported — ``incoherent_fraction_`` (share of training patients affected) and
-:meth:`FineGray.incoherent_patients` (which patients of a prediction) — and the output is kept coherent: on the joint grid of event times of both causes, at the first time the sum would exceed 1,
+et al. 2021, Stat Med 40:4035). It is detected and reported — ``incoherent_fraction_`` (share of training
+patients affected) and
+:meth:`FineGray.incoherent_patients` (which patients of a prediction) — and the output is kept coherent: on
+the joint grid of event times of both causes, at the first time the sum would exceed 1,
 that time's increments of both CIFs are scaled proportionally so the sum is exactly 1, and both CIFs stay constant
 afterwards (EFS = 0). This keeps both CIFs non-decreasing, leaves every patient with F_1 + F_2 ≤ 1 untouched, and does
 not depend on which times are requested.
@@ -69,8 +71,9 @@ def finegray_expand(time: np.ndarray, event: np.ndarray, cause: int, censoring=N
     drops = np.flatnonzero(np.diff(np.concatenate([[1.0], G.surv])) < 0)
     cj, gv = G.times[drops], G.surv[drops]
 
-    base = dict(row=np.arange(n), start=np.zeros(n), stop=time.copy(), status=(event == cause).astype(int),
-                weight=np.ones(n))
+    base = dict(
+        row=np.arange(n), start=np.zeros(n), stop=time.copy(), status=(event == cause).astype(int), weight=np.ones(n)
+    )
     other = np.flatnonzero((event != cause) & (event != Cause.CENSORED) & (time < t_max))
     if other.size == 0:
         return base
@@ -193,8 +196,14 @@ class FineGray(CompetingRisksEstimator):
             ex = finegray_expand(time, event, int(cause), censoring=G)
             self.n_expanded_rows_[k] = len(ex["row"])
             res = fit_coxph(
-                Xa[ex["row"]], ex["stop"], ex["status"], start=ex["start"], weights=ex["weight"],
-                cluster=ex["row"], ties=self.ties, alpha=self.alpha,
+                Xa[ex["row"]],
+                ex["stop"],
+                ex["status"],
+                start=ex["start"],
+                weights=ex["weight"],
+                cluster=ex["row"],
+                ties=self.ties,
+                alpha=self.alpha,
             )
             self.converged_ &= res.converged
             self.coef_infinite_[k] = res.possibly_infinite

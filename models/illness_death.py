@@ -159,10 +159,16 @@ class PostRelapseModel(BaseEstimator):
         """
         u = np.asarray(elapsed_days, dtype=float)
         idx = np.searchsorted(self.event_times_, u, side="right") - 1
-        base = np.where(idx >= 0, self.cumulative_hazard_[np.clip(idx, 0, None)] if len(self.event_times_) else 0.0,
-                        0.0)
-        g = np.exp(np.clip((_relapse_terms(relapse_days) - self.center_[-N_RELAPSE_TERMS:]) @ self.coef_[-N_RELAPSE_TERMS:],
-                           -LP_CLIP, LP_CLIP))
+        base = np.where(
+            idx >= 0, self.cumulative_hazard_[np.clip(idx, 0, None)] if len(self.event_times_) else 0.0, 0.0
+        )
+        g = np.exp(
+            np.clip(
+                (_relapse_terms(relapse_days) - self.center_[-N_RELAPSE_TERMS:]) @ self.coef_[-N_RELAPSE_TERMS:],
+                -LP_CLIP,
+                LP_CLIP,
+            )
+        )
         return base * g[:, None]
 
     def predict_survival(self, X, relapse_days, elapsed_days) -> np.ndarray:
@@ -198,8 +204,15 @@ class IllnessDeathModel(BaseEstimator):
     bootstrap_not_converged_ : number of replicates in which a Cox fit did not converge (kept; counted).
     """
 
-    def __init__(self, cr_model=None, post_relapse=None, n_bootstrap: int = 50, random_state=0, n_jobs: int = 1,
-                 grid_months: float = 1.0):
+    def __init__(
+        self,
+        cr_model=None,
+        post_relapse=None,
+        n_bootstrap: int = 50,
+        random_state=0,
+        n_jobs: int = 1,
+        grid_months: float = 1.0,
+    ):
         self.cr_model = cr_model
         self.post_relapse = post_relapse
         self.n_bootstrap = n_bootstrap
@@ -260,9 +273,14 @@ class IllnessDeathModel(BaseEstimator):
             def one(idx):
                 with warnings.catch_warnings(record=True) as caught:
                     warnings.simplefilter("always", ConvergenceWarning)
-                    pair = _fit_pair(cr_model, post_model, X.iloc[idx].reset_index(drop=True),
-                                     y_cr.iloc[idx].reset_index(drop=True), post.iloc[idx].reset_index(drop=True),
-                                     inner)
+                    pair = _fit_pair(
+                        cr_model,
+                        post_model,
+                        X.iloc[idx].reset_index(drop=True),
+                        y_cr.iloc[idx].reset_index(drop=True),
+                        post.iloc[idx].reset_index(drop=True),
+                        inner,
+                    )
                 bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
                 for w in caught:  # anything else is re-raised as it came
                     if not issubclass(w.category, ConvergenceWarning):
@@ -289,13 +307,17 @@ class IllnessDeathModel(BaseEstimator):
                 inc[np.searchsorted(grid12, pm.event_times_)] = np.diff(pm.cumulative_hazard_, prepend=0.0)
             cum[r] = np.cumsum(inc)
         self._post_stack_ = dict(
-            grid=grid12, cumhaz=cum, coef=np.stack([pm.coef_ for pm in posts]),
+            grid=grid12,
+            cumhaz=cum,
+            coef=np.stack([pm.coef_ for pm in posts]),
             center=np.stack([pm.center_ for pm in posts]),
         )
         self._cox_stack_ = None
         knots = getattr(self.cr_model_, "knots_", None)
-        if all(isinstance(cr, CauseSpecificCox) and cr.strata_ == [None] and np.array_equal(cr.knots_, knots)
-               for cr, _ in members):
+        if all(
+            isinstance(cr, CauseSpecificCox) and cr.strata_ == [None] and np.array_equal(cr.knots_, knots)
+            for cr, _ in members
+        ):
             grid = self.cr_model_.event_times_
             base = np.zeros((len(members), 1, 2, len(grid)))
             for r, (cr, _) in enumerate(members):
@@ -359,8 +381,9 @@ class IllnessDeathModel(BaseEstimator):
         elapsed = np.maximum(times[:, None] - mid[None, :], 0.0)  # (k, E)
         ps = self._post_stack_
         idx = np.searchsorted(ps["grid"], elapsed, side="right") - 1
-        base12 = (np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"])
-                  else np.zeros((R, k, E)))
+        base12 = (
+            np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"]) else np.zeros((R, k, E))
+        )
         nt = N_RELAPSE_TERMS
         gam = ps["coef"][:R, -nt:]  # (R, nt)
         rel_lp = np.einsum("rj,rej->re", gam, _relapse_terms(mid)[None, :, :] - ps["center"][:R, None, -nt:])
@@ -384,8 +407,12 @@ class IllnessDeathModel(BaseEstimator):
         if st is not None:
             binned = _BinnedReplicates(self._binned_moments(edges), lp[1:], periods_of(edges, st["knots"]))
         elif fine_gray:
-            binned = _FineGrayReplicates(self._cached(("fine_gray", edges.tobytes()), lambda: _FineGrayReplicates.tables(
-                [cr for cr, _ in reps], edges)), Xa)
+            binned = _FineGrayReplicates(
+                self._cached(
+                    ("fine_gray", edges.tobytes()), lambda: _FineGrayReplicates.tables([cr for cr, _ in reps], edges)
+                ),
+                Xa,
+            )
         else:
             rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
         closed = st is not None or fine_gray
@@ -417,8 +444,10 @@ class IllnessDeathModel(BaseEstimator):
         def build():
             st = self._cox_stack_
             moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
-            return {name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
-                    for name, v in moments.items()}
+            return {
+                name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
+                for name, v in moments.items()
+            }
 
         return self._cached(("cox", edges.tobytes()), build)
 
@@ -513,7 +542,8 @@ class _FineGrayReplicates:
     pairs whose uncapped F1 + F2 exceeds 1 by the last edge are capped as the replicate itself caps them (the rule
     of :func:`nbrisk.models.fine_gray.coherent_cifs`: at the first event time where the sum exceeds 1 — found by
     bisection, the sum being monotone — the increments are scaled to reach 1, then both stay constant), so the
-    result equals each replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like :class:`_BinnedReplicates`.
+    result equals each replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like
+    :class:`_BinnedReplicates`.
     """
 
     @staticmethod
@@ -525,7 +555,9 @@ class _FineGrayReplicates:
         grid = grid[grid <= edges[-1]]
         coef = np.stack([m.coef_ for m in members])  # (R, 2, p)
         return dict(
-            edges=edges, grid=grid, coef=coef,
+            edges=edges,
+            grid=grid,
+            coef=coef,
             offset=np.einsum("rkp,rkp->rk", coef, np.stack([m.center_ for m in members])),
             cum=np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, edges, 0.0) for m in members]),
             cum_grid=np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, grid, 0.0) for m in members]),
@@ -533,8 +565,9 @@ class _FineGrayReplicates:
         )
 
     def __init__(self, tables: dict, Xa: np.ndarray):
-        self.edges, self.grid, self.cum, self.cum_grid, self.col = (tables[k] for k in
-                                                                    ("edges", "grid", "cum", "cum_grid", "col"))
+        self.edges, self.grid, self.cum, self.cum_grid, self.col = (
+            tables[k] for k in ("edges", "grid", "cum", "cum_grid", "col")
+        )
         coef = tables["coef"]
         lp = (coef.reshape(-1, coef.shape[-1]) @ Xa.T).reshape(*coef.shape[:2], -1)
         self.risk = np.exp(np.clip(lp - tables["offset"][:, :, None], -LP_CLIP, LP_CLIP))
@@ -566,8 +599,10 @@ class _FineGrayReplicates:
             f[r, 0, i] = np.where(after, (p1 + (c1 - p1) * scale)[:, None], f[r, 0, i])
             f[r, 1, i] = np.where(after, (p2 + (c2 - p2) * scale)[:, None], f[r, 1, i])
         efs = np.clip(1.0 - f[:, 0] - f[:, 1], 0.0, 1.0)
-        return (np.ascontiguousarray(efs.transpose(2, 0, 1), dtype=np.float32),
-                np.ascontiguousarray(f[:, 0].transpose(2, 0, 1), dtype=np.float32))
+        return (
+            np.ascontiguousarray(efs.transpose(2, 0, 1), dtype=np.float32),
+            np.ascontiguousarray(f[:, 0].transpose(2, 0, 1), dtype=np.float32),
+        )
 
 
 class _StateCombiner:

@@ -52,9 +52,7 @@ def _as_arrays(time, event) -> tuple[np.ndarray, np.ndarray]:
         event = event.astype(int)
     event = event.astype(int)
     if time.shape != event.shape:
-        raise ValueError(
-            f"time and event must have the same length; got {time.shape[0]} and {event.shape[0]}"
-        )
+        raise ValueError(f"time and event must have the same length; got {time.shape[0]} and {event.shape[0]}")
     if time.size == 0:
         raise ValueError("time and event must not be empty")
     if not np.all(np.isfinite(time)):
@@ -129,9 +127,7 @@ class CensoringSurvival:
         """Ĝ(t−) = value just before ``t``, vectorised over ``t`` (any shape)."""
         t = np.asarray(t, dtype=float)
         idx = np.searchsorted(self.times, t.ravel(), side="left") - 1
-        out = (
-            np.where(idx < 0, 1.0, self.surv[np.clip(idx, 0, None)]) if self.surv.size else np.ones(idx.shape)
-        )
+        out = np.where(idx < 0, 1.0, self.surv[np.clip(idx, 0, None)]) if self.surv.size else np.ones(idx.shape)
         return out.reshape(t.shape)
 
 
@@ -398,9 +394,7 @@ class AalenJohansen(CompetingRisksEstimator):
 # ----------------------------------------------------------------------------------------------------------------
 # Gray's K-sample test
 # ----------------------------------------------------------------------------------------------------------------
-def gray_test(
-    time, event, group, cause: int | Cause = Cause.RELAPSE, rho: float = 0.0
-) -> tuple[float, int, float]:
+def gray_test(time, event, group, cause: int | Cause = Cause.RELAPSE, rho: float = 0.0) -> tuple[float, int, float]:
     """Gray's (1988) K-sample test of equal cumulative incidence of ``cause`` across groups.
 
     The score for group k compares its subdistribution hazard with the pooled one on the "subdistribution risk

@@ -166,7 +166,7 @@ def resolve_model_version(uri: str) -> tuple[str, str | None]:
     """
     if not uri.startswith("models:/"):
         return uri, None
-    body = uri[len("models:/"):]
+    body = uri[len("models:/") :]
     client = mlflow.MlflowClient()
     try:
         if "@" in body:
@@ -235,4 +235,3 @@ __all__ = [
     "model_signature",
     "resolve_model_version",
 ]
-

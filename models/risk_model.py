@@ -47,8 +47,9 @@ class RiskModel:
     training_summary : dict (see the module docstring).
     """
 
-    def __init__(self, feature_pipeline, illness_death, risk_cutoffs: tuple[float, float],
-                 training_summary: dict[str, Any]):
+    def __init__(
+        self, feature_pipeline, illness_death, risk_cutoffs: tuple[float, float], training_summary: dict[str, Any]
+    ):
         self.feature_pipeline = feature_pipeline
         self.illness_death = illness_death
         self.risk_cutoffs = (float(risk_cutoffs[0]), float(risk_cutoffs[1]))
@@ -184,19 +185,25 @@ class RiskModel:
 
     def __repr__(self) -> str:
         s = self.training_summary
-        return (f"RiskModel(model={s.get('model_name', '?')!r}, family={s.get('family', '?')!r}, "
-                f"n={s.get('n', '?')}, synthetic={self.synthetic})")
+        return (
+            f"RiskModel(model={s.get('model_name', '?')!r}, family={s.get('family', '?')!r}, "
+            f"n={s.get('n', '?')}, synthetic={self.synthetic})"
+        )
 
 
 def select_horizons(curves: RiskCurves, idx: np.ndarray) -> RiskCurves:
     """The same curves restricted to the horizons at positions ``idx``."""
 
     def sel(b: Band) -> Band:
-        return Band(b.estimate[:, idx], None if b.lower is None else b.lower[:, idx],
-                    None if b.upper is None else b.upper[:, idx])
+        return Band(
+            b.estimate[:, idx],
+            None if b.lower is None else b.lower[:, idx],
+            None if b.upper is None else b.upper[:, idx],
+        )
 
-    return RiskCurves(curves.horizons_months[idx], sel(curves.relapse), sel(curves.trm), sel(curves.efs),
-                      sel(curves.os))
+    return RiskCurves(
+        curves.horizons_months[idx], sel(curves.relapse), sel(curves.trm), sel(curves.efs), sel(curves.os)
+    )
 
 
 def curves_to_frame(patient_ids: Sequence[str], curves: RiskCurves, groups: Sequence[str]) -> pd.DataFrame:
@@ -268,11 +275,22 @@ def _fmt(x: float) -> str:
 # fitting
 
 
-def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, model_name: str = "model",
-                   family: str | None = None, synthetic: bool = False, fingerprint: str | None = None,
-                   n_interval_bootstrap: int = 0, seed: int = 0, n_jobs: int = 1,
-                   validation_metrics: dict[str, float] | None = None, params: dict[str, Any] | None = None,
-                   features=None) -> RiskModel:
+def fit_risk_model(
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    estimator,
+    *,
+    model_name: str = "model",
+    family: str | None = None,
+    synthetic: bool = False,
+    fingerprint: str | None = None,
+    n_interval_bootstrap: int = 0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    validation_metrics: dict[str, float] | None = None,
+    params: dict[str, Any] | None = None,
+    features=None,
+) -> RiskModel:
     """Fit the whole pipeline on validated ``records`` and their ``derive_outcomes`` ``outcomes``.
 
     Parameters
@@ -301,13 +319,15 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
     records = records.reset_index(drop=True)
     outcomes = outcomes.reset_index(drop=True)
     X = features.fit_transform(records)
-    id_model = IllnessDeathModel(clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed,
-                                 n_jobs=n_jobs)
+    id_model = IllnessDeathModel(
+        clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed, n_jobs=n_jobs
+    )
     horizons = np.array([12.0, RISK_GROUP_HORIZON_MONTHS, 36.0, 60.0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CIFCoherenceWarning)
-        id_model.fit(X, outcomes[["event", "time"]],
-                     outcomes[["relapse_time", "post_relapse_time", "post_relapse_event"]])
+        id_model.fit(
+            X, outcomes[["event", "time"]], outcomes[["relapse_time", "post_relapse_time", "post_relapse_event"]]
+        )
         curves = id_model.predict_curves(X, horizons)
     rescaled = 0
     for w in caught:
@@ -319,25 +339,36 @@ def fit_risk_model(records: pd.DataFrame, outcomes: pd.DataFrame, estimator, *, 
     efs2 = curves.efs.estimate[:, 1]
     cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
     summary = training_summary(records, outcomes, X, est, horizons, synthetic=synthetic, fingerprint=fingerprint)
-    summary.update({
-        "model_name": model_name,
-        "family": family or type(estimator).__name__,
-        "params": {k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
-        "validation_metrics": dict(validation_metrics or {}),
-        "interval_method": "none" if curves.relapse.lower is None else
-        ("bootstrap" if n_interval_bootstrap > 0 else "model"),
-        "n_interval_bootstrap": int(n_interval_bootstrap),
-        # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
-        "cif_rescaled": rescaled,
-        # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
-        "incoherent_fraction": getattr(id_model.cr_model_, "incoherent_fraction_", None),
-        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-    })
+    summary.update(
+        {
+            "model_name": model_name,
+            "family": family or type(estimator).__name__,
+            "params": {k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
+            "validation_metrics": dict(validation_metrics or {}),
+            "interval_method": "none"
+            if curves.relapse.lower is None
+            else ("bootstrap" if n_interval_bootstrap > 0 else "model"),
+            "n_interval_bootstrap": int(n_interval_bootstrap),
+            # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
+            "cif_rescaled": rescaled,
+            # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
+            "incoherent_fraction": getattr(id_model.cr_model_, "incoherent_fraction_", None),
+            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
+    )
     return RiskModel(features, id_model, cutoffs, summary)
 
 
-def training_summary(records: pd.DataFrame, outcomes: pd.DataFrame, X, est: np.ndarray, horizons: np.ndarray,
-                     *, synthetic: bool, fingerprint: str | None) -> dict[str, Any]:
+def training_summary(
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    X,
+    est: np.ndarray,
+    horizons: np.ndarray,
+    *,
+    synthetic: bool,
+    fingerprint: str | None,
+) -> dict[str, Any]:
     """Aggregate, non-identifying description of the training cohort (no patient-level values)."""
     from nbrisk.core import Cause
     from nbrisk.features.record import FIELDS, PREDICTOR_FIELDS
@@ -359,15 +390,17 @@ def training_summary(records: pd.DataFrame, outcomes: pd.DataFrame, X, est: np.n
     pct = [5, 25, 50, 75, 95]
     idx2 = int(np.flatnonzero(horizons == RISK_GROUP_HORIZON_MONTHS)[0])
     dist = {
-        name: dict(zip([f"p{p}" for p in pct],
-                       (float(v) for v in np.percentile(est[:, i, idx2], pct)), strict=True))
+        name: dict(zip([f"p{p}" for p in pct], (float(v) for v in np.percentile(est[:, i, idx2], pct)), strict=True))
         for i, name in enumerate(("relapse", "trm", "efs", "os"))
     }
     Xa = np.asarray(X, dtype=float)
     return {
         "n": len(records),
-        "events": {"censored": int((ev == Cause.CENSORED).sum()), "relapse": int((ev == Cause.RELAPSE).sum()),
-                   "trm": int((ev == Cause.TRM).sum())},
+        "events": {
+            "censored": int((ev == Cause.CENSORED).sum()),
+            "relapse": int((ev == Cause.RELAPSE).sum()),
+            "trm": int((ev == Cause.TRM).sum()),
+        },
         "synthetic": bool(synthetic),
         "label": SYNTHETIC_LABEL if synthetic else None,
         "data_fingerprint": fingerprint,
@@ -378,5 +411,6 @@ def training_summary(records: pd.DataFrame, outcomes: pd.DataFrame, X, est: np.n
         "feature_names": list(X.columns) if isinstance(X, pd.DataFrame) else None,
         "feature_means": Xa.mean(axis=0).tolist(),
         "median_followup_days": float(np.median(outcomes["time"][ev == Cause.CENSORED]))
-        if (ev == Cause.CENSORED).any() else None,
+        if (ev == Cause.CENSORED).any()
+        else None,
     }

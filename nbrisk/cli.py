@@ -14,8 +14,11 @@ import typer
 
 from nbrisk.core import NbriskError
 
-app = typer.Typer(help="nbrisk: competing-risks (relapse vs TRM) risk models for neuroblastoma allo-HSCT.",
-                  no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="nbrisk: competing-risks (relapse vs TRM) risk models for neuroblastoma allo-HSCT.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
 data_app = typer.Typer(help="Cohort files: generate, validate, describe.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 app.add_typer(data_app, name="data")

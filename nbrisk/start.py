@@ -34,8 +34,11 @@ def ensure_champion(config: Path, experiment: str = "nbrisk") -> str:
     if version is not None:
         print(f"nbrisk: champion is {name} version {version}", flush=True)
         return version
-    print(f"nbrisk: no champion in the registry; training on the embedded synthetic cohort with {config} "
-          f"[{SYNTHETIC_LABEL}]", flush=True)
+    print(
+        f"nbrisk: no champion in the registry; training on the embedded synthetic cohort with {config} "
+        f"[{SYNTHETIC_LABEL}]",
+        flush=True,
+    )
     from nbrisk.training.jobs import train
 
     train(data=None, config=config, experiment=experiment, log=lambda msg: print(f"  {msg}", flush=True))
@@ -53,8 +56,7 @@ def ensure_first_key() -> str | None:
 
     store = KeyStore(get_settings().keys_db)
     if store.has_active_keys():
-        print("nbrisk: API keys exist (`nbrisk keys list`); create another with `nbrisk keys create NAME`",
-              flush=True)
+        print("nbrisk: API keys exist (`nbrisk keys list`); create another with `nbrisk keys create NAME`", flush=True)
         return None
     name = FIRST_KEY_NAME
     taken = {k.name for k in store.list()}
@@ -87,8 +89,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.no_serve:
         return 0
     example = key or "<your key>"
-    print(f"nbrisk: serving on http://{args.host}:{args.port}  (try: curl -H 'Authorization: Bearer {example}' "
-          f"http://{args.host}:{args.port}/v1/model)", flush=True)
+    print(
+        f"nbrisk: serving on http://{args.host}:{args.port}  (try: curl -H 'Authorization: Bearer {example}' "
+        f"http://{args.host}:{args.port}/v1/model)",
+        flush=True,
+    )
     env = serve_env(args.workers)
     os.execve(cmd[0], cmd, env)  # pragma: no cover - replaces the process
     return 0  # pragma: no cover

@@ -49,8 +49,12 @@ HUMAN_ITEMS: tuple[tuple[str, str, str], ...] = (
     ("20a", "Participant flow", "Flow of participants, including exclusions (a diagram)."),
     ("25", "Interpretation", "Overall interpretation, including fairness and the clinical context."),
     ("26", "Limitations", "Limitations of the study (non-representative sample, sample size, overfitting...)."),
-    ("27a–c", "Usability", "How poor-quality or missing input is handled at use, user interaction and expertise "
-                           "needed, and next steps (e.g. external validation, impact studies)."),
+    (
+        "27a–c",
+        "Usability",
+        "How poor-quality or missing input is handled at use, user interaction and expertise "
+        "needed, and next steps (e.g. external validation, impact studies).",
+    ),
 )
 
 
@@ -157,28 +161,34 @@ def _floats(values: Sequence[Any] | None) -> tuple[float, ...] | None:
 
 def _performance(metrics: Sequence[Metric]) -> tuple[PerformanceRow, ...]:
     keep = {k for k, _ in PERFORMANCE_METRICS}
-    rows = [PerformanceRow(m.outcome, m.name, m.horizon_months, m.estimate, m.lower, m.upper)
-            for m in metrics if m.name in keep and m.outcome in ("relapse", "trm") and m.horizon_months]
+    rows = [
+        PerformanceRow(m.outcome, m.name, m.horizon_months, m.estimate, m.lower, m.upper)
+        for m in metrics
+        if m.name in keep and m.outcome in ("relapse", "trm") and m.horizon_months
+    ]
     order = {k: i for i, (k, _) in enumerate(PERFORMANCE_METRICS)}
     rows.sort(key=lambda r: (r.cause != "relapse", order[r.metric], r.horizon_months))
     return tuple(rows)
 
 
-def _comparison(siblings: Sequence[Mapping[str, Any]], horizon: float) -> tuple[tuple[ComparisonRow, ...],
-                                                                                    tuple[str, ...]]:
+def _comparison(
+    siblings: Sequence[Mapping[str, Any]], horizon: float
+) -> tuple[tuple[ComparisonRow, ...], tuple[str, ...]]:
     cols = tuple(f"{c}.{m}" for c, _ in CAUSES for m in ("c_index", "auc", "ipa", "ici"))
     rows = []
     for sib in siblings:
-        parsed = {(m.outcome, m.name): m for m in _flat_metrics(sib.get("metrics", {}))
-                  if m.horizon_months is not None and abs(m.horizon_months - horizon) < 1e-9}
+        parsed = {
+            (m.outcome, m.name): m
+            for m in _flat_metrics(sib.get("metrics", {}))
+            if m.horizon_months is not None and abs(m.horizon_months - horizon) < 1e-9
+        }
         values = {}
         for col in cols:
             cause, name = col.split(".", 1)
             m = parsed.get((cause, name))
             if m is not None:
                 values[col] = (m.estimate, m.lower, m.upper)
-        rows.append(ComparisonRow(str(sib.get("name", "?")), str(sib.get("family", "")), bool(sib.get("this")),
-                                  values))
+        rows.append(ComparisonRow(str(sib.get("name", "?")), str(sib.get("family", "")), bool(sib.get("this")), values))
 
     def mean(r: ComparisonRow, metric: str) -> float:
         vals = [r.values[f"{c}.{metric}"][0] for c, _ in CAUSES if f"{c}.{metric}" in r.values]
@@ -209,8 +219,11 @@ def _handling(spec: Any, s: Mapping[str, Any]) -> str:
     parts = []
     if spec.kind in ("number", "integer"):
         rng = (s.get("numeric_ranges") or {}).get(spec.name)
-        parts.append("continuous" + (f", observed {rng[0]:g}–{rng[1]:g}" if rng else "")
-                     + (f" {spec.unit}" if spec.unit and rng else ""))
+        parts.append(
+            "continuous"
+            + (f", observed {rng[0]:g}–{rng[1]:g}" if rng else "")
+            + (f" {spec.unit}" if spec.unit and rng else "")
+        )
     elif spec.kind == "boolean":
         parts.append("binary")
     else:
@@ -237,7 +250,7 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
     fp = run.get("fingerprint") or {}
     ev = s.get("events") or {}
     pp = sources.parent_params or {}
-    val = {k[len("config.validation."):]: v for k, v in pp.items() if k.startswith("config.validation.")}
+    val = {k[len("config.validation.") :]: v for k, v in pp.items() if k.startswith("config.validation.")}
 
     by_key = {(m.outcome, m.name, m.horizon_months): m for m in metrics}
 
@@ -249,69 +262,149 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
         return f"{m.estimate:.3f}{ci}"
 
     years = (s.get("numeric_ranges") or {}).get("hsct_year")
-    scheme = (f"{val.get('n_splits', '?')}-fold cross-validation repeated {val.get('n_repeats', '?')} times"
-              f" (stratified by event type), {val.get('n_bootstrap', '?')} bootstrap resamples of the pooled "
-              f"out-of-fold predictions for 95% CIs" if val else "see the training run's configuration")
+    scheme = (
+        f"{val.get('n_splits', '?')}-fold cross-validation repeated {val.get('n_repeats', '?')} times"
+        f" (stratified by event type), {val.get('n_bootstrap', '?')} bootstrap resamples of the pooled "
+        f"out-of-fold predictions for 95% CIs"
+        if val
+        else "see the training run's configuration"
+    )
     if val.get("leave_center_out", "").lower() == "true":
         scheme += "; leave-one-center-out (internal–external) validation"
     p = s.get("params") or {}
     filled = (
-        FilledItem("5a", "Data source", (f"{SYNTHETIC_LABEL}: the embedded synthetic cohort generator"
-                                         if synthetic else "A cohort in the nbrisk record contract")
-                   + (f" ({fp.get('source')})" if fp.get("source") else "")
-                   + (f"; data fingerprint sha256 {str(s.get('data_fingerprint') or fp.get('sha256', ''))[:16]}")),
+        FilledItem(
+            "5a",
+            "Data source",
+            (
+                f"{SYNTHETIC_LABEL}: the embedded synthetic cohort generator"
+                if synthetic
+                else "A cohort in the nbrisk record contract"
+            )
+            + (f" ({fp.get('source')})" if fp.get("source") else "")
+            + (f"; data fingerprint sha256 {str(s.get('data_fingerprint') or fp.get('sha256', ''))[:16]}"),
+        ),
         FilledItem("5b", "Dates", f"HSCT years {years[0]:g}–{years[1]:g}" if years else "not recorded"),
-        FilledItem("6b", "Eligibility", "Record contract: stage M (INRG) neuroblastoma, age 0.5–25 years at "
-                                        "allo-HSCT; out-of-population records are refused."),
-        FilledItem("8a", "Outcomes", "Competing risks from day 0 (graft infusion): relapse/progression (cause 1) "
-                                     "and transplant-related mortality = death without prior relapse (cause 2); "
-                                     "overall survival from an illness–death model."),
-        FilledItem("8c", "Outcome timing", "Time in days from HSCT; reported at "
-                   + ", ".join(f"{h:g}" for h in horizons) + " months." if horizons else "—"),
-        FilledItem("9a", "Predictors", f"{sum(1 for f in FIELDS.values() if f.is_predictor)} baseline fields known "
-                                       "before day 0 (table below); nothing measured after day 0."),
-        FilledItem("11", "Missing data", "Optional numeric fields may be missing and are imputed inside the fitted "
-                                         "feature pipeline (fitted on training folds only); categorical fields use "
-                                         "an explicit 'unknown' level. Counts per field in the table below."),
-        FilledItem("12a–c", "Model and validation",
-                   f"{s.get('family', '?')} ({s.get('model_name', '?')}); hyper-parameters "
-                   + (", ".join(f"{k}={v}" for k, v in p.items()) or "defaults")
-                   + f"; prediction intervals: {s.get('interval_method', 'none')}"
-                   + (f" ({s.get('n_interval_bootstrap')} refits)" if s.get("n_interval_bootstrap") else "")
-                   + f". Validation: {scheme}."),
-        FilledItem("12e", "Performance measures", "Per cause and horizon: Wolbers C-index, IPCW time-dependent "
-                                                  "AUC, IPCW Brier score, IPA vs the Aalen–Johansen null model, "
-                                                  "calibration (ICI, slope; Austin et al. 2020), net benefit."),
-        FilledItem("15", "Model output", "Cumulative incidence of relapse and TRM, EFS and OS with 95% pointwise "
-                                         "intervals; risk groups by 2-year EFS with training-tertile cut-offs "
-                                         + ("({:.3f}, {:.3f})".format(*rm.risk_cutoffs)
-                                            if getattr(rm, "risk_cutoffs", None) else "")),
-        FilledItem("20b", "Participants", f"n = {s.get('n', '?')}: {ev.get('relapse', '?')} relapses, "
-                                          f"{ev.get('trm', '?')} transplant-related deaths, "
-                                          f"{ev.get('censored', '?')} censored"
-                   + (f"; median follow-up of censored patients {s['median_followup_days'] / 30.4375:.1f} months"
-                      if s.get("median_followup_days") else "")),
-        FilledItem("21", "Model development", f"{s.get('n', '?')} participants and "
-                                              f"{ev.get('relapse', '?')}/{ev.get('trm', '?')} outcome events "
-                                              "(relapse/TRM) in the final fit."),
-        FilledItem("22", "Model specification", "The whole fitted pipeline (feature pipeline, illness–death model, "
-                                                "cut-offs) is registered as MLflow model "
-                   + f"{sources.resolved.name} version {sources.resolved.version} (run {run.get('run_id', '?')})"
-                   + _code_version(getattr(sources, "parent_tags", {}) or {}) + "."),
-        FilledItem("23a", "Performance", "2-year C-index relapse " + fmt_ci("relapse", "c_index", 24)
-                   + "; TRM " + fmt_ci("trm", "c_index", 24) + ". Full table below."),
+        FilledItem(
+            "6b",
+            "Eligibility",
+            "Record contract: stage M (INRG) neuroblastoma, age 0.5–25 years at "
+            "allo-HSCT; out-of-population records are refused.",
+        ),
+        FilledItem(
+            "8a",
+            "Outcomes",
+            "Competing risks from day 0 (graft infusion): relapse/progression (cause 1) "
+            "and transplant-related mortality = death without prior relapse (cause 2); "
+            "overall survival from an illness–death model.",
+        ),
+        FilledItem(
+            "8c",
+            "Outcome timing",
+            "Time in days from HSCT; reported at " + ", ".join(f"{h:g}" for h in horizons) + " months."
+            if horizons
+            else "—",
+        ),
+        FilledItem(
+            "9a",
+            "Predictors",
+            f"{sum(1 for f in FIELDS.values() if f.is_predictor)} baseline fields known "
+            "before day 0 (table below); nothing measured after day 0.",
+        ),
+        FilledItem(
+            "11",
+            "Missing data",
+            "Optional numeric fields may be missing and are imputed inside the fitted "
+            "feature pipeline (fitted on training folds only); categorical fields use "
+            "an explicit 'unknown' level. Counts per field in the table below.",
+        ),
+        FilledItem(
+            "12a–c",
+            "Model and validation",
+            f"{s.get('family', '?')} ({s.get('model_name', '?')}); hyper-parameters "
+            + (", ".join(f"{k}={v}" for k, v in p.items()) or "defaults")
+            + f"; prediction intervals: {s.get('interval_method', 'none')}"
+            + (f" ({s.get('n_interval_bootstrap')} refits)" if s.get("n_interval_bootstrap") else "")
+            + f". Validation: {scheme}.",
+        ),
+        FilledItem(
+            "12e",
+            "Performance measures",
+            "Per cause and horizon: Wolbers C-index, IPCW time-dependent "
+            "AUC, IPCW Brier score, IPA vs the Aalen–Johansen null model, "
+            "calibration (ICI, slope; Austin et al. 2020), net benefit.",
+        ),
+        FilledItem(
+            "15",
+            "Model output",
+            "Cumulative incidence of relapse and TRM, EFS and OS with 95% pointwise "
+            "intervals; risk groups by 2-year EFS with training-tertile cut-offs "
+            + ("({:.3f}, {:.3f})".format(*rm.risk_cutoffs) if getattr(rm, "risk_cutoffs", None) else ""),
+        ),
+        FilledItem(
+            "20b",
+            "Participants",
+            f"n = {s.get('n', '?')}: {ev.get('relapse', '?')} relapses, "
+            f"{ev.get('trm', '?')} transplant-related deaths, "
+            f"{ev.get('censored', '?')} censored"
+            + (
+                f"; median follow-up of censored patients {s['median_followup_days'] / 30.4375:.1f} months"
+                if s.get("median_followup_days")
+                else ""
+            ),
+        ),
+        FilledItem(
+            "21",
+            "Model development",
+            f"{s.get('n', '?')} participants and "
+            f"{ev.get('relapse', '?')}/{ev.get('trm', '?')} outcome events "
+            "(relapse/TRM) in the final fit.",
+        ),
+        FilledItem(
+            "22",
+            "Model specification",
+            "The whole fitted pipeline (feature pipeline, illness–death model, "
+            "cut-offs) is registered as MLflow model "
+            + f"{sources.resolved.name} version {sources.resolved.version} (run {run.get('run_id', '?')})"
+            + _code_version(getattr(sources, "parent_tags", {}) or {})
+            + ".",
+        ),
+        FilledItem(
+            "23a",
+            "Performance",
+            "2-year C-index relapse "
+            + fmt_ci("relapse", "c_index", 24)
+            + "; TRM "
+            + fmt_ci("trm", "c_index", 24)
+            + ". Full table below.",
+        ),
     )
-    predictors = tuple((spec.group, name, spec.label, _handling(spec, s))
-                       for name, spec in FIELDS.items() if spec.is_predictor)
+    predictors = tuple(
+        (spec.group, name, spec.label, _handling(spec, s)) for name, spec in FIELDS.items() if spec.is_predictor
+    )
     cal, dec = [], []
     for h in horizons if PRIMARY_HORIZON_MONTHS not in horizons else (PRIMARY_HORIZON_MONTHS,):
         for cause, tab in _tables_for(sources.tables.get("calibration"), h, "calibration").items():
-            cal.append(CalibrationPanel(cause, h, _floats(tab.get("mean_predicted")) or (),
-                                        _floats(tab.get("observed")) or (), _floats(tab.get("observed_lower")),
-                                        _floats(tab.get("observed_upper"))))
+            cal.append(
+                CalibrationPanel(
+                    cause,
+                    h,
+                    _floats(tab.get("mean_predicted")) or (),
+                    _floats(tab.get("observed")) or (),
+                    _floats(tab.get("observed_lower")),
+                    _floats(tab.get("observed_upper")),
+                )
+            )
         for cause, tab in _tables_for(sources.tables.get("net_benefit"), h, "net_benefit").items():
-            dec.append(DecisionPanel(cause, h, _floats(tab.get("threshold")) or (),
-                                     _floats(tab.get("net_benefit")) or (), _floats(tab.get("treat_all")) or ()))
+            dec.append(
+                DecisionPanel(
+                    cause,
+                    h,
+                    _floats(tab.get("threshold")) or (),
+                    _floats(tab.get("net_benefit")) or (),
+                    _floats(tab.get("treat_all")) or (),
+                )
+            )
         if cal or dec:
             break
     comparison, comp_cols = _comparison(sources.siblings, PRIMARY_HORIZON_MONTHS)

@@ -59,9 +59,9 @@ def _to_svg(fig: Figure) -> str:
     # No tight bbox: every figure of a kind keeps the same axes box, so side-by-side panels line up.
     fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
     svg = buf.getvalue()
-    svg = svg[svg.index("<svg"):]
+    svg = svg[svg.index("<svg") :]
     # A fixed width in pt would overflow narrow columns; let CSS scale it while keeping the aspect ratio.
-    return re.sub(r'<svg([^>]*?) width="[^"]+" height="[^"]+"', r'<svg\1', svg, count=1)
+    return re.sub(r'<svg([^>]*?) width="[^"]+" height="[^"]+"', r"<svg\1", svg, count=1)
 
 
 def _months_axis(ax, max_months: float) -> None:
@@ -86,7 +86,9 @@ def stacked_incidence_svg(
     width_in: float = 3.5,
     height_in: float = 2.3,
 ) -> str:
-    """Stacked cumulative incidence for one patient: relapse from the bottom, TRM from the top, alive event-free between.
+    """Stacked cumulative incidence for one patient.
+
+    Relapse from the bottom, TRM from the top, alive event-free between.
 
     Stacking relapse up from 0 and TRM down from 1 lets each cause keep its own 95% band exactly (the band of F1
     around the lower boundary, the band of F2 around ``1 - F2``), which a naive stack (F1 + F2) would not.
@@ -109,9 +111,10 @@ def stacked_incidence_svg(
         ax.step(months, r, where="post", color=COLOURS["relapse"], linewidth=1.2)
         ax.step(months, 1 - t, where="post", color=COLOURS["trm"], linewidth=1.2)
         # Each cause's 95% band is a lighter zone around its boundary, edged by dashed lines.
-        for lo, hi, colour in ((r_lo, r_hi, COLOURS["relapse"]),
-                               (None if t_hi is None else 1 - t_hi, None if t_lo is None else 1 - t_lo,
-                                COLOURS["trm"])):
+        for lo, hi, colour in (
+            (r_lo, r_hi, COLOURS["relapse"]),
+            (None if t_hi is None else 1 - t_hi, None if t_lo is None else 1 - t_lo, COLOURS["trm"]),
+        ):
             if lo is None or hi is None:
                 continue
             ax.fill_between(months, lo, hi, step="post", color="white", alpha=0.45, linewidth=0)
@@ -125,8 +128,16 @@ def stacked_incidence_svg(
         handles, labels = ax.get_legend_handles_labels()
         # Legend below the axes, in the same top-to-bottom order as the stacked bands.
         order = [2, 1, 0]
-        ax.legend([handles[i] for i in order], [labels[i] for i in order], loc="upper center",
-                  bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, columnspacing=0.8, handlelength=1.2)
+        ax.legend(
+            [handles[i] for i in order],
+            [labels[i] for i in order],
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.2),
+            ncol=2,
+            frameon=False,
+            columnspacing=0.8,
+            handlelength=1.2,
+        )
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)
 
@@ -182,9 +193,16 @@ def cohort_position_svg(
             q = lambda p, lv=levels, vv=values: float(np.interp(p, lv, vv))  # noqa: E731
             # whiskers span the most extreme stored percentiles (e.g. 5th–95th); the box is the quartiles
             ax.plot([float(values[0]), float(values[-1])], [y, y], color=COLOURS["reference"], linewidth=1.0)
-            ax.add_patch(matplotlib.patches.Rectangle((q(25), y - 0.18), q(75) - q(25), 0.36,
-                                                      facecolor="#e6e6e6", edgecolor=COLOURS["reference"],
-                                                      linewidth=0.7))
+            ax.add_patch(
+                matplotlib.patches.Rectangle(
+                    (q(25), y - 0.18),
+                    q(75) - q(25),
+                    0.36,
+                    facecolor="#e6e6e6",
+                    edgecolor=COLOURS["reference"],
+                    linewidth=0.7,
+                )
+            )
             ax.plot([q(50), q(50)], [y - 0.18, y + 0.18], color=COLOURS["reference"], linewidth=1.0)
             colour = COLOURS["relapse"] if "elapse" in label else COLOURS["trm"]
             ax.plot([value], [y], marker="D", color=colour, markersize=5, zorder=3)
@@ -221,10 +239,21 @@ def calibration_svg(
             pred, obs = np.asarray(pred, float), np.asarray(obs, float)
             colour = palette[i % len(palette)]
             if lo is not None and up is not None:
-                yerr = np.vstack([np.clip(obs - np.asarray(lo, float), 0, None),
-                                  np.clip(np.asarray(up, float) - obs, 0, None)])
-                ax.errorbar(pred, obs, yerr=yerr, fmt="o-", color=colour, markersize=3, linewidth=0.9,
-                            elinewidth=0.6, capsize=1.5, label=label)
+                yerr = np.vstack(
+                    [np.clip(obs - np.asarray(lo, float), 0, None), np.clip(np.asarray(up, float) - obs, 0, None)]
+                )
+                ax.errorbar(
+                    pred,
+                    obs,
+                    yerr=yerr,
+                    fmt="o-",
+                    color=colour,
+                    markersize=3,
+                    linewidth=0.9,
+                    elinewidth=0.6,
+                    capsize=1.5,
+                    label=label,
+                )
                 hi = max(hi, float(np.nanmax(up)))
             else:
                 ax.plot(pred, obs, "o-", color=colour, markersize=3, linewidth=0.9, label=label)

@@ -30,9 +30,13 @@ from nbrisk.reports.summary import (
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Metrics shown in the patient report's provenance at 2 years (the full set is in the model report).
-_PATIENT_METRICS = {"c_index": "C-index (discrimination)", "auc": "Time-dependent AUC",
-                    "ipa": "IPA (vs no-predictor model)", "ici": "ICI (calibration error)",
-                    "calibration_slope": "Calibration slope (1 = ideal)"}
+_PATIENT_METRICS = {
+    "c_index": "C-index (discrimination)",
+    "auc": "Time-dependent AUC",
+    "ipa": "IPA (vs no-predictor model)",
+    "ici": "ICI (calibration error)",
+    "calibration_slope": "Calibration slope (1 = ideal)",
+}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -94,8 +98,11 @@ def patient_figures(s: PatientSummary) -> dict[str, str | None]:
         "survival": plots.survival_svg(s.plot_months, {"os": s.plot["os"], "efs": s.plot["efs"]}),
         "cohort": None,
     }
-    rows = [(c.label, c.value, np.asarray(c.levels), np.asarray(c.values))
-            for c in s.cohort if c.percentile is not None and len(c.levels) >= 2]
+    rows = [
+        (c.label, c.value, np.asarray(c.levels), np.asarray(c.values))
+        for c in s.cohort
+        if c.percentile is not None and len(c.levels) >= 2
+    ]
     if rows:
         figs["cohort"] = plots.cohort_position_svg(rows)
     return figs
@@ -103,8 +110,9 @@ def patient_figures(s: PatientSummary) -> dict[str, str | None]:
 
 def _patient_metrics(metrics: tuple[Metric, ...]) -> list[tuple[str, Metric | None, Metric | None]]:
     """Rows (label, relapse metric, TRM metric) of the key validation metrics at 2 years."""
-    at2 = {(m.outcome, m.name): m for m in metrics
-           if m.horizon_months is not None and abs(m.horizon_months - 24) < 1e-9}
+    at2 = {
+        (m.outcome, m.name): m for m in metrics if m.horizon_months is not None and abs(m.horizon_months - 24) < 1e-9
+    }
     rows = []
     for key, label in _PATIENT_METRICS.items():
         r, t = at2.get(("relapse", key)), at2.get(("trm", key))
@@ -121,8 +129,11 @@ def _as_img(svg: str | None) -> str | None:
     """
     if svg is None:
         return None
-    return ('<img class="figure" alt="figure" src="data:image/svg+xml;base64,'
-            + base64.b64encode(svg.encode("utf-8")).decode("ascii") + '">')
+    return (
+        '<img class="figure" alt="figure" src="data:image/svg+xml;base64,'
+        + base64.b64encode(svg.encode("utf-8")).decode("ascii")
+        + '">'
+    )
 
 
 def patient_html(s: PatientSummary, inline_svg: bool = True) -> str:
@@ -131,9 +142,16 @@ def patient_html(s: PatientSummary, inline_svg: bool = True) -> str:
     figures = patient_figures(s)
     if not inline_svg:
         figures = {k: _as_img(v) for k, v in figures.items()}
-    return _env().get_template("patient.html").render(
-        s=s, css=_css(), figures=figures, metrics=_patient_metrics(s.provenance.metrics),
-        few=FEW_TRAINING_PATIENTS,
+    return (
+        _env()
+        .get_template("patient.html")
+        .render(
+            s=s,
+            css=_css(),
+            figures=figures,
+            metrics=_patient_metrics(s.provenance.metrics),
+            few=FEW_TRAINING_PATIENTS,
+        )
     )
 
 
@@ -211,14 +229,28 @@ def model_figures(m) -> dict[str, Any]:
     labels = dict(CAUSES)
     figs: dict[str, Any] = {"calibration": None, "decision": []}
     if m.calibration:
-        groups = [(labels.get(p.cause, p.cause), np.asarray(p.predicted), np.asarray(p.observed),
-                   None if p.lower is None else np.asarray(p.lower),
-                   None if p.upper is None else np.asarray(p.upper)) for p in m.calibration]
-        figs["calibration"] = plots.calibration_svg(groups, f"Calibration at {fmt_horizon(m.calibration[0].horizon_months)}")
+        groups = [
+            (
+                labels.get(p.cause, p.cause),
+                np.asarray(p.predicted),
+                np.asarray(p.observed),
+                None if p.lower is None else np.asarray(p.lower),
+                None if p.upper is None else np.asarray(p.upper),
+            )
+            for p in m.calibration
+        ]
+        figs["calibration"] = plots.calibration_svg(
+            groups, f"Calibration at {fmt_horizon(m.calibration[0].horizon_months)}"
+        )
     for p in m.decision:
-        figs["decision"].append(plots.decision_curve_svg(
-            np.asarray(p.thresholds), [("Model", np.asarray(p.model))], np.asarray(p.treat_all),
-            f"Net benefit: {labels.get(p.cause, p.cause)} at {fmt_horizon(p.horizon_months)}"))
+        figs["decision"].append(
+            plots.decision_curve_svg(
+                np.asarray(p.thresholds),
+                [("Model", np.asarray(p.model))],
+                np.asarray(p.treat_all),
+                f"Net benefit: {labels.get(p.cause, p.cause)} at {fmt_horizon(p.horizon_months)}",
+            )
+        )
     return figs
 
 
@@ -228,11 +260,22 @@ def model_html(m, inline_svg: bool = True) -> str:
 
     figures = model_figures(m)
     if not inline_svg:
-        figures = {"calibration": _as_img(figures["calibration"]),
-                   "decision": [_as_img(f) for f in figures["decision"]]}
-    return _env().get_template("model.html").render(
-        m=m, css=_css(), figures=figures, causes=CAUSES, metric_labels=PERFORMANCE_METRICS,
-        primary=PRIMARY_HORIZON_MONTHS)
+        figures = {
+            "calibration": _as_img(figures["calibration"]),
+            "decision": [_as_img(f) for f in figures["decision"]],
+        }
+    return (
+        _env()
+        .get_template("model.html")
+        .render(
+            m=m,
+            css=_css(),
+            figures=figures,
+            causes=CAUSES,
+            metric_labels=PERFORMANCE_METRICS,
+            primary=PRIMARY_HORIZON_MONTHS,
+        )
+    )
 
 
 def render_model_report(sources, fmt: str = "html", generated_at: dt.datetime | None = None) -> bytes:

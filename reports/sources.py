@@ -56,7 +56,7 @@ def resolve(model: str | None) -> ResolvedModel:
         uri = f"models:/{settings.registered_model_name}/{uri.strip()}"
     name, alias = settings.registered_model_name, None
     if uri.startswith("models:/"):
-        body = uri[len("models:/"):]
+        body = uri[len("models:/") :]
         if "@" in body:
             name, alias = body.split("@", 1)
         elif "/" in body:
@@ -72,8 +72,13 @@ def load_model(model: str | None) -> tuple[Any, dict[str, Any]]:
     ref = resolve(model)
     rm = load_risk_model(ref.uri)
     s = getattr(rm, "training_summary", {}) or {}
-    info = {"name": ref.name, "version": ref.version or "unregistered", "alias": ref.alias,
-            "trained_at": s.get("trained_at"), "synthetic_training_data": bool(s.get("synthetic", False))}
+    info = {
+        "name": ref.name,
+        "version": ref.version or "unregistered",
+        "alias": ref.alias,
+        "trained_at": s.get("trained_at"),
+        "synthetic_training_data": bool(s.get("synthetic", False)),
+    }
     return rm, info
 
 
@@ -87,8 +92,10 @@ def model_sources(model: str | None) -> ModelSources:
 
     ref = resolve(model)
     if ref.version is None:
-        raise NbriskError(f"the model report needs a registered model version; {model!r} is not one "
-                          "(use --model VERSION or models:/nbrisk@ALIAS)")
+        raise NbriskError(
+            f"the model report needs a registered model version; {model!r} is not one "
+            "(use --model VERSION or models:/nbrisk@ALIAS)"
+        )
     rm, _ = load_model(ref.uri)
     run = tracking.version_info(ref.name, ref.version)
     client = MlflowClient()
@@ -108,13 +115,18 @@ def model_sources(model: str | None) -> ModelSources:
             parent_run = client.get_run(parent)
             parent_params = dict(parent_run.data.params)
             parent_tags = {k: v for k, v in parent_run.data.tags.items() if k.startswith("code.")}
-            for ch in client.search_runs([this.info.experiment_id],
-                                         filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent}'",
-                                         max_results=200):
-                siblings.append({"run_id": ch.info.run_id,
-                                 "name": ch.data.tags.get(tracking.MODEL_NAME_TAG, ch.info.run_name),
-                                 "family": ch.data.tags.get(tracking.FAMILY_TAG, ""),
-                                 "metrics": dict(ch.data.metrics), "this": ch.info.run_id == run["run_id"]})
+            for ch in client.search_runs(
+                [this.info.experiment_id], filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent}'", max_results=200
+            ):
+                siblings.append(
+                    {
+                        "run_id": ch.info.run_id,
+                        "name": ch.data.tags.get(tracking.MODEL_NAME_TAG, ch.info.run_name),
+                        "family": ch.data.tags.get(tracking.FAMILY_TAG, ""),
+                        "metrics": dict(ch.data.metrics),
+                        "this": ch.info.run_id == run["run_id"],
+                    }
+                )
     except MlflowException:
         pass
     aliases: list[str] = []

@@ -63,8 +63,11 @@ _GROUP_TITLES = {
 }
 _NUMERIC_KINDS = ("number", "integer")
 #: What-if choice → the record field it changes.
-_WHATIF_FIELDS = {"Donor type": "donor_type", "Conditioning intensity": "conditioning_intensity",
-                  "Disease status at HSCT": "disease_status_at_hsct"}
+_WHATIF_FIELDS = {
+    "Donor type": "donor_type",
+    "Conditioning intensity": "conditioning_intensity",
+    "Disease status at HSCT": "disease_status_at_hsct",
+}
 #: An option fewer training patients had than this is flagged as an extrapolation in the what-if table.
 FEW_TRAINING_PATIENTS = 20
 _UNKNOWN = "unknown"
@@ -281,9 +284,11 @@ def _interval(band: Band, i: int, j: int) -> Interval:
 
 
 def _band_row(band: Band, i: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
-    return (np.asarray(band.estimate[i], float),
-            None if band.lower is None else np.asarray(band.lower[i], float),
-            None if band.upper is None else np.asarray(band.upper[i], float))
+    return (
+        np.asarray(band.estimate[i], float),
+        None if band.lower is None else np.asarray(band.lower[i], float),
+        None if band.upper is None else np.asarray(band.upper[i], float),
+    )
 
 
 def _prepend_origin(months: np.ndarray, curves: RiskCurves) -> tuple[np.ndarray, dict]:
@@ -371,8 +376,10 @@ def _whatif_variants(rec: dict[str, Any]) -> list[tuple[str, str, bool, dict[str
                     ch["graft_manipulation"] = "none"
             elif rec.get("graft_source") == "cord_blood":
                 ch["graft_source"] = "peripheral_blood"
-            if (donor == "haploidentical") != (option == "haploidentical") and rec.get(
-                    "kir_ligand_mismatch") not in (None, _UNKNOWN):
+            if (donor == "haploidentical") != (option == "haploidentical") and rec.get("kir_ligand_mismatch") not in (
+                None,
+                _UNKNOWN,
+            ):
                 ch["kir_ligand_mismatch"] = _UNKNOWN
         out.append(("Donor type", option.replace("_", " "), option == donor, ch))
     cond = rec.get("conditioning_intensity")
@@ -449,8 +456,10 @@ def compute_whatifs(
         # A category no training patient had cannot be scored (the feature pipeline refuses it): say so.
         unseen = [f for f, v in ch.items() if f in counts and counts[f] and str(v) not in counts[f]]
         if unseen:
-            notes.append(f"{choice}: {option} not shown (no training patient had "
-                         f"{', '.join(_describe_changes({f: ch[f]})[0] for f in unseen)})")
+            notes.append(
+                f"{choice}: {option} not shown (no training patient had "
+                f"{', '.join(_describe_changes({f: ch[f]})[0] for f in unseen)})"
+            )
             continue
         candidates.append(((choice, option, is_current, ch), frame))
     predicted, dropped = _predict_variants(risk_model, [f for _, f in candidates if f is not None])
@@ -479,9 +488,18 @@ def compute_whatifs(
         field_name = _WHATIF_FIELDS[choice]
         value = ch.get(field_name, base.get(field_name))
         n_train = counts.get(field_name, {}).get(str(value), 0) if field_name in counts else None
-        rows.append(WhatIf(choice, option, is_current, _describe_changes(ch),
-                           _interval(src.relapse, i, j), _interval(src.trm, i, j), _interval(src.efs, i, j),
-                           n_train))
+        rows.append(
+            WhatIf(
+                choice,
+                option,
+                is_current,
+                _describe_changes(ch),
+                _interval(src.relapse, i, j),
+                _interval(src.trm, i, j),
+                _interval(src.efs, i, j),
+                n_train,
+            )
+        )
     return tuple(rows), tuple(notes)
 
 
@@ -553,8 +571,15 @@ def _percentile_table(dist: Any) -> tuple[tuple[float, ...], tuple[float, ...]] 
 
 def _training_distribution(summary: Mapping[str, Any], outcome: str) -> Any:
     """Find the stored training distribution of predicted 2-year ``outcome`` risk in ``training_summary``."""
-    for key in ("predicted_2y_distribution", "predicted_2y", "prediction_percentiles", "predicted_distribution", "predicted_24m",
-                "training_predictions", "predicted_risk_percentiles"):
+    for key in (
+        "predicted_2y_distribution",
+        "predicted_2y",
+        "prediction_percentiles",
+        "predicted_distribution",
+        "predicted_24m",
+        "training_predictions",
+        "predicted_risk_percentiles",
+    ):
         block = summary.get(key)
         if isinstance(block, Mapping):
             for k in (outcome, f"{outcome}_24", f"{outcome}_24m", f"{outcome}_2y"):
@@ -589,8 +614,14 @@ def _events(summary: Mapping[str, Any]) -> dict[str, int]:
     ev = summary.get("events") or summary.get("events_by_cause") or {}
     out: dict[str, int] = {}
     if isinstance(ev, Mapping):
-        names = {"0": "censored", "1": "relapse", "2": "trm", "censored": "censored", "relapse": "relapse",
-                 "trm": "trm"}
+        names = {
+            "0": "censored",
+            "1": "relapse",
+            "2": "trm",
+            "censored": "censored",
+            "relapse": "relapse",
+            "trm": "trm",
+        }
         for k, v in ev.items():
             key = names.get(str(k).lower(), str(k).lower())
             try:
@@ -604,7 +635,8 @@ def _events(summary: Mapping[str, Any]) -> dict[str, int]:
 #: by ``_lower``/``.upper`` for the 95% CI. Keys of other shapes (``apparent_…``, ``fold_…``, timings) are skipped.
 _METRIC_KEY = re.compile(
     r"^(?P<outcome>relapse|trm|efs|os)[._](?P<name>[a-z0-9_]+?)(?:[._](?P<h>\d+(?:\.\d+)?)m)?"
-    r"(?:[._](?P<ci>lower|upper))?$")
+    r"(?:[._](?P<ci>lower|upper))?$"
+)
 #: Spellings of the same metric across versions of the training jobs → one name.
 METRIC_ALIASES = {"cindex": "c_index", "cal_slope": "calibration_slope", "cal_intercept": "calibration_intercept"}
 
@@ -668,8 +700,14 @@ def _flatten_metrics(obj: Any, path: tuple[str, ...] = ()) -> Iterable[Metric]:
             if not name:
                 name = ".".join(rest) or "metric"
             try:
-                yield Metric(name, outcome, None if horizon is None else float(horizon), float(est),
-                             None if lo is None else float(lo), None if hi is None else float(hi))
+                yield Metric(
+                    name,
+                    outcome,
+                    None if horizon is None else float(horizon),
+                    float(est),
+                    None if lo is None else float(lo),
+                    None if hi is None else float(hi),
+                )
             except (TypeError, ValueError):
                 return
             return
@@ -705,8 +743,11 @@ def provenance(risk_model, model_info: Mapping[str, Any]) -> Provenance:
         if lo is not None and hi is not None:
             years = (int(lo), int(hi))
     metrics_src = s.get("validation_metrics", s.get("validation", s.get("metrics")))
-    if isinstance(metrics_src, Mapping) and metrics_src and all(
-            not isinstance(v, Mapping | list | tuple) for v in metrics_src.values()):
+    if (
+        isinstance(metrics_src, Mapping)
+        and metrics_src
+        and all(not isinstance(v, Mapping | list | tuple) for v in metrics_src.values())
+    ):
         metrics = tuple(_flat_metrics(metrics_src))
     else:
         metrics = tuple(_flatten_metrics(metrics_src)) if metrics_src is not None else ()
@@ -759,8 +800,10 @@ def applicability_warnings(risk_model, typed: pd.DataFrame, prov: Provenance) ->
     for cause, label in (("relapse", "relapses"), ("trm", "transplant-related deaths")):
         k = prov.events.get(cause)
         if k is not None and k < SMALL_EVENTS:
-            out.append(f"Only {k} {label} in the training data; {cause.upper() if cause == 'trm' else cause} "
-                       "estimates are imprecise.")
+            out.append(
+                f"Only {k} {label} in the training data; {cause.upper() if cause == 'trm' else cause} "
+                "estimates are imprecise."
+            )
     return tuple(out)
 
 
@@ -796,8 +839,10 @@ def build_patient_summary(
     plot_curves: RiskCurves = risk_model.predict(typed, PLOT_MONTHS.tolist())
     months, plot = _prepend_origin(PLOT_MONTHS, plot_curves)
     table = tuple(
-        HorizonRow(float(h), *(_interval(b, 0, j) for b in (table_curves.relapse, table_curves.trm,
-                                                          table_curves.efs, table_curves.os)))
+        HorizonRow(
+            float(h),
+            *(_interval(b, 0, j) for b in (table_curves.relapse, table_curves.trm, table_curves.efs, table_curves.os)),
+        )
         for j, h in enumerate(np.asarray(table_curves.horizons_months, float))
     )
     has_intervals = table_curves.relapse.lower is not None
@@ -826,8 +871,9 @@ def build_patient_summary(
         has_intervals=has_intervals,
         risk_group=risk_group,
         risk_cutoffs=None if cutoffs is None else (float(cutoffs[0]), float(cutoffs[1])),
-        cohort=cohort_positions(s, float(table_curves.relapse.estimate[0, j24]),
-                                float(table_curves.trm.estimate[0, j24])),
+        cohort=cohort_positions(
+            s, float(table_curves.relapse.estimate[0, j24]), float(table_curves.trm.estimate[0, j24])
+        ),
         drivers=compute_drivers(risk_model, typed),
         whatifs=whatifs,
         whatif_notes=notes,

@@ -81,14 +81,18 @@ class AuditLog:
         row = asdict(rec)
         with self._lock:
             self._connection().execute(
-                f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values()))
+                f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
+            )
 
     def recent(self, limit: int = 100) -> list[AuditRecord]:
         """The last ``limit`` rows, oldest first."""
         fields = list(AuditRecord.__dataclass_fields__)
         with self._lock:
-            rows = self._connection().execute(
-                f"SELECT {', '.join(fields)} FROM audit ORDER BY id DESC LIMIT ?", (int(limit),)).fetchall()
+            rows = (
+                self._connection()
+                .execute(f"SELECT {', '.join(fields)} FROM audit ORDER BY id DESC LIMIT ?", (int(limit),))
+                .fetchall()
+            )
         return [AuditRecord(*r) for r in reversed(rows)]
 
     def close(self) -> None:

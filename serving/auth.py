@@ -122,8 +122,9 @@ class KeyStore:
             conn = self._connect(create=True)
             assert conn is not None
             try:
-                conn.execute("INSERT INTO api_keys(name, key_sha256, created_at) VALUES (?, ?, ?)",
-                             (name, hash_key(key), _now()))
+                conn.execute(
+                    "INSERT INTO api_keys(name, key_sha256, created_at) VALUES (?, ?, ?)", (name, hash_key(key), _now())
+                )
             except sqlite3.IntegrityError:
                 raise NbriskError(f"an active key named {name!r} already exists; revoke it first") from None
         return key
@@ -141,8 +142,9 @@ class KeyStore:
             conn = self._connect(create=False)
             n = 0
             if conn is not None:
-                n = conn.execute("UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL",
-                                 (_now(), name)).rowcount
+                n = conn.execute(
+                    "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
+                ).rowcount
         if n == 0:
             raise NbriskError(f"no active key named {name!r}")
 
@@ -188,9 +190,13 @@ def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
 async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[tuple[bytes, bytes]] = ()) -> None:
     """Send a complete JSON answer from ASGI middleware."""
     data = json.dumps(body).encode("utf-8")
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
-                            *headers]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()), *headers],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -227,10 +233,23 @@ class BearerAuthMiddleware:
         token = bearer_token(scope.get("headers", []))
         name = self.store.verify(token) if token else None
         if name is None:
-            await send_json(send, 401, {"error": "unauthorized", "detail": [
-                {"patient_index": None, "field": "Authorization",
-                 "message": "send 'Authorization: Bearer <key>' with a valid API key (nbrisk keys create NAME)"}]},
-                headers=[(b"www-authenticate", b'Bearer realm="nbrisk"')])
+            await send_json(
+                send,
+                401,
+                {
+                    "error": "unauthorized",
+                    "detail": [
+                        {
+                            "patient_index": None,
+                            "field": "Authorization",
+                            "message": (
+                                "send 'Authorization: Bearer <key>' with a valid API key (nbrisk keys create NAME)"
+                            ),
+                        }
+                    ],
+                },
+                headers=[(b"www-authenticate", b'Bearer realm="nbrisk"')],
+            )
             return
         scope.setdefault("nbrisk", {})["key_name"] = name
         await self.app(scope, receive, send)

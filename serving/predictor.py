@@ -77,7 +77,7 @@ class ServedModel:
 def _split_models_uri(uri: str) -> tuple[str, str | None]:
     """``models:/NAME@ALIAS`` → (NAME, ALIAS); ``models:/NAME/VERSION`` → (NAME, None); others → (uri, None)."""
     if uri.startswith("models:/"):
-        body = uri[len("models:/"):]
+        body = uri[len("models:/") :]
         if "@" in body:
             name, alias = body.split("@", 1)
             return name, alias
@@ -125,8 +125,15 @@ class Predictor:
         return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
 
     @classmethod
-    def from_risk_model(cls, risk_model: Any, *, name: str = "nbrisk", version: str | None = None,
-                        alias: str | None = None, uri: str = "(in memory)") -> Predictor:
+    def from_risk_model(
+        cls,
+        risk_model: Any,
+        *,
+        name: str = "nbrisk",
+        version: str | None = None,
+        alias: str | None = None,
+        uri: str = "(in memory)",
+    ) -> Predictor:
         """Wrap an in-memory RiskModel (tests, benchmarks, ``nbrisk predict``-like tooling)."""
         return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
 
@@ -136,8 +143,9 @@ class Predictor:
         """``{"name", "version", "alias", "trained_at", "synthetic_training_data", "label"}``."""
         return self.served.as_dict()
 
-    def validate(self, patients: Sequence[Mapping[str, Any]],
-                 shape_problems: Sequence[ProblemDetail] = ()) -> pd.DataFrame:
+    def validate(
+        self, patients: Sequence[Mapping[str, Any]], shape_problems: Sequence[ProblemDetail] = ()
+    ) -> pd.DataFrame:
         """Validate raw patient objects with the record contract → typed records, or :class:`InvalidInput` listing
         every problem (patient index, field, rule) of every patient at once.
 
@@ -149,8 +157,9 @@ class Predictor:
             raise _invalid(problems)
         return typed
 
-    def _check(self, patients: Sequence[Mapping[str, Any]],
-               shape_problems: Sequence[ProblemDetail] = ()) -> tuple[pd.DataFrame, list[ProblemDetail]]:
+    def _check(
+        self, patients: Sequence[Mapping[str, Any]], shape_problems: Sequence[ProblemDetail] = ()
+    ) -> tuple[pd.DataFrame, list[ProblemDetail]]:
         """(typed records, every problem sorted by patient index); see :meth:`validate`."""
         from nbrisk.features.record import validate_records
 
@@ -160,8 +169,10 @@ class Predictor:
             typed, found = validate_records(frame, require_outcomes=False, require_center=False, first_row=0)
         except Exception as exc:  # a validator bug must not become a 5xx for a client's body; log no values
             logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, _where(exc))
-            raise InvalidInput("patient records could not be validated",
-                               [*problems, ProblemDetail(None, None, "records could not be validated")]) from None
+            raise InvalidInput(
+                "patient records could not be validated",
+                [*problems, ProblemDetail(None, None, "records could not be validated")],
+            ) from None
         present = [set(p) for p in patients]
         # a field already refused by the shape check (an object, an overlong text...) was removed before the
         # contract's validator ran; do not report it a second time as "missing".
@@ -178,9 +189,12 @@ class Predictor:
                 idx = [i for i, keys in enumerate(present) if p.field not in keys]
             else:
                 idx = [i for i, keys in enumerate(present) if p.field in keys]
-            problems.extend(ProblemDetail(i, p.field, p.rule) for i in idx or [None]
-                            if (i, p.field) not in seen and i not in not_objects)
-        problems.sort(key=lambda d: (-1 if d.patient_index is None else d.patient_index))
+            problems.extend(
+                ProblemDetail(i, p.field, p.rule)
+                for i in idx or [None]
+                if (i, p.field) not in seen and i not in not_objects
+            )
+        problems.sort(key=lambda d: -1 if d.patient_index is None else d.patient_index)
         return typed.reset_index(drop=True), problems
 
     def risk_many(self, requests: Sequence[RiskRequest]) -> list[dict[str, Any] | RequestError]:
@@ -201,8 +215,11 @@ class Predictor:
                 return [exc]
         offsets = np.cumsum([0, *(len(r.patients) for r in requests)])
         patients = [p for r in requests for p in r.patients]
-        shape = [ProblemDetail(None if d.patient_index is None else d.patient_index + int(offsets[j]), d.field,
-                               d.message) for j, r in enumerate(requests) for d in r.problems]
+        shape = [
+            ProblemDetail(None if d.patient_index is None else d.patient_index + int(offsets[j]), d.field, d.message)
+            for j, r in enumerate(requests)
+            for d in r.problems
+        ]
         try:
             typed, problems = self._check(patients, shape)
         except RequestError:
@@ -231,8 +248,9 @@ class Predictor:
             except RequestError:  # e.g. an unseen category in one request: score the others alone
                 for j in members:
                     try:
-                        res = self.predict_records(typed.iloc[offsets[j]:offsets[j + 1]].reset_index(drop=True),
-                                                   horizons)
+                        res = self.predict_records(
+                            typed.iloc[offsets[j] : offsets[j + 1]].reset_index(drop=True), horizons
+                        )
                         answers[j] = {"model": self.model_info, "results": res}
                     except RequestError as exc:
                         answers[j] = exc
@@ -240,7 +258,7 @@ class Predictor:
             start = 0
             for j in members:
                 n = int(offsets[j + 1] - offsets[j])
-                answers[j] = {"model": self.model_info, "results": results[start:start + n]}
+                answers[j] = {"model": self.model_info, "results": results[start : start + n]}
                 start += n
         return [a if a is not None else RequestError("internal batching error") for a in answers]
 
@@ -270,9 +288,11 @@ class Predictor:
         intervals = curves.relapse.lower is not None
         bands: dict[str, tuple[list, list | None, list | None]] = {}
         for name, band in curves.bands().items():
-            bands[name] = (_answer(band.estimate[:, cols]),
-                           _answer(band.lower[:, cols]) if band.lower is not None else None,
-                           _answer(band.upper[:, cols]) if band.upper is not None else None)
+            bands[name] = (
+                _answer(band.estimate[:, cols]),
+                _answer(band.lower[:, cols]) if band.lower is not None else None,
+                _answer(band.upper[:, cols]) if band.upper is not None else None,
+            )
         hz = [_plain_number(h) for h in asked]
         ids = typed["patient_id"].astype(str).tolist()
         note = [] if intervals else ["this model gives no prediction interval (lower/upper are null)"]
@@ -280,21 +300,29 @@ class Predictor:
         for i, pid in enumerate(ids):
             r: dict[str, Any] = {"patient_id": pid, "horizons_months": hz}
             for name, (est, lo, up) in bands.items():
-                r[name] = {"estimate": est[i], "lower": lo[i] if lo is not None else None,
-                           "upper": up[i] if up is not None else None}
+                r[name] = {
+                    "estimate": est[i],
+                    "lower": lo[i] if lo is not None else None,
+                    "upper": up[i] if up is not None else None,
+                }
             r["risk_group"] = str(groups[i])
             r["warnings"] = [*warnings[i], *note]
             results.append(r)
         return results
 
-    def risk(self, patients: Sequence[Mapping[str, Any]], horizons_months: Sequence[float],
-             shape_problems: Sequence[ProblemDetail] = ()) -> dict[str, Any]:
+    def risk(
+        self,
+        patients: Sequence[Mapping[str, Any]],
+        horizons_months: Sequence[float],
+        shape_problems: Sequence[ProblemDetail] = (),
+    ) -> dict[str, Any]:
         """The whole ``POST /v1/risk`` answer for raw patient objects (validation included)."""
         typed = self.validate(patients, shape_problems)
         return {"model": self.model_info, "results": self.predict_records(typed, horizons_months)}
 
-    def report(self, patient: Mapping[str, Any], fmt: str = "pdf",
-               shape_problems: Sequence[ProblemDetail] = ()) -> bytes:
+    def report(
+        self, patient: Mapping[str, Any], fmt: str = "pdf", shape_problems: Sequence[ProblemDetail] = ()
+    ) -> bytes:
         """The tumour-board report (PDF or HTML bytes) for one patient, rendered by engineer H's
         :func:`nbrisk.reports.render.render_patient_report` from the same validated record and model."""
         typed = self.validate([patient], shape_problems)
@@ -315,11 +343,26 @@ class Predictor:
         no patient-level value."""
         rm = self.risk_model
         s: dict[str, Any] = dict(getattr(rm, "training_summary", {}) or {})
-        training = {k: s.get(k) for k in ("n", "events", "synthetic", "data_fingerprint", "median_followup_days",
-                                          "numeric_ranges", "category_counts", "missing_counts",
-                                          "predicted_2y_distribution") if k in s}
-        spec = {k: s.get(k) for k in ("model_name", "family", "params", "interval_method", "n_interval_bootstrap",
-                                      "feature_names") if k in s}
+        training = {
+            k: s.get(k)
+            for k in (
+                "n",
+                "events",
+                "synthetic",
+                "data_fingerprint",
+                "median_followup_days",
+                "numeric_ranges",
+                "category_counts",
+                "missing_counts",
+                "predicted_2y_distribution",
+            )
+            if k in s
+        }
+        spec = {
+            k: s.get(k)
+            for k in ("model_name", "family", "params", "interval_method", "n_interval_bootstrap", "feature_names")
+            if k in s
+        }
         spec["risk_cutoffs_efs_2y"] = list(getattr(rm, "risk_cutoffs", ()) or ())
         spec["risk_group_horizon_months"] = RISK_GROUP_HORIZON_MONTHS
         spec["contributions_available"] = bool(getattr(rm, "contributions_available", False))
@@ -370,8 +413,14 @@ class ReportUnavailable(NbriskError):
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
     s = getattr(risk_model, "training_summary", {}) or {}
     synthetic = bool(getattr(risk_model, "synthetic", s.get("synthetic", False)))
-    return ServedModel(name=name, version=version, alias=alias, uri=uri, trained_at=s.get("trained_at"),
-                       synthetic_training_data=synthetic)
+    return ServedModel(
+        name=name,
+        version=version,
+        alias=alias,
+        uri=uri,
+        trained_at=s.get("trained_at"),
+        synthetic_training_data=synthetic,
+    )
 
 
 def _invalid(problems: list[ProblemDetail]) -> InvalidInput:
@@ -390,8 +439,12 @@ def _duplicate_ids(patients: Sequence[Mapping[str, Any]]) -> list[ProblemDetail]
     out = []
     for pos in positions.values():
         if len(pos) > 1:
-            out += [ProblemDetail(i, "patient_id", "duplicate patient_id" + (f" (first in row {pos[0]})" if i != pos[0]
-                                                                             else "")) for i in pos]
+            out += [
+                ProblemDetail(
+                    i, "patient_id", "duplicate patient_id" + (f" (first in row {pos[0]})" if i != pos[0] else "")
+                )
+                for i in pos
+            ]
     return out
 
 
@@ -399,11 +452,15 @@ def _model_input_error(exc: NbriskError) -> RequestError:
     """Errors the model raises for an input it cannot score (an unseen category) → 422 naming patient and field."""
     unseen = getattr(exc, "unseen", None)
     if unseen:
-        detail = [ProblemDetail(int(pos), str(f), "category not seen in the training data; the model cannot score it")
-                  for f, _value, positions in unseen for pos in positions]
+        detail = [
+            ProblemDetail(int(pos), str(f), "category not seen in the training data; the model cannot score it")
+            for f, _value, positions in unseen
+            for pos in positions
+        ]
         return InvalidInput("input the model cannot score", detail)
-    return InvalidInput("input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None),
-                                                                      _first_line(exc))])
+    return InvalidInput(
+        "input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None), _first_line(exc))]
+    )
 
 
 def _answer(arr: np.ndarray) -> list:

@@ -156,13 +156,17 @@ def check_patients(patients: Any, key: str = "patients") -> tuple[list[dict[str,
     removed from the object passed on and reported here instead.
     """
     if not isinstance(patients, list):
-        raise MalformedRequest(f"'{key}' must be a JSON array of patient records",
-                               [ProblemDetail(None, key, "must be an array of objects")])
+        raise MalformedRequest(
+            f"'{key}' must be a JSON array of patient records",
+            [ProblemDetail(None, key, "must be an array of objects")],
+        )
     if len(patients) == 0:
         raise InvalidInput("no patients in the request", [ProblemDetail(None, key, "at least one patient needed")])
     if len(patients) > MAX_PATIENTS:
-        raise PayloadTooLarge(f"too many patients: at most {MAX_PATIENTS} per request",
-                              [ProblemDetail(None, key, f"at most {MAX_PATIENTS} patients per request")])
+        raise PayloadTooLarge(
+            f"too many patients: at most {MAX_PATIENTS} per request",
+            [ProblemDetail(None, key, f"at most {MAX_PATIENTS} patients per request")],
+        )
     cleaned: list[dict[str, Any]] = []
     problems: list[ProblemDetail] = []
     for i, p in enumerate(patients):
@@ -186,8 +190,10 @@ def check_patients(patients: Any, key: str = "patients") -> tuple[list[dict[str,
         cleaned.append(ok)
     distinct = set().union(*cleaned)
     if len(distinct) > MAX_DISTINCT_FIELDS:
-        raise InvalidInput("too many distinct field names in the request",
-                           [ProblemDetail(None, key, f"at most {MAX_DISTINCT_FIELDS} distinct field names per request")])
+        raise InvalidInput(
+            "too many distinct field names in the request",
+            [ProblemDetail(None, key, f"at most {MAX_DISTINCT_FIELDS} distinct field names per request")],
+        )
     return cleaned, problems
 
 
@@ -202,32 +208,43 @@ def check_horizons(value: Any) -> tuple[float, ...]:
         return tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)
     lo, hi = HORIZON_RANGE_MONTHS
     if not isinstance(value, list) or not value:
-        raise InvalidInput("invalid horizons_months",
-                           [ProblemDetail(None, "horizons_months", "must be a non-empty array of months")])
+        raise InvalidInput(
+            "invalid horizons_months", [ProblemDetail(None, "horizons_months", "must be a non-empty array of months")]
+        )
     if len(value) > MAX_HORIZONS:
-        raise InvalidInput("invalid horizons_months",
-                           [ProblemDetail(None, "horizons_months", f"at most {MAX_HORIZONS} horizons")])
+        raise InvalidInput(
+            "invalid horizons_months", [ProblemDetail(None, "horizons_months", f"at most {MAX_HORIZONS} horizons")]
+        )
     out: list[float] = []
     for h in value:
         if isinstance(h, bool) or not isinstance(h, int | float) or not (lo <= h <= hi):
-            raise InvalidInput("invalid horizons_months",
-                               [ProblemDetail(None, "horizons_months",
-                                              f"each horizon must be a number of months from {lo:g} to {hi:g}")])
+            raise InvalidInput(
+                "invalid horizons_months",
+                [
+                    ProblemDetail(
+                        None, "horizons_months", f"each horizon must be a number of months from {lo:g} to {hi:g}"
+                    )
+                ],
+            )
         out.append(float(h))
     if len(set(out)) != len(out):
-        raise InvalidInput("invalid horizons_months",
-                           [ProblemDetail(None, "horizons_months", "horizons must be distinct")])
+        raise InvalidInput(
+            "invalid horizons_months", [ProblemDetail(None, "horizons_months", "horizons must be distinct")]
+        )
     return tuple(out)
 
 
 def _top_level(obj: Any, allowed: set[str], required: str) -> dict[str, Any]:
     if not isinstance(obj, dict):
-        raise MalformedRequest("request body must be a JSON object",
-                               [ProblemDetail(None, None, f"expected an object with '{required}'")])
+        raise MalformedRequest(
+            "request body must be a JSON object", [ProblemDetail(None, None, f"expected an object with '{required}'")]
+        )
     unknown = sorted(set(obj) - allowed)
     if unknown:
-        raise InvalidInput("unknown field in request",
-                           [ProblemDetail(None, _safe_field_name(k), "unknown field") for k in unknown[:20]])
+        raise InvalidInput(
+            "unknown field in request",
+            [ProblemDetail(None, _safe_field_name(k), "unknown field") for k in unknown[:20]],
+        )
     if required not in obj:
         raise InvalidInput(f"missing '{required}'", [ProblemDetail(None, required, "required")])
     return obj
@@ -335,8 +352,13 @@ def record_json_schema() -> dict[str, Any]:
         props[name] = s
         if spec.required and name != "center_id":
             required.append(name)
-    return {"type": "object", "properties": props, "required": required, "additionalProperties": False,
-            "example": example_record(with_outcomes=False)}
+    return {
+        "type": "object",
+        "properties": props,
+        "required": required,
+        "additionalProperties": False,
+        "example": example_record(with_outcomes=False),
+    }
 
 
 def risk_request_schema() -> dict[str, Any]:
@@ -348,7 +370,10 @@ def risk_request_schema() -> dict[str, Any]:
         "properties": {
             "patients": {"type": "array", "minItems": 1, "maxItems": MAX_PATIENTS, "items": record_json_schema()},
             "horizons_months": {
-                "type": "array", "minItems": 1, "maxItems": MAX_HORIZONS, "uniqueItems": True,
+                "type": "array",
+                "minItems": 1,
+                "maxItems": MAX_HORIZONS,
+                "uniqueItems": True,
                 "items": {"type": "number", "minimum": lo, "maximum": hi},
                 "description": "months after HSCT (default 12, 24, 36, 60)",
             },
@@ -357,5 +382,9 @@ def risk_request_schema() -> dict[str, Any]:
 
 
 def report_request_schema() -> dict[str, Any]:
-    return {"type": "object", "required": ["patient"], "additionalProperties": False,
-            "properties": {"patient": record_json_schema()}}
+    return {
+        "type": "object",
+        "required": ["patient"],
+        "additionalProperties": False,
+        "properties": {"patient": record_json_schema()},
+    }

@@ -103,22 +103,31 @@ class GuardMiddleware:
                 started = True
                 version = ctx.get("model_version")
                 if version is not None:
-                    message = {**message, "headers": [*message.get("headers", []),
-                                                      (b"x-nbrisk-model-version", str(version).encode())]}
+                    message = {
+                        **message,
+                        "headers": [*message.get("headers", []), (b"x-nbrisk-model-version", str(version).encode())],
+                    }
             await send(message)
 
         try:
             await self.app(scope, receive, send_with_version)
         except Exception as exc:
-            logger.error("unhandled %s at %s on %s %s", type(exc).__name__, _where(exc), scope.get("method"),
-                         scope.get("path"))
+            logger.error(
+                "unhandled %s at %s on %s %s", type(exc).__name__, _where(exc), scope.get("method"), scope.get("path")
+            )
             if not started:
                 await send_json(send, 500, {"error": "internal error", "detail": []})
 
 
-api = FastAPI(title="nbrisk risk API", version="1", docs_url=None, redoc_url=None, openapi_url=None,
-              description="Competing-risks relapse / TRM, EFS and OS predictions after allo-HSCT for stage M "
-                          "neuroblastoma. All routes need `Authorization: Bearer <key>`.")
+api = FastAPI(
+    title="nbrisk risk API",
+    version="1",
+    docs_url=None,
+    redoc_url=None,
+    openapi_url=None,
+    description="Competing-risks relapse / TRM, EFS and OS predictions after allo-HSCT for stage M "
+    "neuroblastoma. All routes need `Authorization: Bearer <key>`.",
+)
 # add_middleware puts each new one outermost: the order below gives audit → auth → guard → routes.
 api.add_middleware(GuardMiddleware)
 api.add_middleware(BearerAuthMiddleware)
@@ -133,8 +142,9 @@ async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
 @api.exception_handler(StarletteHTTPException)
 async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     message = {404: "not found", 405: "method not allowed"}.get(exc.status_code, "http error")
-    return JSONResponse({"error": message, "detail": []}, status_code=exc.status_code,
-                        headers=getattr(exc, "headers", None))
+    return JSONResponse(
+        {"error": message, "detail": []}, status_code=exc.status_code, headers=getattr(exc, "headers", None)
+    )
 
 
 async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
@@ -154,10 +164,17 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
 
 _ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 413, 422, 503)}
 _RISK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": risk_request_schema()}}}}
-_REPORT_BODY = {"requestBody": {"required": True,
-                                "content": {"application/json": {"schema": report_request_schema()}}},
-                "parameters": [{"name": "format", "in": "query", "required": False,
-                                "schema": {"type": "string", "enum": ["pdf", "html"], "default": "pdf"}}]}
+_REPORT_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": report_request_schema()}}},
+    "parameters": [
+        {
+            "name": "format",
+            "in": "query",
+            "required": False,
+            "schema": {"type": "string", "enum": ["pdf", "html"], "default": "pdf"},
+        }
+    ],
+}
 
 
 class ModelState:
@@ -206,17 +223,26 @@ class ModelState:
         _, version = resolve_model_version(current.served.uri)
         if version == current.served.version:
             return
-        logger.info("alias %s now points to version %s (was %s): loading it", current.served.uri, version,
-                    current.served.version)
+        logger.info(
+            "alias %s now points to version %s (was %s): loading it",
+            current.served.uri,
+            version,
+            current.served.version,
+        )
         try:
             predictor = Predictor.from_uri(current.served.uri)
         except ModelUnavailable as exc:
-            logger.error("new model version could not be loaded (%s); still serving version %s", exc,
-                         current.served.version)
+            logger.error(
+                "new model version could not be loaded (%s); still serving version %s", exc, current.served.version
+            )
             return
         self.predictor = predictor
-        logger.info("serving model %s version %s (alias %s)", predictor.served.name, predictor.served.version,
-                    predictor.served.alias)
+        logger.info(
+            "serving model %s version %s (alias %s)",
+            predictor.served.name,
+            predictor.served.version,
+            predictor.served.alias,
+        )
 
     def load(self, only_if_missing: bool = False) -> None:
         with self._lock:
@@ -227,13 +253,22 @@ class ModelState:
                 predictor = Predictor.from_uri(self.uri)
             except ModelUnavailable as exc:
                 self.error = str(exc)
-                logger.error("no model to serve: %s; /readyz answers 503 and /v1 answers 503 until one can be "
-                             "loaded (retry every %.0f s)", self.error, self.retry_seconds)
+                logger.error(
+                    "no model to serve: %s; /readyz answers 503 and /v1 answers 503 until one can be "
+                    "loaded (retry every %.0f s)",
+                    self.error,
+                    self.retry_seconds,
+                )
                 return
             self.predictor, self.error = predictor, None
             info = predictor.served
-            logger.info("serving model %s version %s (alias %s)%s", info.name, info.version, info.alias,
-                        " — trained on SYNTHETIC data, not for clinical use" if info.synthetic_training_data else "")
+            logger.info(
+                "serving model %s version %s (alias %s)%s",
+                info.name,
+                info.version,
+                info.alias,
+                " — trained on SYNTHETIC data, not for clinical use" if info.synthetic_training_data else "",
+            )
 
     def ensure(self) -> Predictor | None:
         if self.predictor is None and time.monotonic() - self._last_attempt >= self.retry_seconds:
@@ -255,8 +290,9 @@ class RiskService:
         _configure_logging()
         retry = float(os.environ.get("NBRISK_MODEL_RETRY_SECONDS", "30"))
         refresh = float(os.environ.get("NBRISK_MODEL_REFRESH_SECONDS", "60"))
-        self.state = ModelState(os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry,
-                                refresh_seconds=refresh)
+        self.state = ModelState(
+            os.environ.get("NBRISK_MODEL_URI") or None, retry_seconds=retry, refresh_seconds=refresh
+        )
         self.state.load()
         self.state.start_refresh()
         self.batcher = MicroBatcher()
@@ -264,8 +300,9 @@ class RiskService:
         from nbrisk.settings import get_settings
 
         if not KeyStore(get_settings().keys_db).has_active_keys():
-            logger.warning("no active API key: every /v1 call will be refused (401); create one with "
-                           "`nbrisk keys create NAME`")
+            logger.warning(
+                "no active API key: every /v1 call will be refused (401); create one with `nbrisk keys create NAME`"
+            )
 
     @bentoml.on_shutdown
     def _stop_refresh(self) -> None:
@@ -279,14 +316,19 @@ class RiskService:
         if predictor is None:  # retry loading (rate-limited) off the event loop: it can take seconds
             predictor = await anyio.to_thread.run_sync(self.state.ensure)
         if predictor is None:
-            raise RequestError("model unavailable", [ProblemDetail(None, None, self.state.error or "no model")],
-                               status_code=503)
+            raise RequestError(
+                "model unavailable", [ProblemDetail(None, None, self.state.error or "no model")], status_code=503
+            )
         request.scope.setdefault("nbrisk", {})["model_version"] = predictor.served.version
         return predictor
 
-    @api.post("/risk", response_model=None, openapi_extra=_RISK_BODY,
-              responses={200: {"model": RiskResponse}, **_ERRORS},
-              summary="Relapse / TRM cumulative incidence, EFS and OS with 95% intervals, for 1–1,000 patients")
+    @api.post(
+        "/risk",
+        response_model=None,
+        openapi_extra=_RISK_BODY,
+        responses={200: {"model": RiskResponse}, **_ERRORS},
+        summary="Relapse / TRM cumulative incidence, EFS and OS with 95% intervals, for 1–1,000 patients",
+    )
     async def risk(self, request: Request) -> Response:
         predictor = await self._predictor(request)
         req = parse_risk_request(await read_body(request))
@@ -298,9 +340,13 @@ class RiskService:
             answer = await self.batcher.submit(predictor, req)
         return JSONResponse(answer)
 
-    @api.post("/report", response_model=None, openapi_extra=_REPORT_BODY,
-              responses={200: {"content": {"application/pdf": {}, "text/html": {}}}, **_ERRORS},
-              summary="The tumour-board report for one patient (?format=pdf|html)")
+    @api.post(
+        "/report",
+        response_model=None,
+        openapi_extra=_REPORT_BODY,
+        responses={200: {"content": {"application/pdf": {}, "text/html": {}}}, **_ERRORS},
+        summary="The tumour-board report for one patient (?format=pdf|html)",
+    )
     async def report(self, request: Request) -> Response:
         predictor = await self._predictor(request)
         fmt = check_report_format(request.query_params.get("format"))
@@ -311,22 +357,28 @@ class RiskService:
         except ReportUnavailable as exc:
             raise RequestError("report unavailable", [ProblemDetail(None, None, str(exc))], status_code=503) from None
         media = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
-        return Response(data, media_type=media,
-                        headers={"content-disposition": f'inline; filename="nbrisk-report.{fmt}"'})
+        return Response(
+            data, media_type=media, headers={"content-disposition": f'inline; filename="nbrisk-report.{fmt}"'}
+        )
 
-    @api.get("/model", response_model=None, responses={200: {"description": "the model card"}, 401: _ERRORS[401],
-                                                        503: _ERRORS[503]},
-             summary="The served model's card: version, training data summary, validation metrics, intended use")
+    @api.get(
+        "/model",
+        response_model=None,
+        responses={200: {"description": "the model card"}, 401: _ERRORS[401], 503: _ERRORS[503]},
+        summary="The served model's card: version, training data summary, validation metrics, intended use",
+    )
     async def model(self, request: Request) -> Response:
         return JSONResponse((await self._predictor(request)).model_card())
 
-    @api.api_route("/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-                   include_in_schema=False)
+    @api.api_route(
+        "/{path:path}", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"], include_in_schema=False
+    )
     async def not_found(self, request: Request, path: str) -> Response:
         # The catch-all makes BentoML's mount match every /v1 path, so unknown ones are authenticated and audited
         # too, and answered in the contract's JSON shape (405 for a known route with the wrong method).
         allowed = {"risk": "POST", "report": "POST", "model": "GET"}.get(path.strip("/"))
         if allowed is not None:
-            return JSONResponse({"error": "method not allowed", "detail": []}, status_code=405,
-                                headers={"allow": allowed})
+            return JSONResponse(
+                {"error": "method not allowed", "detail": []}, status_code=405, headers={"allow": allowed}
+            )
         return _error(404, "not found")

@@ -25,9 +25,9 @@ QUICK_CONFIG = REPO / "configs" / "quick.toml"
 
 @dataclass(frozen=True)
 class SyntheticCohortFixture:
-    raw: pd.DataFrame        # generator output: records incl. outcome dates (strings/numbers as written)
-    records: pd.DataFrame    # validated, typed records (nbrisk.features.record.validate_records)
-    outcomes: pd.DataFrame   # nbrisk.features.outcomes.derive_outcomes(records), same row order
+    raw: pd.DataFrame  # generator output: records incl. outcome dates (strings/numbers as written)
+    records: pd.DataFrame  # validated, typed records (nbrisk.features.record.validate_records)
+    outcomes: pd.DataFrame  # nbrisk.features.outcomes.derive_outcomes(records), same row order
 
 
 @pytest.fixture(scope="session")
@@ -50,9 +50,15 @@ def risk_model(synthetic_cohort):
 
     # 10 bootstrap refits keep the fixture at a few seconds; enough for interval *shape* tests, not coverage.
     return fit_risk_model(
-        synthetic_cohort.records, synthetic_cohort.outcomes, CauseSpecificCox(alpha=1.0),
-        model_name="cox", family="CauseSpecificCox", synthetic=True, fingerprint="fixture",
-        n_interval_bootstrap=10, seed=0,
+        synthetic_cohort.records,
+        synthetic_cohort.outcomes,
+        CauseSpecificCox(alpha=1.0),
+        model_name="cox",
+        family="CauseSpecificCox",
+        synthetic=True,
+        fingerprint="fixture",
+        n_interval_bootstrap=10,
+        seed=0,
     )
 
 

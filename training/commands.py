@@ -36,15 +36,30 @@ def leaderboard_table(rows: list[dict[str, Any]], horizon: float, title: str) ->
 
     h = f"{float(horizon):g}m"
     t = Table(title=title, title_justify="left")
-    for col in ("#", "model", "version", f"relapse C {h}", f"relapse IPA {h}", f"TRM C {h}", f"TRM IPA {h}",
-                f"ICI rel/TRM {h}"):
+    for col in (
+        "#",
+        "model",
+        "version",
+        f"relapse C {h}",
+        f"relapse IPA {h}",
+        f"TRM C {h}",
+        f"TRM IPA {h}",
+        f"ICI rel/TRM {h}",
+    ):
         t.add_column(col, no_wrap=True)
     for r in rows:
         icis = [r.get(metric_key(c, "ici", horizon)) for c in ("relapse", "trm")]
         ici = "/".join("—" if v is None or math.isnan(v) else f"{v:.3f}" for v in icis)
-        t.add_row(str(r["rank"]), r["model"], str(r.get("version") or "—"),
-                  _ci(r, metric_key("relapse", "cindex", horizon)), _ci(r, metric_key("relapse", "ipa", horizon)),
-                  _ci(r, metric_key("trm", "cindex", horizon)), _ci(r, metric_key("trm", "ipa", horizon)), ici)
+        t.add_row(
+            str(r["rank"]),
+            r["model"],
+            str(r.get("version") or "—"),
+            _ci(r, metric_key("relapse", "cindex", horizon)),
+            _ci(r, metric_key("relapse", "ipa", horizon)),
+            _ci(r, metric_key("trm", "cindex", horizon)),
+            _ci(r, metric_key("trm", "ipa", horizon)),
+            ici,
+        )
     return t
 
 
@@ -57,28 +72,40 @@ def train(data: Path | None = None, config: Path | None = None, experiment: str 
 
     console = _console()
     err = Console(stderr=True, width=160, highlight=False)
-    with Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
-                  TimeElapsedColumn(), console=err, transient=True) as bar:
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.completed}/{task.total}"),
+        TimeElapsedColumn(),
+        console=err,
+        transient=True,
+    ) as bar:
         task = bar.add_task("training", total=None)
 
         def progress(name: str, done: int, total: int) -> None:
             bar.update(task, description=f"training {name}", completed=done, total=total)
 
         try:
-            result = jobs.train(data=data, config=config, experiment=experiment, progress=progress,
-                                log=lambda m: console.print(m))
+            result = jobs.train(
+                data=data, config=config, experiment=experiment, progress=progress, log=lambda m: console.print(m)
+            )
         except CohortValidationError as exc:
             bar.stop()
             print_problems(exc, err)
             raise
     horizon = _primary_horizon(config)
-    console.print(leaderboard_table(result.leaderboard, horizon,
-                                    f"Leaderboard (out-of-fold, 95% bootstrap CIs), experiment {experiment!r}"))
+    console.print(
+        leaderboard_table(
+            result.leaderboard, horizon, f"Leaderboard (out-of-fold, 95% bootstrap CIs), experiment {experiment!r}"
+        )
+    )
     if result.synthetic:
         console.print(f"[bold]{SYNTHETIC_LABEL}[/bold]")
-    console.print(f"registered: candidate → version {result.candidate_version}, "
-                  f"champion → version {result.champion_version}; parent run {result.parent_run_id}; "
-                  f"{result.seconds:.1f} s")
+    console.print(
+        f"registered: candidate → version {result.candidate_version}, "
+        f"champion → version {result.champion_version}; parent run {result.parent_run_id}; "
+        f"{result.seconds:.1f} s"
+    )
     return 0
 
 
@@ -106,8 +133,13 @@ def compare(experiment: str = "nbrisk") -> int:
 
     board = jobs.compare(experiment)
     console = _console()
-    console.print(leaderboard_table(board["rows"], board["horizon"],
-                                    f"Leaderboard of run {board['parent_run_id']} (same folds, 95% bootstrap CIs)"))
+    console.print(
+        leaderboard_table(
+            board["rows"],
+            board["horizon"],
+            f"Leaderboard of run {board['parent_run_id']} (same folds, 95% bootstrap CIs)",
+        )
+    )
     if board["synthetic"]:
         console.print(f"[bold]{SYNTHETIC_LABEL}[/bold]")
     return 0
@@ -120,9 +152,11 @@ def promote(name: str, version: str, alias: str = "champion") -> int:
     result = jobs.promote(name, version, alias)
     console = _console()
     champ = result["champion"]
-    t = Table(title=f"Promotion of {name} version {version} → @{alias}"
-              + (f" (current: version {champ['version']})" if champ else " (no current holder)"),
-              title_justify="left")
+    t = Table(
+        title=f"Promotion of {name} version {version} → @{alias}"
+        + (f" (current: version {champ['version']})" if champ else " (no current holder)"),
+        title_justify="left",
+    )
     for col in ("gate", "result", "detail"):
         t.add_column(col)
     for c in result["checks"]:

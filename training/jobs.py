@@ -72,8 +72,10 @@ def load_training_data(data: str | Path | None, cfg: TrainConfig) -> TrainingDat
         typed, outcomes = _validate_raw(raw, source="embedded synthetic cohort")
         records = typed[[c for c in [*ID_FIELDS, *PREDICTOR_FIELDS] if c in typed.columns]]
         synthetic = True
-        source = (f"embedded synthetic cohort (n={cfg.data.synthetic_n}, seed={cfg.data.synthetic_seed}, "
-                  f"preset={cfg.data.synthetic_preset})")
+        source = (
+            f"embedded synthetic cohort (n={cfg.data.synthetic_n}, seed={cfg.data.synthetic_seed}, "
+            f"preset={cfg.data.synthetic_preset})"
+        )
         sha = None
     else:
         from nbrisk.features.io import read_cohort
@@ -99,8 +101,9 @@ def _validate_raw(raw: pd.DataFrame, source: str) -> tuple[pd.DataFrame, pd.Data
     return typed, derive_outcomes(typed)
 
 
-def data_fingerprint(records: pd.DataFrame, outcomes: pd.DataFrame, synthetic: bool,
-                     sha256: str | None = None) -> dict[str, Any]:
+def data_fingerprint(
+    records: pd.DataFrame, outcomes: pd.DataFrame, synthetic: bool, sha256: str | None = None
+) -> dict[str, Any]:
     """sha256, n, events by cause and the synthetic flag of the training data.
 
     ``sha256``: the file's digest (:func:`nbrisk.features.io.read_cohort`) when the data came from a file, so any
@@ -109,7 +112,8 @@ def data_fingerprint(records: pd.DataFrame, outcomes: pd.DataFrame, synthetic: b
     """
     if sha256 is None:
         canon = pd.concat([records[sorted(records.columns)], outcomes[["event", "time"]]], axis=1).to_csv(
-            index=False, date_format="%Y-%m-%d", float_format="%.10g")
+            index=False, date_format="%Y-%m-%d", float_format="%.10g"
+        )
         sha256 = hashlib.sha256(canon.encode("utf-8")).hexdigest()
     ev = outcomes["event"].to_numpy()
     return {
@@ -172,8 +176,10 @@ def ranking_score(metrics: dict[str, float], horizon: float) -> tuple[float, flo
     """(mean IPA, mean C-index) of relapse and TRM at ``horizon`` months; higher is better."""
     ipa = [metrics.get(metric_key(c, "ipa", horizon), np.nan) for c in CAUSE_NAMES]
     cidx = [metrics.get(metric_key(c, "cindex", horizon), np.nan) for c in CAUSE_NAMES]
-    return (float(np.nanmean(ipa)) if np.isfinite(ipa).any() else -np.inf,
-            float(np.nanmean(cidx)) if np.isfinite(cidx).any() else -np.inf)
+    return (
+        float(np.nanmean(ipa)) if np.isfinite(ipa).any() else -np.inf,
+        float(np.nanmean(cidx)) if np.isfinite(cidx).any() else -np.inf,
+    )
 
 
 def leaderboard_rows(results: list[dict[str, Any]], horizon: float) -> list[dict[str, Any]]:
@@ -197,9 +203,13 @@ def leaderboard_rows(results: list[dict[str, Any]], horizon: float) -> list[dict
     return rows
 
 
-def train(data: str | Path | None = None, config: str | Path | TrainConfig | None = None,
-          experiment: str = "nbrisk", progress: Callable[[str, int, int], None] | None = None,
-          log: Callable[[str], None] | None = None) -> TrainResult:
+def train(
+    data: str | Path | None = None,
+    config: str | Path | TrainConfig | None = None,
+    experiment: str = "nbrisk",
+    progress: Callable[[str, int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
+) -> TrainResult:
     """Validate, compare and register every configured model (see the module docstring).
 
     ``progress(task, done, total)`` and ``log(message)`` are optional callbacks (the CLI draws a progress bar).
@@ -221,9 +231,11 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
 
     # 1-2. data (a bad file stops here, before MLflow is touched)
     td = load_training_data(data, cfg)
-    say(f"data: {td.source}: n={td.fingerprint['n']}, relapse={td.fingerprint['events_relapse']}, "
+    say(
+        f"data: {td.source}: n={td.fingerprint['n']}, relapse={td.fingerprint['events_relapse']}, "
         f"TRM={td.fingerprint['events_trm']}, censored={td.fingerprint['events_censored']}"
-        + (f"  [{SYNTHETIC_LABEL}]" if td.synthetic else ""))
+        + (f"  [{SYNTHETIC_LABEL}]" if td.synthetic else "")
+    )
     records, outcomes = td.records, td.outcomes
     event = outcomes["event"].to_numpy()
     horizons = list(cfg.horizons_months)
@@ -239,17 +251,23 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
     done = 0
     for spec in cfg.models:
         t0 = time.perf_counter()
-        say(f"model {spec.name} ({spec.family}): {len(folds)} outer folds"
-            + (f", {len(spec.candidates())} grid points tuned in {vcfg.inner_splits}-fold inner CV"
-               if len(spec.candidates()) > 1 else ""))
+        say(
+            f"model {spec.name} ({spec.family}): {len(folds)} outer folds"
+            + (
+                f", {len(spec.candidates())} grid points tuned in {vcfg.inner_splits}-fold inner CV"
+                if len(spec.candidates()) > 1
+                else ""
+            )
+        )
 
         def bump(k: int, _name=spec.name) -> None:
             nonlocal done
             done += k
             tick(_name, done, total_steps)
 
-        cv = V.cross_validate(spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed,
-                              n_jobs=cfg.n_jobs, progress=bump)
+        cv = V.cross_validate(
+            spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs, progress=bump
+        )
         pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
         replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
         tables: dict[str, Any] = {"fold_params": cv.params}
@@ -260,58 +278,96 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
             params = V.tune(spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
             final = V.fit_candidate(spec, params, records, outcomes, cfg.seed)
             n_opt = vcfg.n_optimism if spec.optimism else 0
-            opt = V.optimism_corrected(spec, params, final, records, outcomes, horizons, n_opt,
-                                       cfg.seed, n_jobs=cfg.n_jobs)
+            opt = V.optimism_corrected(
+                spec, params, final, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
+            )
             extra.update(opt)
             if vcfg.leave_center_out and spec.leave_center_out:
-                loco = V.leave_center_out(spec, params, records, outcomes, horizons, vcfg.min_center_size,
-                                          cfg.seed, n_jobs=cfg.n_jobs)
+                loco = V.leave_center_out(
+                    spec, params, records, outcomes, horizons, vcfg.min_center_size, cfg.seed, n_jobs=cfg.n_jobs
+                )
                 if loco is not None:
                     tables["leave_center_out"] = loco
                     extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
             risk_model = fit_risk_model(
-                records, outcomes, spec.make_estimator(random_state=cfg.seed, **params),
-                model_name=spec.name, family=spec.family, synthetic=td.synthetic,
+                records,
+                outcomes,
+                spec.make_estimator(random_state=cfg.seed, **params),
+                model_name=spec.name,
+                family=spec.family,
+                synthetic=td.synthetic,
                 fingerprint=td.fingerprint["sha256"],
-                n_interval_bootstrap=(cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None
-                                      else spec.n_interval_bootstrap),
-                seed=cfg.seed, n_jobs=cfg.n_jobs, validation_metrics=pooled, params=params,
-                features=V.make_features())
+                n_interval_bootstrap=(
+                    cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
+                ),
+                seed=cfg.seed,
+                n_jobs=cfg.n_jobs,
+                validation_metrics=pooled,
+                params=params,
+                features=V.make_features(),
+            )
             risk_model.training_summary["validation"] = {
-                "scheme": (f"out-of-fold predictions of {vcfg.n_splits}-fold cross-validation × {vcfg.n_repeats} "
-                           f"repeat(s) stratified by cause, hyper-parameters tuned in a {vcfg.inner_splits}-fold "
-                           f"inner loop; 95% CIs from {vcfg.n_bootstrap} patient bootstrap resamples"),
-                "optimism_corrected": {k[len("corrected_"):]: v for k, v in opt.items()
-                                       if k.startswith("corrected_")},
-                "leave_center_out": {k[len("loco_"):]: v for k, v in extra.items() if k.startswith("loco_")},
+                "scheme": (
+                    f"out-of-fold predictions of {vcfg.n_splits}-fold cross-validation × {vcfg.n_repeats} "
+                    f"repeat(s) stratified by cause, hyper-parameters tuned in a {vcfg.inner_splits}-fold "
+                    f"inner loop; 95% CIs from {vcfg.n_bootstrap} patient bootstrap resamples"
+                ),
+                "optimism_corrected": {k[len("corrected_") :]: v for k, v in opt.items() if k.startswith("corrected_")},
+                "leave_center_out": {k[len("loco_") :]: v for k, v in extra.items() if k.startswith("loco_")},
             }
         tables["calibration"] = _calibration_tables(outcomes, cv.pooled, horizons)
         tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled, horizons)
         seconds = time.perf_counter() - t0
         extra["seconds_total"] = seconds
-        results.append(ModelResult(spec.name, spec.family, pooled, cv.per_fold, replicates, params, extra, tables,
-                                   risk_model, seconds=seconds))
+        results.append(
+            ModelResult(
+                spec.name,
+                spec.family,
+                pooled,
+                cv.per_fold,
+                replicates,
+                params,
+                extra,
+                tables,
+                risk_model,
+                seconds=seconds,
+            )
+        )
         bump(1)
         say(f"  done in {seconds:.1f} s")
 
     # 4. log and register
-    board = leaderboard_rows([{"name": r.name, "family": r.family, "metrics": r.pooled} for r in results],
-                             vcfg.primary_horizon_months)
+    board = leaderboard_rows(
+        [{"name": r.name, "family": r.family, "metrics": r.pooled} for r in results], vcfg.primary_horizon_months
+    )
     name = _registered_name()
     example = input_example()
-    with tracking.parent_run(experiment, run_name=f"train-{td.fingerprint['sha256'][:8]}",
-                             tags={"nbrisk.synthetic": str(td.synthetic).lower(),
-                                   "nbrisk.data_sha256": td.fingerprint["sha256"]}) as parent_id:
-        tracking.log_data_and_config(td.fingerprint | {"source": td.source}, cfg.model_dump(mode="json"),
-                                     config_text)
+    with tracking.parent_run(
+        experiment,
+        run_name=f"train-{td.fingerprint['sha256'][:8]}",
+        tags={"nbrisk.synthetic": str(td.synthetic).lower(), "nbrisk.data_sha256": td.fingerprint["sha256"]},
+    ) as parent_id:
+        tracking.log_data_and_config(td.fingerprint | {"source": td.source}, cfg.model_dump(mode="json"), config_text)
         for r in results:
             figures = plots.validation_figures(r.tables, vcfg.primary_horizon_months, r.name, synthetic=td.synthetic)
             out = tracking.log_model_run(
-                parent_id, experiment,
-                tracking.ModelLog(name=r.name, family=r.family, params=r.params, pooled=r.pooled,
-                                  per_fold=r.per_fold, extra=r.extra, replicates=r.replicates, tables=r.tables,
-                                  figures=figures, risk_model=r.risk_model, input_example=example),
-                register_as=name if r.risk_model is not None else None)
+                parent_id,
+                experiment,
+                tracking.ModelLog(
+                    name=r.name,
+                    family=r.family,
+                    params=r.params,
+                    pooled=r.pooled,
+                    per_fold=r.per_fold,
+                    extra=r.extra,
+                    replicates=r.replicates,
+                    tables=r.tables,
+                    figures=figures,
+                    risk_model=r.risk_model,
+                    input_example=example,
+                ),
+                register_as=name if r.risk_model is not None else None,
+            )
             plots.close(figures)
             r.run_id, r.version = out["run_id"], out["version"]
             if r.version is not None:
@@ -329,8 +385,17 @@ def train(data: str | Path | None = None, config: str | Path | TrainConfig | Non
             if champion is None:
                 tracking.set_alias(name, "champion", best.version)
                 champion = best.version
-    return TrainResult(experiment, parent_id, td.fingerprint, results, board, candidate, champion,
-                       time.perf_counter() - t_start, td.synthetic)
+    return TrainResult(
+        experiment,
+        parent_id,
+        td.fingerprint,
+        results,
+        board,
+        candidate,
+        champion,
+        time.perf_counter() - t_start,
+        td.synthetic,
+    )
 
 
 def _registered_name() -> str:
@@ -395,12 +460,17 @@ def compare(experiment: str = "nbrisk") -> dict[str, Any]:
     from nbrisk.training.config import ValidationConfig
 
     parent, children = tracking.latest_training(experiment)
-    horizon = float(parent["params"].get("config.validation.primary_horizon_months",
-                                         ValidationConfig().primary_horizon_months))
+    horizon = float(
+        parent["params"].get("config.validation.primary_horizon_months", ValidationConfig().primary_horizon_months)
+    )
     rows = leaderboard_rows(children, horizon)
-    return {"parent_run_id": parent["run_id"], "horizon": horizon, "rows": rows,
-            "synthetic": parent["params"].get("data.synthetic") == "True",
-            "data_sha256": parent["params"].get("data.sha256")}
+    return {
+        "parent_run_id": parent["run_id"],
+        "horizon": horizon,
+        "rows": rows,
+        "synthetic": parent["params"].get("data.synthetic") == "True",
+        "data_sha256": parent["params"].get("data.sha256"),
+    }
 
 
 @dataclass
@@ -410,8 +480,9 @@ class GateCheck:
     detail: str
 
 
-def promotion_checks(name: str, version: str, alias: str = "champion",
-                     config: TrainConfig | None = None) -> tuple[list[GateCheck], dict[str, Any], dict[str, Any] | None]:
+def promotion_checks(
+    name: str, version: str, alias: str = "champion", config: TrainConfig | None = None
+) -> tuple[list[GateCheck], dict[str, Any], dict[str, Any] | None]:
     """Evaluate the promotion gates of ``name``/``version`` against the current holder of ``alias``.
 
     Gates (at the primary horizon, both causes):
@@ -443,44 +514,67 @@ def promotion_checks(name: str, version: str, alias: str = "champion",
             checks.append(GateCheck(f"{c} calibration (ICI)", False, "no ICI logged for this version"))
         else:
             ok = ici <= cfg.promotion.max_ici
-            checks.append(GateCheck(f"{c} calibration (ICI at {hl})", ok,
-                                    f"ICI {ici:.3f} {'≤' if ok else '>'} bound {cfg.promotion.max_ici:.3f}"))
+            checks.append(
+                GateCheck(
+                    f"{c} calibration (ICI at {hl})",
+                    ok,
+                    f"ICI {ici:.3f} {'≤' if ok else '>'} bound {cfg.promotion.max_ici:.3f}",
+                )
+            )
         slope = cm.get(metric_key(c, "cal_slope", horizon))
         lo, hi = cfg.promotion.calibration_slope_range
         if slope is None:
             checks.append(GateCheck(f"{c} calibration slope", False, "no calibration slope logged"))
         else:
             ok = lo <= slope <= hi
-            checks.append(GateCheck(f"{c} calibration slope at {hl}", ok,
-                                    f"slope {slope:.2f} {'within' if ok else 'outside'} [{lo:g}, {hi:g}]"))
+            checks.append(
+                GateCheck(
+                    f"{c} calibration slope at {hl}",
+                    ok,
+                    f"slope {slope:.2f} {'within' if ok else 'outside'} [{lo:g}, {hi:g}]",
+                )
+            )
     if champ is not None:
         # paired only when both were validated on the same data AND the same bootstrap resamples
-        same_data = (cand["fingerprint"].get("sha256") is not None
-                     and cand["fingerprint"].get("sha256") == champ["fingerprint"].get("sha256")
-                     and cand["replicates"].get("_meta") is not None
-                     and cand["replicates"].get("_meta") == champ["replicates"].get("_meta"))
+        same_data = (
+            cand["fingerprint"].get("sha256") is not None
+            and cand["fingerprint"].get("sha256") == champ["fingerprint"].get("sha256")
+            and cand["replicates"].get("_meta") is not None
+            and cand["replicates"].get("_meta") == champ["replicates"].get("_meta")
+        )
         for c in CAUSE_NAMES:
             key = metric_key(c, "cindex", horizon)
             a, b = cm.get(key), champ["metrics"].get(key)
             if a is None or b is None:
                 checks.append(GateCheck(f"{c} discrimination", False, f"{key} missing for one of the versions"))
                 continue
-            diff = paired_difference(cand["replicates"].get(key, []), champ["replicates"].get(key, [])) \
-                if same_data else None
+            diff = (
+                paired_difference(cand["replicates"].get(key, []), champ["replicates"].get(key, []))
+                if same_data
+                else None
+            )
             if diff is not None:
                 mean, dlo, dhi = diff
                 ok = dhi >= 0.0
-                checks.append(GateCheck(
-                    f"{c} discrimination (C-index at {hl})", ok,
-                    f"candidate {a:.3f} vs champion {b:.3f}; paired difference {mean:+.3f} "
-                    f"(95% CI {dlo:+.3f} to {dhi:+.3f}){'' if ok else ' — worse beyond the CI'}"))
+                checks.append(
+                    GateCheck(
+                        f"{c} discrimination (C-index at {hl})",
+                        ok,
+                        f"candidate {a:.3f} vs champion {b:.3f}; paired difference {mean:+.3f} "
+                        f"(95% CI {dlo:+.3f} to {dhi:+.3f}){'' if ok else ' — worse beyond the CI'}",
+                    )
+                )
             else:
                 up = cm.get(f"{key}_upper", a)
                 ok = up >= b
-                checks.append(GateCheck(
-                    f"{c} discrimination (C-index at {hl})", ok,
-                    f"candidate {a:.3f} (upper 95% {up:.3f}) vs champion {b:.3f}; different data, unpaired"
-                    f"{'' if ok else ' — worse beyond the CI'}"))
+                checks.append(
+                    GateCheck(
+                        f"{c} discrimination (C-index at {hl})",
+                        ok,
+                        f"candidate {a:.3f} (upper 95% {up:.3f}) vs champion {b:.3f}; different data, unpaired"
+                        f"{'' if ok else ' — worse beyond the CI'}",
+                    )
+                )
     return checks, cand, champ
 
 
@@ -491,8 +585,15 @@ def promote(name: str, version: str, alias: str = "champion", config: str | Path
     cfg = load_config(config)
     checks, cand, champ = promotion_checks(name, str(version), alias, cfg)
     failed = [c for c in checks if not c.passed]
-    result = {"name": name, "version": str(version), "alias": alias, "checks": checks,
-              "candidate": cand, "champion": champ, "promoted": not failed}
+    result = {
+        "name": name,
+        "version": str(version),
+        "alias": alias,
+        "checks": checks,
+        "candidate": cand,
+        "champion": champ,
+        "promoted": not failed,
+    }
     if failed:
         result["reasons"] = [f"{c.gate}: {c.detail}" for c in failed]
         return result

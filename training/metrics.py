@@ -79,9 +79,7 @@ def _ev_time(event, time) -> tuple[np.ndarray, np.ndarray]:
     event = np.asarray(event).ravel().astype(int)
     time = np.asarray(time, dtype=float).ravel()
     if event.shape != time.shape:
-        raise ValueError(
-            f"event and time must have the same length; got {event.shape[0]} and {time.shape[0]}"
-        )
+        raise ValueError(f"event and time must have the same length; got {event.shape[0]} and {time.shape[0]}")
     if event.size == 0:
         raise ValueError("no patients to evaluate")
     if not np.all(np.isfinite(time)) or np.any(time <= 0):
@@ -212,9 +210,7 @@ def _dominance_sums(key_ins, rank_ins, w_ins, key_q, rank_q, greater: bool) -> t
     below = np.zeros(key_q.shape[0])
     tied = np.zeros(key_q.shape[0])
     ptr, n_ins = 0, len(k_ins)
-    for q, kq, rq in zip(
-        q_order.tolist(), (sign * key_q)[q_order].tolist(), rank_q[q_order].tolist(), strict=True
-    ):
+    for q, kq, rq in zip(q_order.tolist(), (sign * key_q)[q_order].tolist(), rank_q[q_order].tolist(), strict=True):
         # greater: insert keys > key_q (i.e. −key < −key_q); otherwise keys ≤ key_q
         while ptr < n_ins and (k_ins[ptr] < kq if greater else k_ins[ptr] <= kq):
             add(r_ins[ptr], w_list[ptr])
@@ -284,9 +280,7 @@ def concordance_index_cr(
     num = np.sum(w_a * (below_a + 0.5 * tied_a))
     den = np.sum(w_a * n_later)
     if comp_idx.size:
-        below_b, tied_b = _dominance_sums(
-            time[comp_idx], rank[comp_idx], v, time[ci], rank[ci], greater=False
-        )
+        below_b, tied_b = _dominance_sums(time[comp_idx], rank[comp_idx], v, time[ci], rank[ci], greater=False)
         t_sorted = np.argsort(time[comp_idx], kind="mergesort")
         cum_v = np.concatenate([[0.0], np.cumsum(v[t_sorted])])
         total_b = cum_v[np.searchsorted(time[comp_idx][t_sorted], time[ci], side="right")]

@@ -27,8 +27,7 @@ def _col(table: dict[str, Any], *names: str) -> np.ndarray | None:
     return None
 
 
-def validation_figures(tables: dict[str, Any], horizon: float, model_name: str,
-                       synthetic: bool) -> dict[str, Any]:
+def validation_figures(tables: dict[str, Any], horizon: float, model_name: str, synthetic: bool) -> dict[str, Any]:
     """One figure per model at the primary ``horizon`` (months): calibration (top) and decision curves (bottom),
     relapse left, TRM right. The tables of every horizon are logged as JSON next to it."""
     lab = f"{round(float(horizon), 1):g}m"
@@ -48,8 +47,11 @@ def validation_figures(tables: dict[str, Any], horizon: float, model_name: str,
         axes[1, j].set_title(f"{CAUSE_TITLES[cause]}: decision curve", fontsize=9)
         for ax in axes[:, j]:
             ax.tick_params(labelsize=7)
-    fig.suptitle(f"{model_name}, out-of-fold predictions at {float(horizon):g} months"
-                 + (f"\n{SYNTHETIC_LABEL}" if synthetic else ""), fontsize=10)
+    fig.suptitle(
+        f"{model_name}, out-of-fold predictions at {float(horizon):g} months"
+        + (f"\n{SYNTHETIC_LABEL}" if synthetic else ""),
+        fontsize=10,
+    )
     fig.tight_layout()
     return {f"calibration_decision_{lab}": fig}
 
@@ -64,8 +66,15 @@ def _draw_calibration(ax, tab: dict[str, Any]) -> None:
     ax.plot([0, lim], [0, lim], color="0.6", lw=0.8, ls="--")
     lo_ci, up_ci = _col(tab, "observed_lower", "lower"), _col(tab, "observed_upper", "upper")
     if lo_ci is not None and up_ci is not None:
-        ax.errorbar(pred, obs, yerr=[np.clip(obs - lo_ci, 0, None), np.clip(up_ci - obs, 0, None)], fmt="o",
-                    ms=3, lw=0.8, capsize=2)
+        ax.errorbar(
+            pred,
+            obs,
+            yerr=[np.clip(obs - lo_ci, 0, None), np.clip(up_ci - obs, 0, None)],
+            fmt="o",
+            ms=3,
+            lw=0.8,
+            capsize=2,
+        )
     else:
         ax.plot(pred, obs, "o", ms=3)
     ax.set_xlim(0, lim)
@@ -78,8 +87,11 @@ def _draw_net_benefit(ax, tab: dict[str, Any]) -> None:
     thr = _col(tab, "threshold")
     if thr is None:
         return
-    for key, label, style in (("net_benefit", "model", "-"), ("treat_all", "treat all", "--"),
-                              ("treat_none", "treat none", ":")):
+    for key, label, style in (
+        ("net_benefit", "model", "-"),
+        ("treat_all", "treat all", "--"),
+        ("treat_none", "treat none", ":"),
+    ):
         vals = _col(tab, key)
         if vals is None and key == "treat_none":
             vals = np.zeros_like(thr)

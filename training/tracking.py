@@ -51,7 +51,7 @@ def configure() -> str:
     settings = get_settings()
     uri = settings.tracking_uri
     if uri.startswith("sqlite:///"):
-        Path(uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
+        Path(uri[len("sqlite:///") :]).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(settings.registry_uri)
     return uri
@@ -65,7 +65,7 @@ def _artifact_location() -> str | None:
     if os.environ.get("NBRISK_ARTIFACT_ROOT"):
         root = Path(os.environ["NBRISK_ARTIFACT_ROOT"])
     elif settings.tracking_uri.startswith("sqlite:///"):
-        root = Path(settings.tracking_uri[len("sqlite:///"):]).parent / "artifacts"
+        root = Path(settings.tracking_uri[len("sqlite:///") :]).parent / "artifacts"
     else:
         return None
     root.mkdir(parents=True, exist_ok=True)
@@ -94,10 +94,16 @@ def code_version() -> dict[str, str]:
         out = {"nbrisk_version": "unknown"}
     repo = Path(__file__).resolve().parents[1]
     try:
-        sha = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
-                             timeout=5, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
         out["git_sha"] = sha
         out["git_dirty"] = str(bool(dirty)).lower()
     except (OSError, subprocess.SubprocessError):
@@ -153,13 +159,13 @@ class ModelLog:
     name: str
     family: str
     params: dict[str, Any]
-    pooled: dict[str, float]                 # metric name → value, incl. ``_lower``/``_upper``
-    per_fold: list[dict[str, float]]         # one dict per outer fold
-    extra: dict[str, float]                  # optimism-corrected, LOCO summaries, timings
-    replicates: dict[str, Any]               # metric → bootstrap replicates; "_meta": resample hash
-    tables: dict[str, Any]                   # JSON-able tables (calibration deciles, net benefit, LOCO per center)
-    figures: dict[str, Any]                  # artifact stem → matplotlib Figure
-    risk_model: Any | None                   # fitted RiskModel (None for the null model: not registered)
+    pooled: dict[str, float]  # metric name → value, incl. ``_lower``/``_upper``
+    per_fold: list[dict[str, float]]  # one dict per outer fold
+    extra: dict[str, float]  # optimism-corrected, LOCO summaries, timings
+    replicates: dict[str, Any]  # metric → bootstrap replicates; "_meta": resample hash
+    tables: dict[str, Any]  # JSON-able tables (calibration deciles, net benefit, LOCO per center)
+    figures: dict[str, Any]  # artifact stem → matplotlib Figure
+    risk_model: Any | None  # fitted RiskModel (None for the null model: not registered)
     input_example: Any | None = None
 
 
@@ -192,9 +198,12 @@ def log_model_run(parent_id: str, experiment: str, log: ModelLog, register_as: s
             version = getattr(info, "registered_model_version", None)
             if version is not None:
                 client = MlflowClient()
-                for k, v in {MODEL_NAME_TAG: log.name, FAMILY_TAG: log.family, "run_id": run.info.run_id,
-                             "synthetic": str(log.risk_model.training_summary.get("synthetic", False)).lower()
-                             }.items():
+                for k, v in {
+                    MODEL_NAME_TAG: log.name,
+                    FAMILY_TAG: log.family,
+                    "run_id": run.info.run_id,
+                    "synthetic": str(log.risk_model.training_summary.get("synthetic", False)).lower(),
+                }.items():
                     client.set_model_version_tag(register_as, str(version), k, v)
         return {"run_id": run.info.run_id, "version": None if version is None else str(version)}
 
@@ -236,15 +245,22 @@ def version_info(name: str, version: str) -> dict[str, Any]:
     parent = run.data.tags.get(PARENT_TAG)
     fingerprint: dict[str, Any] = {}
     if parent:
-        fingerprint = {k[len("data."):]: v for k, v in client.get_run(parent).data.params.items()
-                       if k.startswith("data.")}
+        fingerprint = {
+            k[len("data.") :]: v for k, v in client.get_run(parent).data.params.items() if k.startswith("data.")
+        }
     try:
         replicates = mlflow.artifacts.load_dict(f"runs:/{run_id}/{BOOTSTRAP_ARTIFACT}")
     except (MlflowException, OSError):
         replicates = {}
-    return {"version": str(mv.version), "run_id": run_id, "metrics": dict(run.data.metrics),
-            "tags": dict(mv.tags), "fingerprint": fingerprint, "replicates": replicates,
-            "model_name": mv.tags.get(MODEL_NAME_TAG, run.data.tags.get(MODEL_NAME_TAG, "?"))}
+    return {
+        "version": str(mv.version),
+        "run_id": run_id,
+        "metrics": dict(run.data.metrics),
+        "tags": dict(mv.tags),
+        "fingerprint": fingerprint,
+        "replicates": replicates,
+        "model_name": mv.tags.get(MODEL_NAME_TAG, run.data.tags.get(MODEL_NAME_TAG, "?")),
+    }
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -260,20 +276,35 @@ def latest_training(experiment: str) -> tuple[dict[str, Any], list[dict[str, Any
     if exp_id is None:
         raise NbriskError(f"no MLflow experiment named {experiment!r}; run `nbrisk train` first")
     client = MlflowClient()
-    parents = client.search_runs([exp_id], filter_string=f"tags.`{RUN_TYPE}` = 'train' and status = 'FINISHED'",
-                                 order_by=["attributes.start_time DESC"], max_results=1)
+    parents = client.search_runs(
+        [exp_id],
+        filter_string=f"tags.`{RUN_TYPE}` = 'train' and status = 'FINISHED'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
     if not parents:
         raise NbriskError(f"experiment {experiment!r} has no finished training run")
     parent = parents[0]
-    children = client.search_runs([exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'",
-                                  max_results=1000)
+    children = client.search_runs(
+        [exp_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent.info.run_id}'", max_results=1000
+    )
     out = []
     for ch in children:
-        out.append({"run_id": ch.info.run_id, "name": ch.data.tags.get(MODEL_NAME_TAG, ch.info.run_name),
-                    "family": ch.data.tags.get(FAMILY_TAG, ""), "metrics": dict(ch.data.metrics),
-                    "params": dict(ch.data.params), "version": ch.data.tags.get("nbrisk.version")})
-    parent_info = {"run_id": parent.info.run_id, "params": dict(parent.data.params),
-                   "start_time": parent.info.start_time}
+        out.append(
+            {
+                "run_id": ch.info.run_id,
+                "name": ch.data.tags.get(MODEL_NAME_TAG, ch.info.run_name),
+                "family": ch.data.tags.get(FAMILY_TAG, ""),
+                "metrics": dict(ch.data.metrics),
+                "params": dict(ch.data.params),
+                "version": ch.data.tags.get("nbrisk.version"),
+            }
+        )
+    parent_info = {
+        "run_id": parent.info.run_id,
+        "params": dict(parent.data.params),
+        "start_time": parent.info.start_time,
+    }
     return parent_info, out
 
 

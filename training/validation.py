@@ -108,8 +108,14 @@ def make_features():
     return make_feature_pipeline()
 
 
-def fit_candidate(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame, outcomes: pd.DataFrame,
-                  seed: int, evaluate_on: Sequence[pd.DataFrame] = ()) -> FittedCandidate:
+def fit_candidate(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    seed: int,
+    evaluate_on: Sequence[pd.DataFrame] = (),
+) -> FittedCandidate:
     """Fit the feature pipeline and the estimator of ``spec`` with ``params`` on ``records``/``outcomes``.
 
     ``evaluate_on``: records the fitted candidate will be asked to predict. A category level absent from a small
@@ -139,8 +145,9 @@ def fit_candidate(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame
     if extra_rows:
         drop = tuple(c for c in X.columns if X[c].nunique() <= 1)
         X = X.drop(columns=list(drop))
-    est = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items()
-                                                    if k not in spec.params and not k.startswith("_")})
+    est = spec.make_estimator(
+        random_state=seed, **{k: v for k, v in params.items() if k not in spec.params and not k.startswith("_")}
+    )
     model = IllnessDeathModel(est, n_bootstrap=0, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFCoherenceWarning)
@@ -160,8 +167,9 @@ def metric_key(cause: str, metric: str, horizon_months: float) -> str:
     return f"{cause}_{metric}_{round(float(horizon_months), 1):g}m"
 
 
-def evaluate(outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: Sequence[float], *,
-             full: bool = False) -> dict[str, float]:
+def evaluate(
+    outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: Sequence[float], *, full: bool = False
+) -> dict[str, float]:
     """Metrics of predictions ``pred`` (n, 4, k) (event-free, relapse, TRM, OS) at ``horizons_months``.
 
     ``full=True``: everything :func:`nbrisk.training.metrics.evaluate_predictions` computes (AUC, Wolbers C-index,
@@ -177,9 +185,17 @@ def evaluate(outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: Sequence
     time = outcomes["time"].to_numpy(dtype=float)
     hd = months_to_days(horizons_months)
     if full:
-        return M.evaluate_predictions(event, time, pred[:, :3], hd, horizons_months=list(horizons_months),
-                                      calibration=True, os_event=outcomes["os_event"].to_numpy(),
-                                      os_time=outcomes["os_time"].to_numpy(dtype=float), os_surv=pred[:, 3])
+        return M.evaluate_predictions(
+            event,
+            time,
+            pred[:, :3],
+            hd,
+            horizons_months=list(horizons_months),
+            calibration=True,
+            os_event=outcomes["os_event"].to_numpy(),
+            os_time=outcomes["os_time"].to_numpy(dtype=float),
+            os_surv=pred[:, 3],
+        )
     g = censoring_survival(time, event)
     out: dict[str, float] = {}
     n = len(event)
@@ -207,8 +223,14 @@ def score_for_tuning(outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: 
 # tuning and cross-validation
 
 
-def tune(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, horizons_months: Sequence[float],
-         inner_splits: int, seed: int) -> dict[str, Any]:
+def tune(
+    spec: ModelSpec,
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    horizons_months: Sequence[float],
+    inner_splits: int,
+    seed: int,
+) -> dict[str, Any]:
     """Choose the grid point with the best inner-CV score, using only ``records`` (an outer training set)."""
     candidates = spec.candidates()
     if len(candidates) == 1:
@@ -221,8 +243,9 @@ def tune(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, horizon
     for params in candidates:
         fold_scores = []
         for tr, te in splits:
-            fitted = fit_candidate(spec, params, records.iloc[tr], outcomes.iloc[tr], seed,
-                                   evaluate_on=[records.iloc[te]])
+            fitted = fit_candidate(
+                spec, params, records.iloc[tr], outcomes.iloc[tr], seed, evaluate_on=[records.iloc[te]]
+            )
             cif = fitted.predict(records.iloc[te], months_to_days(times))
             fold_scores.append(score_for_tuning(outcomes.iloc[te], cif, times))
         scores.append(float(np.mean(fold_scores)))
@@ -234,9 +257,9 @@ class CVResult:
     """Out-of-fold predictions and per-fold metrics of one model on the shared folds."""
 
     name: str
-    oof: np.ndarray                       # (n_repeats, n, 4, k) out-of-fold event-free/relapse/TRM/OS
-    per_fold: list[dict[str, float]]      # one dict per outer fold (in fold order)
-    params: list[dict[str, Any]]          # tuned params per outer fold
+    oof: np.ndarray  # (n_repeats, n, 4, k) out-of-fold event-free/relapse/TRM/OS
+    per_fold: list[dict[str, float]]  # one dict per outer fold (in fold order)
+    params: list[dict[str, Any]]  # tuned params per outer fold
     seconds: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -246,8 +269,15 @@ class CVResult:
         return self.oof.mean(axis=0)
 
 
-def _run_fold(spec: ModelSpec, fold: Fold, records: pd.DataFrame, outcomes: pd.DataFrame,
-              horizons_months: Sequence[float], inner_splits: int, seed: int):
+def _run_fold(
+    spec: ModelSpec,
+    fold: Fold,
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    horizons_months: Sequence[float],
+    inner_splits: int,
+    seed: int,
+):
     tr_rec, tr_out = records.iloc[fold.train], outcomes.iloc[fold.train]
     params = tune(spec, tr_rec, tr_out, horizons_months, inner_splits, seed)
     te_rec = records.iloc[fold.test]
@@ -257,9 +287,17 @@ def _run_fold(spec: ModelSpec, fold: Fold, records: pd.DataFrame, outcomes: pd.D
     return fold, fitted.params, cif, metrics
 
 
-def cross_validate(spec: ModelSpec, records: pd.DataFrame, outcomes: pd.DataFrame, folds: list[Fold],
-                   horizons_months: Sequence[float], inner_splits: int, seed: int, n_jobs: int = 1,
-                   progress: Callable[[int], None] | None = None) -> CVResult:
+def cross_validate(
+    spec: ModelSpec,
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    folds: list[Fold],
+    horizons_months: Sequence[float],
+    inner_splits: int,
+    seed: int,
+    n_jobs: int = 1,
+    progress: Callable[[int], None] | None = None,
+) -> CVResult:
     """Nested CV of one model: tune in each outer training set, predict its test set."""
     import time
 
@@ -299,8 +337,9 @@ def bootstrap_indices(event: np.ndarray, n_bootstrap: int, seed: int) -> np.ndar
     return out
 
 
-def pooled_metrics(outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float],
-                   boot: np.ndarray, n_jobs: int = 1) -> tuple[dict[str, float], dict[str, list[float]]]:
+def pooled_metrics(
+    outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float], boot: np.ndarray, n_jobs: int = 1
+) -> tuple[dict[str, float], dict[str, list[float]]]:
     """Point metrics (full set) of predictions ``cif`` (n, 4, k) plus percentile 95% CIs over the resamples ``boot``.
 
     Returns ``(metrics, replicates)``: ``metrics`` has every point value and ``<name>_lower``/``<name>_upper`` for
@@ -341,9 +380,17 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
 # Harrell's optimism correction
 
 
-def optimism_corrected(spec: ModelSpec, params: dict[str, Any], final: FittedCandidate, records: pd.DataFrame,
-                       outcomes: pd.DataFrame, horizons_months: Sequence[float], n_boot: int, seed: int,
-                       n_jobs: int = 1) -> dict[str, float]:
+def optimism_corrected(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    final: FittedCandidate,
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    horizons_months: Sequence[float],
+    n_boot: int,
+    seed: int,
+    n_jobs: int = 1,
+) -> dict[str, float]:
     """Harrell's bootstrap optimism-corrected performance of the final model.
 
     apparent = metric of the final model on its own training data; for each bootstrap sample b a model is refitted
@@ -392,9 +439,16 @@ def center_groups(records: pd.DataFrame, min_size: int) -> pd.Series | None:
     return centers if centers.nunique() >= 3 else None
 
 
-def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFrame, outcomes: pd.DataFrame,
-                     horizons_months: Sequence[float], min_center_size: int, seed: int,
-                     n_jobs: int = 1) -> dict[str, Any] | None:
+def leave_center_out(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    horizons_months: Sequence[float],
+    min_center_size: int,
+    seed: int,
+    n_jobs: int = 1,
+) -> dict[str, Any] | None:
     """Leave-one-center-out: fit on the other centers (chosen params), evaluate on the left-out one.
 
     Returns ``{"per_center": {center: {n, metrics...}}, "summary": {metric: mean, metric_min, metric_max}}`` or
@@ -409,8 +463,9 @@ def leave_center_out(spec: ModelSpec, params: dict[str, Any], records: pd.DataFr
     def one(c: str):
         test = np.flatnonzero(centers.to_numpy() == c)
         train = np.flatnonzero(centers.to_numpy() != c)
-        fitted = fit_candidate(spec, params, records.iloc[train], outcomes.iloc[train], seed,
-                               evaluate_on=[records.iloc[test]])
+        fitted = fit_candidate(
+            spec, params, records.iloc[train], outcomes.iloc[train], seed, evaluate_on=[records.iloc[test]]
+        )
         cif = fitted.predict(records.iloc[test], times)
         return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)
 

@@ -35,8 +35,10 @@ def synthetic_csv(tmp_path_factory):
 
 
 def test_synth_writes_a_labelled_valid_reproducible_file(synthetic_csv, tmp_path):
-    assert SYNTHETIC_LABEL in run("data", "synth", "--n", "200", "--seed", "5", "--out",
-                                  str(tmp_path / "again.csv")).output
+    assert (
+        SYNTHETIC_LABEL
+        in run("data", "synth", "--n", "200", "--seed", "5", "--out", str(tmp_path / "again.csv")).output
+    )
     assert (tmp_path / "again.csv").read_bytes() == synthetic_csv.read_bytes()  # same seed, same bytes
     result = run("data", "validate", str(synthetic_csv))
     assert result.exit_code == 0, result.output
@@ -52,13 +54,16 @@ def test_synth_parquet_matches_csv(synthetic_csv, tmp_path):
     assert a.synthetic and b.synthetic
 
 
-@pytest.mark.parametrize("args, message", [
-    (("data", "synth", "--n", "5", "--out", "cohort.txt"), "unsupported output type '.txt'"),
-    (("data", "synth", "--n", "5", "--preset", "utopia", "--out", "c.csv"), "unknown preset 'utopia'"),
-    (("data", "validate", "does-not-exist.csv"), "file not found"),
-    (("data", "validate", "cohort.xlsx"), "file not found"),
-    (("data", "describe", "does-not-exist.csv"), "file not found"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (("data", "synth", "--n", "5", "--out", "cohort.txt"), "unsupported output type '.txt'"),
+        (("data", "synth", "--n", "5", "--preset", "utopia", "--out", "c.csv"), "unknown preset 'utopia'"),
+        (("data", "validate", "does-not-exist.csv"), "file not found"),
+        (("data", "validate", "cohort.xlsx"), "file not found"),
+        (("data", "describe", "does-not-exist.csv"), "file not found"),
+    ],
+)
 def test_user_mistakes_are_one_line_errors(args, message, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     result = run(*args)
@@ -80,30 +85,32 @@ def _text_row(rec: dict) -> dict:
 
 # Every kind of bad row: (changes to a valid record, the field the report must name).
 BAD_ROWS = [
-    ({"age_at_diagnosis_months": "abc"}, "age_at_diagnosis_months"),                    # type error
-    ({"ldh_at_diagnosis_u_l": "25000"}, "ldh_at_diagnosis_u_l"),                        # range
-    ({"mycn_status": "Amplified!"}, "mycn_status"),                                     # vocabulary
-    ({"metastatic_sites_at_diagnosis": "2.5"}, "metastatic_sites_at_diagnosis"),        # integer
-    ({"lansky_score": "85"}, "lansky_score"),                                           # multiple of 10
-    ({"patient_id": "John Smith"}, "patient_id"),                                       # id pattern
-    ({"sex": ""}, "sex"),                                                                # required value missing
-    ({"mrd_at_hsct": ""}, "mrd_at_hsct"),                                                # use 'unknown'
+    ({"age_at_diagnosis_months": "abc"}, "age_at_diagnosis_months"),  # type error
+    ({"ldh_at_diagnosis_u_l": "25000"}, "ldh_at_diagnosis_u_l"),  # range
+    ({"mycn_status": "Amplified!"}, "mycn_status"),  # vocabulary
+    ({"metastatic_sites_at_diagnosis": "2.5"}, "metastatic_sites_at_diagnosis"),  # integer
+    ({"lansky_score": "85"}, "lansky_score"),  # multiple of 10
+    ({"patient_id": "John Smith"}, "patient_id"),  # id pattern
+    ({"sex": ""}, "sex"),  # required value missing
+    ({"mrd_at_hsct": ""}, "mrd_at_hsct"),  # use 'unknown'
     ({"bone_marrow_metastasis_at_diagnosis": "yes"}, "bone_marrow_metastasis_at_diagnosis"),  # boolean
-    ({"inrg_stage": "L2"}, "inrg_stage"),                                                # intended use
-    ({"age_at_diagnosis_months": "200", "months_diagnosis_to_hsct": "120"},
-     "age_at_diagnosis_months,months_diagnosis_to_hsct"),                                # age at HSCT > 25 y
-    ({"hla_mismatches": "1"}, "donor_type,hla_mismatches"),                              # donor ↔ HLA
-    ({"graft_source": "cord_blood"}, "donor_type,graft_source"),                         # cord iff cord
+    ({"inrg_stage": "L2"}, "inrg_stage"),  # intended use
+    (
+        {"age_at_diagnosis_months": "200", "months_diagnosis_to_hsct": "120"},
+        "age_at_diagnosis_months,months_diagnosis_to_hsct",
+    ),  # age at HSCT > 25 y
+    ({"hla_mismatches": "1"}, "donor_type,hla_mismatches"),  # donor ↔ HLA
+    ({"graft_source": "cord_blood"}, "donor_type,graft_source"),  # cord iff cord
     ({"disease_phase": "upfront_consolidation", "prior_auto_hsct": "2"}, "disease_phase,prior_auto_hsct"),
     ({"disease_status_at_hsct": "CR"}, "disease_status_at_hsct,curie_score_at_hsct"),  # CR with Curie 4
-    ({"date_hsct": "2019-13-01"}, "date_hsct"),                                          # bad date
-    ({"date_hsct": "2018-03-14"}, "date_hsct,hsct_year"),                                # year ≠ hsct_year
-    ({"date_relapse": "2019-03-01"}, "date_hsct,date_relapse"),                          # relapse before HSCT
+    ({"date_hsct": "2019-13-01"}, "date_hsct"),  # bad date
+    ({"date_hsct": "2018-03-14"}, "date_hsct,hsct_year"),  # year ≠ hsct_year
+    ({"date_relapse": "2019-03-01"}, "date_hsct,date_relapse"),  # relapse before HSCT
     ({"date_death": "2019-10-01", "date_last_followup": "2019-10-01"}, "date_relapse,date_death"),  # death < relapse
-    ({"cause_of_death": ""}, "date_death,cause_of_death"),                               # death without cause
-    ({"date_last_followup": "2020-07-01"}, "date_last_followup,date_death"),            # follow-up ≠ death
+    ({"cause_of_death": ""}, "date_death,cause_of_death"),  # death without cause
+    ({"date_last_followup": "2020-07-01"}, "date_last_followup,date_death"),  # follow-up ≠ death
     ({"date_death": "", "cause_of_death": "relapse_progression"}, "cause_of_death,date_death"),
-    ({"center_id": ""}, "center_id"),                                                    # center required
+    ({"center_id": ""}, "center_id"),  # center required
 ]
 
 
@@ -146,8 +153,7 @@ def test_validate_reports_every_problem_in_one_table(bad_csv):
 
 def test_prediction_file_without_outcomes_is_validated_as_prediction_records(tmp_path):
     path = tmp_path / "patients.csv"
-    pd.DataFrame([_text_row(example_record(with_outcomes=False))]).drop(columns=["center_id"]).to_csv(
-        path, index=False)
+    pd.DataFrame([_text_row(example_record(with_outcomes=False))]).drop(columns=["center_id"]).to_csv(path, index=False)
     result = run("data", "validate", str(path))
     assert result.exit_code == 0 and "prediction records" in result.output
     assert SYNTHETIC_LABEL not in result.output  # EX- ids are not synthetic-generator ids
@@ -158,8 +164,15 @@ def test_describe_prints_table1_events_and_cif(synthetic_csv):
     assert result.exit_code == 0, result.output
     out = result.output
     assert out.count(SYNTHETIC_LABEL) == 2  # top and bottom
-    for text in ("Table 1", "Donor type", "haploidentical", "Events (competing risks)", "Cumulative incidence",
-                 "transplant-related mortality", "Median follow-up"):
+    for text in (
+        "Table 1",
+        "Donor type",
+        "haploidentical",
+        "Events (competing risks)",
+        "Cumulative incidence",
+        "transplant-related mortality",
+        "Median follow-up",
+    ):
         assert text in out
     cohort = read_cohort(synthetic_csv)
     summary = describe_cohort(cohort.records, cohort.outcomes)

@@ -29,8 +29,12 @@ def cohort(*outcomes: dict) -> pd.DataFrame:
 def test_relapse_trm_censored_by_hand():
     # Day counts by hand from 2019-03-14: 2019-04-13 is day 30, 2019-06-12 day 90, 2020-03-13 day 365.
     typed = cohort(
-        dict(date_relapse="2019-04-13", date_death="2019-06-12", cause_of_death="relapse_progression",
-             date_last_followup="2019-06-12"),
+        dict(
+            date_relapse="2019-04-13",
+            date_death="2019-06-12",
+            cause_of_death="relapse_progression",
+            date_last_followup="2019-06-12",
+        ),
         dict(date_death="2019-04-13", cause_of_death="transplant_related", date_last_followup="2019-04-13"),
         dict(date_last_followup="2020-03-13"),
         dict(date_relapse="2019-06-12", date_last_followup="2020-03-13"),
@@ -54,8 +58,12 @@ def test_day_zero_counts_as_half_a_day():
     typed = cohort(
         dict(date_death=HSCT, cause_of_death="transplant_related", date_last_followup=HSCT),  # death on day 0
         dict(date_last_followup=HSCT),  # censored on day 0
-        dict(date_relapse="2019-03-15", date_death="2019-03-15", cause_of_death="relapse_progression",
-             date_last_followup="2019-03-15"),  # death on the day of relapse
+        dict(
+            date_relapse="2019-03-15",
+            date_death="2019-03-15",
+            cause_of_death="relapse_progression",
+            date_last_followup="2019-03-15",
+        ),  # death on the day of relapse
     )
     out = derive_outcomes(typed)
     assert out["time"].tolist() == [0.5, 0.5, 1.0]
@@ -66,14 +74,26 @@ def test_day_zero_counts_as_half_a_day():
 
 def test_other_cause_death_without_relapse_is_trm():
     # The contract defines TRM as death without prior relapse/progression, whatever the recorded cause.
-    typed = cohort(dict(date_death="2019-05-01", cause_of_death="other", date_last_followup="2019-05-01"),
-                   dict(date_death="2019-05-01", cause_of_death="unknown", date_last_followup="2019-05-01"))
+    typed = cohort(
+        dict(date_death="2019-05-01", cause_of_death="other", date_last_followup="2019-05-01"),
+        dict(date_death="2019-05-01", cause_of_death="unknown", date_last_followup="2019-05-01"),
+    )
     assert derive_outcomes(typed)["event"].tolist() == [Cause.TRM, Cause.TRM]
 
 
 def test_raw_iso_strings_are_accepted():
-    raw = pd.DataFrame([{"date_hsct": HSCT, "date_relapse": "", "date_death": "", "cause_of_death": "",
-                         "date_last_followup": "2019-04-13", "hsct_year": "2019"}])
+    raw = pd.DataFrame(
+        [
+            {
+                "date_hsct": HSCT,
+                "date_relapse": "",
+                "date_death": "",
+                "cause_of_death": "",
+                "date_last_followup": "2019-04-13",
+                "hsct_year": "2019",
+            }
+        ]
+    )
     out = derive_outcomes(raw)
     assert out["event"].iat[0] == Cause.CENSORED and out["time"].iat[0] == 30.0
 
@@ -82,21 +102,47 @@ def test_raw_iso_strings_are_accepted():
 IMPOSSIBLE = [
     (dict(date_relapse=HSCT, date_last_followup="2019-06-01"), "date_hsct,date_relapse", "after date_hsct"),
     (dict(date_relapse="2019-01-01", date_last_followup="2019-06-01"), "date_hsct,date_relapse", "after day 0"),
-    (dict(date_death="2019-03-13", cause_of_death="transplant_related", date_last_followup="2019-03-13"),
-     "date_hsct,date_death", "on or after date_hsct"),
-    (dict(date_relapse="2019-05-01", date_death="2019-04-01", cause_of_death="relapse_progression",
-          date_last_followup="2019-05-01"), "date_relapse,date_death", "death before relapse"),
-    (dict(cause_of_death="transplant_related", date_last_followup="2019-05-01"), "cause_of_death,date_death",
-     "date_death is missing"),
-    (dict(date_death="2019-05-01", date_last_followup="2019-05-01"), "date_death,cause_of_death",
-     "cause_of_death is missing"),
-    (dict(date_death="2019-05-01", cause_of_death="relapse_progression", date_last_followup="2019-05-01"),
-     "cause_of_death,date_relapse", "requires a date_relapse"),
-    (dict(date_death="2019-05-01", cause_of_death="transplant_related", date_last_followup="2019-06-01"),
-     "date_last_followup,date_death", "equal date_death"),
+    (
+        dict(date_death="2019-03-13", cause_of_death="transplant_related", date_last_followup="2019-03-13"),
+        "date_hsct,date_death",
+        "on or after date_hsct",
+    ),
+    (
+        dict(
+            date_relapse="2019-05-01",
+            date_death="2019-04-01",
+            cause_of_death="relapse_progression",
+            date_last_followup="2019-05-01",
+        ),
+        "date_relapse,date_death",
+        "death before relapse",
+    ),
+    (
+        dict(cause_of_death="transplant_related", date_last_followup="2019-05-01"),
+        "cause_of_death,date_death",
+        "date_death is missing",
+    ),
+    (
+        dict(date_death="2019-05-01", date_last_followup="2019-05-01"),
+        "date_death,cause_of_death",
+        "cause_of_death is missing",
+    ),
+    (
+        dict(date_death="2019-05-01", cause_of_death="relapse_progression", date_last_followup="2019-05-01"),
+        "cause_of_death,date_relapse",
+        "requires a date_relapse",
+    ),
+    (
+        dict(date_death="2019-05-01", cause_of_death="transplant_related", date_last_followup="2019-06-01"),
+        "date_last_followup,date_death",
+        "equal date_death",
+    ),
     (dict(date_last_followup="2019-03-01"), "date_last_followup,date_hsct", "on or after date_hsct"),
-    (dict(date_relapse="2019-05-01", date_last_followup="2019-04-01"), "date_last_followup,date_relapse",
-     "on or after date_relapse"),
+    (
+        dict(date_relapse="2019-05-01", date_last_followup="2019-04-01"),
+        "date_last_followup,date_relapse",
+        "on or after date_relapse",
+    ),
     (dict(date_hsct="2018-03-14", date_last_followup="2019-04-01"), "date_hsct,hsct_year", "equal hsct_year"),
 ]
 

@@ -41,8 +41,17 @@ def test_output_is_a_float_frame_with_stable_readable_names(fitted, training):
     assert all(dt == np.float64 for dt in X.dtypes) and np.isfinite(X.to_numpy()).all()
     assert list(X.columns) == list(fitted.get_feature_names_out())
     assert len(set(X.columns)) == X.shape[1]
-    for name in ("age_at_hsct_years", "era", "residual_burden", "disease_status_at_hsct=PD", "hla_mismatches=3+",
-                 "hct_ci=3+", "donor_type=haploidentical", "lansky_below_90", "prior_auto_hsct_any"):
+    for name in (
+        "age_at_hsct_years",
+        "era",
+        "residual_burden",
+        "disease_status_at_hsct=PD",
+        "hla_mismatches=3+",
+        "hct_ci=3+",
+        "donor_type=haploidentical",
+        "lansky_below_90",
+        "prior_auto_hsct_any",
+    ):
         assert name in X.columns
     # xgboost refuses feature names with [, ] or <
     assert not any(ch in c for c in X.columns for ch in "[]<")
@@ -74,9 +83,16 @@ def test_derived_predictors_by_hand(fitted):
     assert x["hla_mismatches=3+"] == 1 and x["hla_mismatches=1-2"] == 0
     assert x["hct_ci=1-2"] == 1 and x["hct_ci=3+"] == 0
     assert x["donor_type=haploidentical"] == 1 and x["donor_type=cord_blood"] == 0
-    cr = fitted.transform(typed_record(disease_status_at_hsct="CR", curie_score_at_hsct=0,
-                                       bone_marrow_tumor_percent_at_hsct=0, lansky_score=80,
-                                       hla_mismatches=2, hct_ci=4)).iloc[0]
+    cr = fitted.transform(
+        typed_record(
+            disease_status_at_hsct="CR",
+            curie_score_at_hsct=0,
+            bone_marrow_tumor_percent_at_hsct=0,
+            lansky_score=80,
+            hla_mismatches=2,
+            hct_ci=4,
+        )
+    ).iloc[0]
     assert cr["residual_burden"] == 0 and cr["lansky_below_90"] == 1
     assert cr["disease_status_at_hsct=VGPR/PR"] == 0 and cr["disease_status_at_hsct=PD"] == 0
     assert cr["hla_mismatches=1-2"] == 1 and cr["hct_ci=3+"] == 1
@@ -89,8 +105,9 @@ def test_imputation_uses_training_medians_and_flags_missing(fitted, training):
     assert x["ldh_at_diagnosis_u_l_missing"] == 1 and x["donor_age_years_missing"] == 1
     assert x["cd34_dose_1e6_per_kg_missing"] == 0
     # In CR the contract says Curie / marrow are missing or 0: a missing value is imputed as 0, not the median.
-    cr = fitted.transform(typed_record(disease_status_at_hsct="CR", curie_score_at_hsct=None,
-                                       bone_marrow_tumor_percent_at_hsct=None)).iloc[0]
+    cr = fitted.transform(
+        typed_record(disease_status_at_hsct="CR", curie_score_at_hsct=None, bone_marrow_tumor_percent_at_hsct=None)
+    ).iloc[0]
     assert cr["curie_score"] == 0 and cr["marrow_tumor_percent"] == 0 and cr["curie_score_at_hsct_missing"] == 1
 
 
@@ -118,9 +135,13 @@ def test_constant_and_duplicate_columns_are_dropped(fitted, training):
 
 def test_unseen_category_fails_clearly(training):
     fp = make_feature_pipeline().fit(training[training["donor_type"] != "matched_related"])
-    records = pd.concat([typed_record(), typed_record(patient_id="X2", donor_type="matched_related",
-                                                       hla_mismatches=0, graft_source="bone_marrow")],
-                        ignore_index=True)
+    records = pd.concat(
+        [
+            typed_record(),
+            typed_record(patient_id="X2", donor_type="matched_related", hla_mismatches=0, graft_source="bone_marrow"),
+        ],
+        ignore_index=True,
+    )
     with pytest.raises(UnseenCategoryError) as info:
         fp.transform(records)
     err = info.value
@@ -136,9 +157,15 @@ def test_unseen_category_fails_clearly(training):
 def test_input_warnings(fitted, training):
     hi = fitted.ranges_["age_at_diagnosis_months"][1]
     assert hi < 216, "the test needs a training range narrower than the contract"
-    recs = pd.concat([typed_record(), typed_record(patient_id="B", age_at_diagnosis_months=216,
-                                                   months_diagnosis_to_hsct=20, ldh_at_diagnosis_u_l=None)],
-                     ignore_index=True)
+    recs = pd.concat(
+        [
+            typed_record(),
+            typed_record(
+                patient_id="B", age_at_diagnosis_months=216, months_diagnosis_to_hsct=20, ldh_at_diagnosis_u_l=None
+            ),
+        ],
+        ignore_index=True,
+    )
     w = fitted.input_warnings(recs)
     assert len(w) == 2
     assert not any("age_at_diagnosis_months" in m for m in w[0])
@@ -148,8 +175,10 @@ def test_input_warnings(fitted, training):
     strict = make_feature_pipeline(rare_count=n_haplo + 1).fit(training)
     w = strict.input_warnings(typed_record())
     assert f"donor_type=haploidentical is rare in the training data (n={n_haplo})" in w[0]
-    assert not any("donor_type" in m for m in make_feature_pipeline(rare_count=n_haplo).fit(training)
-                   .input_warnings(typed_record())[0])
+    assert not any(
+        "donor_type" in m
+        for m in make_feature_pipeline(rare_count=n_haplo).fit(training).input_warnings(typed_record())[0]
+    )
     # Warnings never carry the patient identifier.
     assert not any("EX-0001" in m for ms in fitted.input_warnings(recs) for m in ms)
 
@@ -193,7 +222,6 @@ def test_transform_of_prediction_records_without_outcomes_or_center(fitted):
     assert "date_hsct" not in typed.columns
     assert fitted.transform(typed).shape == (1, fitted.n_features_out_)
     assert set(FIELDS) - set(PREDICTOR_FIELDS)  # id/outcome fields are not inputs
-
 
 
 def test_center_effects_deviation_coding_and_average_for_unknown_centers():

@@ -63,9 +63,7 @@ def test_ebmt_post_relapse_columns_are_consistent(loader):
     relapsed = y["event"].to_numpy() == Cause.RELAPSE
     assert np.array_equal(relapsed, ex["relapse_time"].notna().to_numpy())
     np.testing.assert_allclose(ex["relapse_time"][relapsed], y["time"][relapsed])
-    np.testing.assert_allclose(
-        ex["post_relapse_time"][relapsed], (ex["os_time"] - ex["relapse_time"])[relapsed]
-    )
+    np.testing.assert_allclose(ex["post_relapse_time"][relapsed], (ex["os_time"] - ex["relapse_time"])[relapsed])
     assert np.all(ex["post_relapse_time"][relapsed] >= 0)
     assert np.all(ex["os_time"] >= y["time"])
     # a death without relapse is an overall-survival death at the same time

@@ -40,8 +40,14 @@ def test_contract_lists_are_in_spec_order_and_partition_fields():
     assert OUTCOME_FIELDS == ["date_hsct", "date_relapse", "date_death", "cause_of_death", "date_last_followup"]
     assert list(FIELDS) == ID_FIELDS + PREDICTOR_FIELDS + OUTCOME_FIELDS
     for spec in FIELDS.values():
-        assert spec.group in {"identification", "disease", "pre_transplant_status", "donor_graft", "conditioning",
-                              "outcome"}
+        assert spec.group in {
+            "identification",
+            "disease",
+            "pre_transplant_status",
+            "donor_graft",
+            "conditioning",
+            "outcome",
+        }
         assert spec.label
 
 
@@ -56,8 +62,14 @@ def test_example_record_is_valid_as_json_and_as_csv_text():
 
 def test_canonical_types():
     rec = as_csv_row(example_record())
-    rec.update(disease_status_at_hsct=" pr ", sex="FEMALE", bone_marrow_metastasis_at_diagnosis="TRUE",
-               ldh_at_diagnosis_u_l="", lansky_score="90", hct_ci="NA")
+    rec.update(
+        disease_status_at_hsct=" pr ",
+        sex="FEMALE",
+        bone_marrow_metastasis_at_diagnosis="TRUE",
+        ldh_at_diagnosis_u_l="",
+        lansky_score="90",
+        hct_ci="NA",
+    )
     typed, problems = validate_records(pd.DataFrame([rec]), require_outcomes=True, require_center=True)
     assert problems == []
     row = typed.iloc[0]
@@ -70,8 +82,9 @@ def test_canonical_types():
     assert list(typed.columns) == list(FIELDS)
 
 
-@pytest.mark.parametrize("value, expected", [(True, 1.0), (False, 0.0), ("false", 0.0), ("1", 1.0), ("0", 0.0),
-                                             (1, 1.0)])
+@pytest.mark.parametrize(
+    "value, expected", [(True, 1.0), (False, 0.0), ("false", 0.0), ("1", 1.0), ("0", 0.0), (1, 1.0)]
+)
 def test_boolean_inputs(value, expected):
     typed, problems = validate_record(dict(example_record(), bone_marrow_metastasis_at_diagnosis=value))
     assert problems == []
@@ -151,8 +164,7 @@ def test_each_field_rule(field, value, fragment):
     assert all(p.row == 0 for p in mine)
 
 
-@pytest.mark.parametrize("field, value", [("age_at_diagnosis_months", "abc"), ("lansky_score", 95),
-                                          ("sex", "m")])
+@pytest.mark.parametrize("field, value", [("age_at_diagnosis_months", "abc"), ("lansky_score", 95), ("sex", "m")])
 def test_bad_value_also_fails_as_csv_text(field, value):
     rec = as_csv_row(dict(example_record(), **{field: value}))
     _, problems = validate_records(pd.DataFrame([rec]), require_outcomes=True, require_center=True)
@@ -163,31 +175,64 @@ def test_bad_value_also_fails_as_csv_text(field, value):
 
 CONSISTENCY_CASES = [
     # age at HSCT = (38 + 150) / 12 = 15.7 y is fine; 216 + 120 months = 28 y is not.
-    (dict(age_at_diagnosis_months=216, months_diagnosis_to_hsct=120), "age_at_diagnosis_months,months_diagnosis_to_hsct",
-     "0.5–25 years"),
-    (dict(age_at_diagnosis_months=2, months_diagnosis_to_hsct=3), "age_at_diagnosis_months,months_diagnosis_to_hsct",
-     INTENDED_USE),
-    (dict(donor_type="matched_sibling", hla_mismatches=1, graft_source="bone_marrow"), "donor_type,hla_mismatches",
-     "requires hla_mismatches 0"),
-    (dict(donor_type="matched_related", hla_mismatches=2, graft_source="bone_marrow"), "donor_type,hla_mismatches",
-     "requires hla_mismatches 0"),
-    (dict(donor_type="matched_unrelated", hla_mismatches=1, graft_source="bone_marrow"), "donor_type,hla_mismatches",
-     "requires hla_mismatches 0"),
-    (dict(donor_type="mismatched_unrelated", hla_mismatches=0, graft_source="bone_marrow"),
-     "donor_type,hla_mismatches", "requires hla_mismatches 1–2"),
-    (dict(donor_type="mismatched_unrelated", hla_mismatches=3, graft_source="bone_marrow"),
-     "donor_type,hla_mismatches", "requires hla_mismatches 1–2"),
+    (
+        dict(age_at_diagnosis_months=216, months_diagnosis_to_hsct=120),
+        "age_at_diagnosis_months,months_diagnosis_to_hsct",
+        "0.5–25 years",
+    ),
+    (
+        dict(age_at_diagnosis_months=2, months_diagnosis_to_hsct=3),
+        "age_at_diagnosis_months,months_diagnosis_to_hsct",
+        INTENDED_USE,
+    ),
+    (
+        dict(donor_type="matched_sibling", hla_mismatches=1, graft_source="bone_marrow"),
+        "donor_type,hla_mismatches",
+        "requires hla_mismatches 0",
+    ),
+    (
+        dict(donor_type="matched_related", hla_mismatches=2, graft_source="bone_marrow"),
+        "donor_type,hla_mismatches",
+        "requires hla_mismatches 0",
+    ),
+    (
+        dict(donor_type="matched_unrelated", hla_mismatches=1, graft_source="bone_marrow"),
+        "donor_type,hla_mismatches",
+        "requires hla_mismatches 0",
+    ),
+    (
+        dict(donor_type="mismatched_unrelated", hla_mismatches=0, graft_source="bone_marrow"),
+        "donor_type,hla_mismatches",
+        "requires hla_mismatches 1–2",
+    ),
+    (
+        dict(donor_type="mismatched_unrelated", hla_mismatches=3, graft_source="bone_marrow"),
+        "donor_type,hla_mismatches",
+        "requires hla_mismatches 1–2",
+    ),
     (dict(donor_type="haploidentical", hla_mismatches=1), "donor_type,hla_mismatches", "requires hla_mismatches 2–5"),
-    (dict(donor_type="cord_blood", hla_mismatches=4, graft_source="cord_blood"), "donor_type,hla_mismatches",
-     "requires hla_mismatches 0–3"),
-    (dict(donor_type="cord_blood", hla_mismatches=1, graft_source="bone_marrow"), "donor_type,graft_source",
-     "if and only if"),
+    (
+        dict(donor_type="cord_blood", hla_mismatches=4, graft_source="cord_blood"),
+        "donor_type,hla_mismatches",
+        "requires hla_mismatches 0–3",
+    ),
+    (
+        dict(donor_type="cord_blood", hla_mismatches=1, graft_source="bone_marrow"),
+        "donor_type,graft_source",
+        "if and only if",
+    ),
     (dict(donor_type="haploidentical", graft_source="cord_blood"), "donor_type,graft_source", "if and only if"),
     (dict(disease_phase="upfront_consolidation", prior_auto_hsct=2), "disease_phase,prior_auto_hsct", "≤ 1"),
-    (dict(disease_status_at_hsct="CR", bone_marrow_tumor_percent_at_hsct=2, curie_score_at_hsct=0),
-     "disease_status_at_hsct,bone_marrow_tumor_percent_at_hsct", "missing or 0"),
-    (dict(disease_status_at_hsct="CR", bone_marrow_tumor_percent_at_hsct=0, curie_score_at_hsct=1),
-     "disease_status_at_hsct,curie_score_at_hsct", "missing or 0"),
+    (
+        dict(disease_status_at_hsct="CR", bone_marrow_tumor_percent_at_hsct=2, curie_score_at_hsct=0),
+        "disease_status_at_hsct,bone_marrow_tumor_percent_at_hsct",
+        "missing or 0",
+    ),
+    (
+        dict(disease_status_at_hsct="CR", bone_marrow_tumor_percent_at_hsct=0, curie_score_at_hsct=1),
+        "disease_status_at_hsct,curie_score_at_hsct",
+        "missing or 0",
+    ),
 ]
 
 
@@ -200,15 +245,18 @@ def test_each_consistency_rule_names_its_fields(overrides, fields, fragment):
         assert f in problems[0].value  # the values of every field involved are shown
 
 
-@pytest.mark.parametrize("overrides", [
-    dict(donor_type="cord_blood", hla_mismatches=0, graft_source="cord_blood"),
-    dict(donor_type="cord_blood", hla_mismatches=3, graft_source="cord_blood"),
-    dict(donor_type="haploidentical", hla_mismatches=5),
-    dict(donor_type="mismatched_unrelated", hla_mismatches=2, graft_source="peripheral_blood"),
-    dict(disease_status_at_hsct="CR", bone_marrow_tumor_percent_at_hsct=None, curie_score_at_hsct=0),
-    dict(disease_phase="upfront_consolidation", prior_auto_hsct=1),
-    dict(age_at_diagnosis_months=0, months_diagnosis_to_hsct=6),  # exactly 0.5 y: inside the intended use
-])
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        dict(donor_type="cord_blood", hla_mismatches=0, graft_source="cord_blood"),
+        dict(donor_type="cord_blood", hla_mismatches=3, graft_source="cord_blood"),
+        dict(donor_type="haploidentical", hla_mismatches=5),
+        dict(donor_type="mismatched_unrelated", hla_mismatches=2, graft_source="peripheral_blood"),
+        dict(disease_status_at_hsct="CR", bone_marrow_tumor_percent_at_hsct=None, curie_score_at_hsct=0),
+        dict(disease_phase="upfront_consolidation", prior_auto_hsct=1),
+        dict(age_at_diagnosis_months=0, months_diagnosis_to_hsct=6),  # exactly 0.5 y: inside the intended use
+    ],
+)
 def test_consistency_boundaries_are_valid(overrides):
     assert problems_for(**overrides) == []
 
@@ -259,7 +307,11 @@ def test_every_problem_of_a_table_is_collected_in_row_order():
     rows[3]["donor_type"] = "matched_sibling"
     _, problems = validate_records(pd.DataFrame(rows), require_outcomes=True, require_center=True)
     assert [(p.row, p.patient_id, p.field) for p in problems] == [
-        (1, "P0", "sex"), (3, "P2", "lansky_score"), (3, "P2", "hct_ci"), (4, "P3", "donor_type,hla_mismatches")]
+        (1, "P0", "sex"),
+        (3, "P2", "lansky_score"),
+        (3, "P2", "hct_ci"),
+        (4, "P3", "donor_type,hla_mismatches"),
+    ]
 
 
 def test_json_list_rows_are_indices_and_non_objects_are_problems():

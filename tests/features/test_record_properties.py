@@ -94,8 +94,13 @@ def valid_records(draw) -> dict:
         cause = draw(st.sampled_from(["transplant_related", "other", "unknown"]))
     else:
         cause = draw(enum("cause_of_death"))
-    rec.update(date_hsct=hsct.isoformat(), date_relapse=relapse_date and relapse_date.isoformat(),
-               date_death=death and death.isoformat(), cause_of_death=cause, date_last_followup=last.isoformat())
+    rec.update(
+        date_hsct=hsct.isoformat(),
+        date_relapse=relapse_date and relapse_date.isoformat(),
+        date_death=death and death.isoformat(),
+        cause_of_death=cause,
+        date_last_followup=last.isoformat(),
+    )
     return rec
 
 
@@ -115,8 +120,7 @@ def test_valid_records_always_pass(records, csv_text):
 @PROPS
 @given(st.lists(valid_records(), min_size=1, max_size=5, unique_by=lambda r: r["patient_id"]))
 def test_derived_outcomes_are_consistent(records):
-    typed, problems = validate_records(pd.DataFrame(records, dtype=object), require_outcomes=True,
-                                       require_center=True)
+    typed, problems = validate_records(pd.DataFrame(records, dtype=object), require_outcomes=True, require_center=True)
     assert problems == []
     out = derive_outcomes(typed)
     assert set(out["event"]) <= {int(c) for c in Cause}
@@ -137,7 +141,10 @@ def test_derived_outcomes_are_consistent(records):
 
 
 json_values = st.recursive(
-    st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=True, allow_infinity=True)
+    st.none()
+    | st.booleans()
+    | st.integers(-(10**12), 10**12)
+    | st.floats(allow_nan=True, allow_infinity=True)
     | st.text(max_size=30),
     lambda children: st.lists(children, max_size=3) | st.dictionaries(st.text(max_size=5), children, max_size=3),
     max_leaves=5,
@@ -145,8 +152,10 @@ json_values = st.recursive(
 
 
 @PROPS
-@given(st.dictionaries(st.sampled_from(list(FIELDS)), json_values, min_size=1, max_size=12),
-       st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=2))
+@given(
+    st.dictionaries(st.sampled_from(list(FIELDS)), json_values, min_size=1, max_size=12),
+    st.dictionaries(st.text(min_size=1, max_size=10), json_values, max_size=2),
+)
 def test_any_json_values_give_problems_never_exceptions(changes, extra):
     """The HTTP service must answer 4xx, never 5xx: arbitrary JSON in any field is reported, not raised."""
     from nbrisk.features.record import example_record, validate_record

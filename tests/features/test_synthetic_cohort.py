@@ -30,17 +30,56 @@ from nbrisk.features.synthetic import (
 
 HORIZONS = np.array([12.0, 24.0, 36.0, 60.0])
 SPEC_ORDER = (
-    "patient_id", "center_id", "sex", "age_at_diagnosis_months", "months_diagnosis_to_hsct", "inrg_stage",
-    "mycn_status", "chr11q_aberration", "alk_status", "inpc_histology", "ldh_at_diagnosis_u_l",
-    "metastatic_sites_at_diagnosis", "bone_marrow_metastasis_at_diagnosis", "disease_phase", "prior_auto_hsct",
-    "disease_status_at_hsct", "curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct", "mrd_at_hsct",
-    "lansky_score", "hct_ci", "donor_type", "hla_mismatches", "kir_ligand_mismatch", "graft_source",
-    "graft_manipulation", "cd34_dose_1e6_per_kg", "conditioning_intensity", "serotherapy", "gvhd_prophylaxis",
-    "recipient_cmv", "donor_cmv", "donor_age_years", "donor_sex", "planned_post_hsct_immunotherapy", "hsct_year",
-    "date_hsct", "date_relapse", "date_death", "cause_of_death", "date_last_followup",
+    "patient_id",
+    "center_id",
+    "sex",
+    "age_at_diagnosis_months",
+    "months_diagnosis_to_hsct",
+    "inrg_stage",
+    "mycn_status",
+    "chr11q_aberration",
+    "alk_status",
+    "inpc_histology",
+    "ldh_at_diagnosis_u_l",
+    "metastatic_sites_at_diagnosis",
+    "bone_marrow_metastasis_at_diagnosis",
+    "disease_phase",
+    "prior_auto_hsct",
+    "disease_status_at_hsct",
+    "curie_score_at_hsct",
+    "bone_marrow_tumor_percent_at_hsct",
+    "mrd_at_hsct",
+    "lansky_score",
+    "hct_ci",
+    "donor_type",
+    "hla_mismatches",
+    "kir_ligand_mismatch",
+    "graft_source",
+    "graft_manipulation",
+    "cd34_dose_1e6_per_kg",
+    "conditioning_intensity",
+    "serotherapy",
+    "gvhd_prophylaxis",
+    "recipient_cmv",
+    "donor_cmv",
+    "donor_age_years",
+    "donor_sex",
+    "planned_post_hsct_immunotherapy",
+    "hsct_year",
+    "date_hsct",
+    "date_relapse",
+    "date_death",
+    "cause_of_death",
+    "date_last_followup",
 )
-OPTIONAL_NUMBERS = ("ldh_at_diagnosis_u_l", "curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct", "hct_ci",
-                    "cd34_dose_1e6_per_kg", "donor_age_years")
+OPTIONAL_NUMBERS = (
+    "ldh_at_diagnosis_u_l",
+    "curie_score_at_hsct",
+    "bone_marrow_tumor_percent_at_hsct",
+    "hct_ci",
+    "cd34_dose_1e6_per_kg",
+    "donor_age_years",
+)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +97,14 @@ def _contract_problems(df: pd.DataFrame) -> dict[str, int]:
     age_y = (df["age_at_diagnosis_months"] + df["months_diagnosis_to_hsct"]) / 12
     hla = df["hla_mismatches"]
     dt = df["donor_type"]
-    ranges = {"matched_sibling": (0, 0), "matched_related": (0, 0), "matched_unrelated": (0, 0),
-              "mismatched_unrelated": (1, 2), "haploidentical": (2, 5), "cord_blood": (0, 3)}
+    ranges = {
+        "matched_sibling": (0, 0),
+        "matched_related": (0, 0),
+        "matched_unrelated": (0, 0),
+        "mismatched_unrelated": (1, 2),
+        "haploidentical": (2, 5),
+        "cord_blood": (0, 3),
+    }
     lo = dt.map(lambda d: ranges[d][0])
     hi = dt.map(lambda d: ranges[d][1])
     cr = df["disease_status_at_hsct"] == "CR"
@@ -71,8 +116,9 @@ def _contract_problems(df: pd.DataFrame) -> dict[str, int]:
         "age at HSCT 0.5–25 y": int(((age_y < 0.5) | (age_y > 25)).sum()),
         "hla range by donor": int(((hla < lo) | (hla > hi)).sum()),
         "cord donor iff cord graft": int(((dt == "cord_blood") != (df["graft_source"] == "cord_blood")).sum()),
-        "upfront requires prior_auto ≤ 1": int(((df["disease_phase"] == "upfront_consolidation")
-                                                 & (df["prior_auto_hsct"] > 1)).sum()),
+        "upfront requires prior_auto ≤ 1": int(
+            ((df["disease_phase"] == "upfront_consolidation") & (df["prior_auto_hsct"] > 1)).sum()
+        ),
         "CR: curie missing or 0": int((cr & curie.notna() & (curie != 0)).fillna(False).sum()),
         "CR: marrow missing or 0": int((cr & marrow.notna() & (marrow != 0)).sum()),
         "lansky multiple of 10": int((df["lansky_score"] % 10 != 0).sum()),
@@ -82,8 +128,9 @@ def _contract_problems(df: pd.DataFrame) -> dict[str, int]:
         "last fu ≥ every date": int(sum((d["date_last_followup"] < d[c]).sum() for c in d)),
         "last fu == death date": int((dead & (d["date_last_followup"] != d["date_death"])).sum()),
         "cause iff death": int((df["cause_of_death"].notna() != dead).sum()),
-        "relapse cause needs relapse": int(((df["cause_of_death"] == "relapse_progression")
-                                             & d["date_relapse"].isna()).sum()),
+        "relapse cause needs relapse": int(
+            ((df["cause_of_death"] == "relapse_progression") & d["date_relapse"].isna()).sum()
+        ),
     }
 
 
@@ -244,7 +291,6 @@ def test_true_risk_accepts_raw_csv_and_validated_records(cohort, truth):
     assert not np.allclose(no_center["relapse"], truth["relapse"][:300])
 
 
-
 def test_os_quadrature_error_is_negligible(cohort, monkeypatch):
     coarse = true_risk(cohort.head(400), HORIZONS)["os"]
     monkeypatch.setattr(syn, "OS_GRID_STEP_MONTHS", 0.05)
@@ -327,8 +373,9 @@ def _set(records: pd.DataFrame, **fields) -> pd.DataFrame:
 def test_effect_directions(cohort):
     recs = cohort.head(500)
     pd_ = true_risk(_set(recs, disease_status_at_hsct="PD"), HORIZONS)
-    cr = true_risk(_set(recs, disease_status_at_hsct="CR", curie_score_at_hsct=0,
-                        bone_marrow_tumor_percent_at_hsct=0.0), HORIZONS)
+    cr = true_risk(
+        _set(recs, disease_status_at_hsct="CR", curie_score_at_hsct=0, bone_marrow_tumor_percent_at_hsct=0.0), HORIZONS
+    )
     assert np.all(pd_["relapse"] > cr["relapse"])
     high = true_risk(_set(recs, hct_ci=4), HORIZONS)
     low = true_risk(_set(recs, hct_ci=0), HORIZONS)
@@ -352,7 +399,9 @@ def test_time_varying_and_non_linear_effects(cohort):
         np.testing.assert_allclose(hr[c], 4.0**w * 1.8, rtol=1e-12)
     # Non-linear: months diagnosis → HSCT in relapsed disease has a plateau (HR 2 up to 18 months, 1 after 30).
     rel = _set(recs, disease_phase="first_relapse", age_at_diagnosis_months=40.0)
-    lp = {m: true_linear_predictors(_set(rel, months_diagnosis_to_hsct=m))["relapse_6_12m"] for m in (6, 18, 24, 30, 60)}
+    lp = {
+        m: true_linear_predictors(_set(rel, months_diagnosis_to_hsct=m))["relapse_6_12m"] for m in (6, 18, 24, 30, 60)
+    }
     np.testing.assert_allclose(np.exp(lp[6] - lp[60]), 2.0, rtol=1e-12)
     np.testing.assert_allclose(np.exp(lp[18] - lp[60]), 2.0, rtol=1e-12)
     np.testing.assert_allclose(np.exp(lp[24] - lp[60]), np.sqrt(2.0), rtol=1e-12)
@@ -372,8 +421,9 @@ def test_dates_and_censoring():
     assert (fu <= close).all()
     # Post-relapse survival is short: median a few months (spec: "short median (months)").
     rel = y["relapse_time"].notna()
-    t, s = kaplan_meier_estimator(y.loc[rel, "post_relapse_event"].astype(bool).to_numpy(),
-                                  y.loc[rel, "post_relapse_time"].to_numpy())
+    t, s = kaplan_meier_estimator(
+        y.loc[rel, "post_relapse_event"].astype(bool).to_numpy(), y.loc[rel, "post_relapse_time"].to_numpy()
+    )
     median_months = t[np.argmax(s <= 0.5)] / DAYS_PER_MONTH
     assert 4 <= median_months <= 18
 

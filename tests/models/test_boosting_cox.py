@@ -22,7 +22,12 @@ def test_stumps_on_a_binary_covariate_reach_the_cox_mle(simulate):
     X, y, _ = simulate(2000, seed=0)
     xb = (X[["x0"]] > 0).astype(float)
     model = CauseSpecificBoosting(
-        n_estimators=2000, learning_rate=0.3, max_depth=1, subsample=1.0, reg_lambda=0.0, random_state=0,
+        n_estimators=2000,
+        learning_rate=0.3,
+        max_depth=1,
+        subsample=1.0,
+        reg_lambda=0.0,
+        random_state=0,
         min_child_weight=0.0,
     ).fit(xb, y)
     lr = model.predict_log_relative_hazard(pd.DataFrame({"x0": [0.0, 1.0]}))

@@ -70,8 +70,11 @@ SPECS = [
     Spec(
         "BootstrapIntervals",
         fast={"estimator": CauseSpecificBoosting(n_estimators=5, random_state=0), "n_bootstrap": 3, "random_state": 0},
-        interval={"estimator": CauseSpecificBoosting(n_estimators=5, random_state=0), "n_bootstrap": 3,
-                  "random_state": 0},
+        interval={
+            "estimator": CauseSpecificBoosting(n_estimators=5, random_state=0),
+            "n_bootstrap": 3,
+            "random_state": 0,
+        },
         behaviour={"estimator": CauseSpecificCox(), "n_bootstrap": 2, "random_state": 0},
     ),
 ]
@@ -347,18 +350,24 @@ CONTRASTS = {
     "HCTCI_3plus_raises_TRM": (2, {"hct_ci": 0}, {"hct_ci": 4}),
     "mismatched_vs_matched_unrelated_raises_TRM": (
         2,
-        {"donor_type": "matched_unrelated", "hla_mismatches": 0, "graft_source": "peripheral_blood",
-         "graft_manipulation": "none"},
-        {"donor_type": "mismatched_unrelated", "hla_mismatches": 1, "graft_source": "peripheral_blood",
-         "graft_manipulation": "none"},
+        {
+            "donor_type": "matched_unrelated",
+            "hla_mismatches": 0,
+            "graft_source": "peripheral_blood",
+            "graft_manipulation": "none",
+        },
+        {
+            "donor_type": "mismatched_unrelated",
+            "hla_mismatches": 1,
+            "graft_source": "peripheral_blood",
+            "graft_manipulation": "none",
+        },
     ),
 }
 
 
 BEHAVIOUR_SPECS = [
-    pytest.param(s, id=s.name, marks=[pytest.mark.slow] if s.slow_behaviour else [])
-    for s in SPECS
-    if s.uses_covariates
+    pytest.param(s, id=s.name, marks=[pytest.mark.slow] if s.slow_behaviour else []) for s in SPECS if s.uses_covariates
 ]
 
 

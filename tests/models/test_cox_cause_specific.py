@@ -87,7 +87,9 @@ def test_positive_hazard_ratio_raises_relapse_cif():
     assert model.coef_[0, 0] > 0
     lo, hi = X.iloc[:1].assign(a=-1.0), X.iloc[:1].assign(a=1.0)
     times = [0.5, 1.0, 2.0]
-    assert np.all(model.predict_cumulative_incidence(hi, times)[0, 1] > model.predict_cumulative_incidence(lo, times)[0, 1])
+    assert np.all(
+        model.predict_cumulative_incidence(hi, times)[0, 1] > model.predict_cumulative_incidence(lo, times)[0, 1]
+    )
 
 
 def test_prediction_shape_coherence_and_contributions():
@@ -115,7 +117,9 @@ def test_bootstrap_intervals_contract_clone_and_pickle():
     assert np.all(lo <= est) and np.all(est <= hi)
     assert np.all(hi - lo > 0)
     again = pickle.loads(pickle.dumps(model))
-    np.testing.assert_array_equal(again.predict_cumulative_incidence(X, [1.0]), model.predict_cumulative_incidence(X, [1.0]))
+    np.testing.assert_array_equal(
+        again.predict_cumulative_incidence(X, [1.0]), model.predict_cumulative_incidence(X, [1.0])
+    )
     twin = clone(model).fit(X, y)  # same seed, same resamples
     np.testing.assert_array_equal(twin.bootstrap_coef_, model.bootstrap_coef_)
 
@@ -195,11 +199,17 @@ def test_time_varying_coefficients_equal_lifelines_on_split_data():
     model = CauseSpecificCox(ties="efron", time_varying=("b",), time_varying_knots=(1.0,)).fit(X, y)
     row, start, stop, period, last = split_episodes(y.time.to_numpy(), np.array([1.0]))
     for k, cause in enumerate((Cause.RELAPSE, Cause.TRM)):
-        long = pd.DataFrame({
-            "id": row, "start": start, "stop": stop,
-            "event": ((y.event.to_numpy()[row] == cause) & last).astype(int),
-            "a": X.a.to_numpy()[row], "b": X.b.to_numpy()[row], "b_late": X.b.to_numpy()[row] * (period == 1),
-        })
+        long = pd.DataFrame(
+            {
+                "id": row,
+                "start": start,
+                "stop": stop,
+                "event": ((y.event.to_numpy()[row] == cause) & last).astype(int),
+                "a": X.a.to_numpy()[row],
+                "b": X.b.to_numpy()[row],
+                "b_late": X.b.to_numpy()[row] * (period == 1),
+            }
+        )
         ref = CoxTimeVaryingFitter().fit(long, id_col="id", start_col="start", stop_col="stop", event_col="event")
         np.testing.assert_allclose(model.coef_[k], ref.params_[["a", "b"]], atol=1e-4)
         np.testing.assert_allclose(model.tv_coef_[k, 0, 0], ref.params_["b_late"], atol=1e-4)
@@ -229,12 +239,15 @@ def test_time_varying_effect_recovers_known_truth_where_proportional_hazards_can
     assert pickle.loads(pickle.dumps(boot)).predict_cumulative_incidence(X.iloc[:5], [2.0]).shape == (5, 3, 1)
 
 
-@pytest.mark.parametrize(("params", "match"), [
-    ({"time_varying": ("b",)}, "needs time_varying_knots"),
-    ({"time_varying": ("nope*",), "time_varying_knots": (1.0,)}, "matches no feature"),
-    ({"time_varying": ("b",), "time_varying_knots": (2.0, 1.0)}, "strictly increasing"),
-    ({"time_varying": ("b",), "time_varying_knots": (0.0,)}, "positive"),
-])
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"time_varying": ("b",)}, "needs time_varying_knots"),
+        ({"time_varying": ("nope*",), "time_varying_knots": (1.0,)}, "matches no feature"),
+        ({"time_varying": ("b",), "time_varying_knots": (2.0, 1.0)}, "strictly increasing"),
+        ({"time_varying": ("b",), "time_varying_knots": (0.0,)}, "positive"),
+    ],
+)
 def test_time_varying_parameters_are_checked(params, match):
     X, y = _sim(1)
     with pytest.raises(ValueError, match=match):
@@ -250,8 +263,11 @@ def test_feature_subset_equals_a_fit_on_those_columns():
     np.testing.assert_allclose(sub.coef_[:, :2], ref.coef_, atol=1e-10)
     np.testing.assert_array_equal(sub.coef_[:, 2], 0.0)
     np.testing.assert_allclose(sub.coef_se_[:, :2], ref.coef_se_, atol=1e-10)
-    np.testing.assert_allclose(sub.predict_cumulative_incidence(X, [0.5, 2.0]),
-                               ref.predict_cumulative_incidence(X[["a", "b"]], [0.5, 2.0]), atol=1e-12)
+    np.testing.assert_allclose(
+        sub.predict_cumulative_incidence(X, [0.5, 2.0]),
+        ref.predict_cumulative_incidence(X[["a", "b"]], [0.5, 2.0]),
+        atol=1e-12,
+    )
     assert list(sub.summary().feature) == ["a", "b", "a", "b"]
     with pytest.raises(ValueError, match="matches no feature"):
         CauseSpecificCox(features=("zzz",)).fit(X, y)

@@ -156,8 +156,11 @@ def test_diverging_fit_keeps_the_last_finite_coefficients():
     y = derive_outcomes(train)[["event", "time"]]
     rng = check_random_state(0)
     idx = [rng.randint(0, 2000, size=2000) for _ in range(76)][75]
-    model = CauseSpecificCox(features=(*CLINICAL_PREDICTORS, "center=*"), time_varying=("disease_status_at_hsct=*",),
-                             time_varying_knots=(182.625, 365.25))
+    model = CauseSpecificCox(
+        features=(*CLINICAL_PREDICTORS, "center=*"),
+        time_varying=("disease_status_at_hsct=*",),
+        time_varying_knots=(182.625, 365.25),
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         model.fit(X.iloc[idx], y.iloc[idx])

@@ -111,7 +111,9 @@ def test_positive_coefficient_raises_cif_and_prediction_contract():
     assert model.coef_[0, 0] > 0
     lo, hi = X.iloc[:1].assign(a=-1.0), X.iloc[:1].assign(a=1.0)
     times = [0.5, 1.0, 2.0]
-    assert np.all(model.predict_cumulative_incidence(hi, times)[0, 1] > model.predict_cumulative_incidence(lo, times)[0, 1])
+    assert np.all(
+        model.predict_cumulative_incidence(hi, times)[0, 1] > model.predict_cumulative_incidence(lo, times)[0, 1]
+    )
     cif = model.predict_cumulative_incidence(X, [0.0, 0.25, 0.5, 1.0])  # (coherent range; capping tested below)
     assert cif.shape == (len(X), 3, 4)
     np.testing.assert_allclose(cif.sum(axis=1), 1.0, atol=1e-12)
@@ -167,12 +169,21 @@ def test_merged_expansion_gives_the_same_fit_with_fewer_rows():
     for merge in (False, True):
         ex = finegray_expand(y.time.to_numpy(), y.event.to_numpy(), int(Cause.TRM), merge=merge)
         sizes.append(len(ex["row"]))
-        fits.append(fit_coxph(X.to_numpy()[ex["row"]], ex["stop"], ex["status"], start=ex["start"],
-                              weights=ex["weight"], cluster=ex["row"]))
+        fits.append(
+            fit_coxph(
+                X.to_numpy()[ex["row"]],
+                ex["stop"],
+                ex["status"],
+                start=ex["start"],
+                weights=ex["weight"],
+                cluster=ex["row"],
+            )
+        )
     assert sizes[1] < sizes[0]
     a, b = fits
     np.testing.assert_allclose(a.coef, b.coef, atol=1e-10)
     np.testing.assert_allclose(a.se_model, b.se_model, atol=1e-10)
     np.testing.assert_allclose(a.se_robust, b.se_robust, atol=1e-10)
-    np.testing.assert_allclose(a.baseline[None][1] * np.exp(-a.coef @ a.center),
-                               b.baseline[None][1] * np.exp(-b.coef @ b.center), rtol=1e-9)
+    np.testing.assert_allclose(
+        a.baseline[None][1] * np.exp(-a.coef @ a.center), b.baseline[None][1] * np.exp(-b.coef @ b.center), rtol=1e-9
+    )

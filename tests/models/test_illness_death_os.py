@@ -32,13 +32,15 @@ def _simulate(seed: int, n: int, l1=0.04, l2=0.01, l12=0.15, beta=(0.0, 0.0, 0.0
     rel = event == Cause.RELAPSE
     post_u = np.where(rel, np.minimum(u, c - t), np.nan)
     post_d = (rel & (u <= c - t)).astype(int)
-    y = pd.DataFrame({
-        "event": event,
-        "time": t * DAYS_PER_MONTH,
-        "relapse_time": np.where(rel, t * DAYS_PER_MONTH, np.nan),
-        "post_relapse_time": np.maximum(post_u * DAYS_PER_MONTH, 0.5),
-        "post_relapse_event": post_d,
-    })
+    y = pd.DataFrame(
+        {
+            "event": event,
+            "time": t * DAYS_PER_MONTH,
+            "relapse_time": np.where(rel, t * DAYS_PER_MONTH, np.nan),
+            "post_relapse_time": np.maximum(post_u * DAYS_PER_MONTH, 0.5),
+            "post_relapse_event": post_d,
+        }
+    )
     return pd.DataFrame({"x": x}), y
 
 
@@ -59,8 +61,12 @@ def test_overall_survival_recovers_known_truth():
     np.testing.assert_allclose(states[2], true_efs, atol=0.03)
     np.testing.assert_allclose(states[3], _true_os(h, l1, l2, l12), atol=0.03)
     # a finer grid changes OS by less than the stated approximation bound
-    fine = clone(model).set_params(grid_months=0.25).fit(X, y).predict_states(pd.DataFrame({"x": [0.0]}),
-                                                                              h * DAYS_PER_MONTH)[0]
+    fine = (
+        clone(model)
+        .set_params(grid_months=0.25)
+        .fit(X, y)
+        .predict_states(pd.DataFrame({"x": [0.0]}), h * DAYS_PER_MONTH)[0]
+    )
     np.testing.assert_allclose(states[3], fine[3], atol=5e-3)
 
 
@@ -120,8 +126,10 @@ def test_contract_fit_from_derived_outcomes_intervals_and_pickle():
     again = pickle.loads(pickle.dumps(model))
     np.testing.assert_array_equal(again.predict_states(X, [365.0]), model.predict_states(X, [365.0]))
     twin = clone(model).fit(X, y)
-    np.testing.assert_array_equal(twin.predict_states(X, [365.0], return_interval=True)[1],
-                                  model.predict_states(X, [365.0], return_interval=True)[1])
+    np.testing.assert_array_equal(
+        twin.predict_states(X, [365.0], return_interval=True)[1],
+        model.predict_states(X, [365.0], return_interval=True)[1],
+    )
     with pytest.raises(NotImplementedError):
         clone(model).set_params(n_bootstrap=0).fit(X, y).predict_states(X, [365.0], return_interval=True)
     # unsorted, repeated horizons come back in the order asked
@@ -140,8 +148,9 @@ class _Opaque(BaseEstimator):
         self.time_varying_knots = time_varying_knots
 
     def fit(self, X, y):
-        self.inner_ = CauseSpecificCox(alpha=self.alpha, time_varying=self.time_varying,
-                                       time_varying_knots=self.time_varying_knots).fit(X, y)
+        self.inner_ = CauseSpecificCox(
+            alpha=self.alpha, time_varying=self.time_varying, time_varying_knots=self.time_varying_knots
+        ).fit(X, y)
         return self
 
     def predict_cumulative_incidence(self, X, times):
@@ -240,6 +249,9 @@ def test_fine_gray_replicates_in_closed_form_equal_their_own_predictions():
     times = [90.0, 365.0, 1500.0]
     # capping happens, and before the last horizon (so the constant-after-crossing part is exercised)
     assert any(cr.incoherent_patients(X, [365.0]).any() for cr, _ in fast.replicates_)
-    for a, b in zip(fast.predict_states(X, times, return_interval=True),
-                    slow.predict_states(X, times, return_interval=True), strict=True):
+    for a, b in zip(
+        fast.predict_states(X, times, return_interval=True),
+        slow.predict_states(X, times, return_interval=True),
+        strict=True,
+    ):
         np.testing.assert_allclose(a, b, atol=1e-5)

@@ -26,13 +26,15 @@ def _simulate(seed: int, n: int):
     event = np.where(t == t1, Cause.RELAPSE, np.where(t == t2, Cause.TRM, Cause.CENSORED)).astype(int)
     u = rng.exponential(1.0 / L12, size=n)
     rel = event == Cause.RELAPSE
-    y = pd.DataFrame({
-        "event": event,
-        "time": t * DAYS_PER_MONTH,
-        "relapse_time": np.where(rel, t * DAYS_PER_MONTH, np.nan),
-        "post_relapse_time": np.where(rel, np.maximum(np.minimum(u, c - t), 1e-3) * DAYS_PER_MONTH, np.nan),
-        "post_relapse_event": (rel & (u <= c - t)).astype(int),
-    })
+    y = pd.DataFrame(
+        {
+            "event": event,
+            "time": t * DAYS_PER_MONTH,
+            "relapse_time": np.where(rel, t * DAYS_PER_MONTH, np.nan),
+            "post_relapse_time": np.where(rel, np.maximum(np.minimum(u, c - t), 1e-3) * DAYS_PER_MONTH, np.nan),
+            "post_relapse_event": (rel & (u <= c - t)).astype(int),
+        }
+    )
     return pd.DataFrame({"x": x}), y
 
 

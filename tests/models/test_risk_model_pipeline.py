@@ -123,8 +123,9 @@ def test_summary_is_aggregate_labelled_and_pickle_round_trips(risk_model, synthe
     again = pickle.loads(blob)
     rec = synthetic_cohort.records.iloc[:3]
     # same numbers up to float round-off (BLAS/einsum summation order may differ with memory alignment: ~1e-16)
-    np.testing.assert_allclose(again.predict(rec, [24]).os.estimate, risk_model.predict(rec, [24]).os.estimate,
-                               rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        again.predict(rec, [24]).os.estimate, risk_model.predict(rec, [24]).os.estimate, rtol=0, atol=1e-12
+    )
 
 
 def test_validate_for_prediction_ignores_outcomes_and_rejects_bad_rows(synthetic_cohort):
@@ -142,9 +143,15 @@ def test_tree_model_without_bootstrap_says_no_interval_and_no_contributions(synt
     from nbrisk.models.boosting import CauseSpecificBoosting
     from nbrisk.models.risk_model import fit_risk_model
 
-    rm = fit_risk_model(synthetic_cohort.records, synthetic_cohort.outcomes,
-                        CauseSpecificBoosting(n_estimators=20, random_state=0), model_name="boosting",
-                        synthetic=True, n_interval_bootstrap=0, seed=0)
+    rm = fit_risk_model(
+        synthetic_cohort.records,
+        synthetic_cohort.outcomes,
+        CauseSpecificBoosting(n_estimators=20, random_state=0),
+        model_name="boosting",
+        synthetic=True,
+        n_interval_bootstrap=0,
+        seed=0,
+    )
     rec = synthetic_cohort.records.iloc[:3]
     curves = rm.predict(rec, [12, 24])
     curves.check()

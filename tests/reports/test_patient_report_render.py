@@ -36,9 +36,19 @@ def _complete() -> dict:
 
 def _with_missing() -> dict:
     rec = _complete()
-    rec.update({"patient_id": "MISS-01", "ldh_at_diagnosis_u_l": None, "curie_score_at_hsct": None,
-                "bone_marrow_tumor_percent_at_hsct": None, "hct_ci": None, "cd34_dose_1e6_per_kg": None,
-                "donor_age_years": None, "mycn_status": "unknown", "mrd_at_hsct": "unknown"})
+    rec.update(
+        {
+            "patient_id": "MISS-01",
+            "ldh_at_diagnosis_u_l": None,
+            "curie_score_at_hsct": None,
+            "bone_marrow_tumor_percent_at_hsct": None,
+            "hct_ci": None,
+            "cd34_dose_1e6_per_kg": None,
+            "donor_age_years": None,
+            "mycn_status": "unknown",
+            "mrd_at_hsct": "unknown",
+        }
+    )
     return rec
 
 
@@ -57,8 +67,11 @@ def _extreme_from_cohort(risk_model, cohort) -> dict:
 
 @pytest.fixture(scope="module")
 def patients(risk_model, synthetic_cohort) -> dict[str, dict]:
-    return {"complete": _complete(), "missing": _with_missing(),
-            "extreme": _extreme_from_cohort(risk_model, synthetic_cohort)}
+    return {
+        "complete": _complete(),
+        "missing": _with_missing(),
+        "extreme": _extreme_from_cohort(risk_model, synthetic_cohort),
+    }
 
 
 PATIENT_KINDS = ("complete", "missing", "extreme")
@@ -92,7 +105,7 @@ def test_html_report_shows_the_predictor_numbers(risk_model, patients, which):
     record = patients[which]
     html = render_patient_report(risk_model, record, "html", MODEL_INFO, generated_at=FIXED_TIME).decode()
     expected = _expected(risk_model, record)
-    table = html[html.index("At 1, 2, 3 and 5 years"):html.index("Compared with the training cohort")]
+    table = html[html.index("At 1, 2, 3 and 5 years") : html.index("Compared with the training cohort")]
     for text in _numbers_as_printed(expected):
         assert text in table, text
     assert html.count("<svg") >= 2  # stacked incidence + survival (cohort plot when percentiles are stored)
@@ -162,13 +175,19 @@ def test_whatif_rows_repredict_valid_modified_records(risk_model):
         elif w.choice == "Conditioning intensity":
             variant = dict(record, conditioning_intensity=option)
         else:
-            variant = dict(record, disease_status_at_hsct="CR", curie_score_at_hsct=0,
-                           bone_marrow_tumor_percent_at_hsct=0, mrd_at_hsct="negative")
+            variant = dict(
+                record,
+                disease_status_at_hsct="CR",
+                curie_score_at_hsct=0,
+                bone_marrow_tumor_percent_at_hsct=0,
+                mrd_at_hsct="negative",
+            )
         t, problems = validate_record(variant)
         assert problems == [], (w, problems)
         # Batch vs single prediction of the same record: agreement to float round-off.
-        assert math.isclose(w.relapse.estimate, float(risk_model.predict(t, [24]).relapse.estimate[0, 0]),
-                            abs_tol=1e-12)
+        assert math.isclose(
+            w.relapse.estimate, float(risk_model.predict(t, [24]).relapse.estimate[0, 0]), abs_tol=1e-12
+        )
     assert any(w.option.startswith("CR") for w in s.whatifs)
 
 

@@ -48,7 +48,9 @@ def test_stacked_incidence_svg_is_valid_text_searchable_and_deterministic():
 def test_plots_without_intervals_draw_no_band():
     months = np.arange(0.0, 61.0)
     est = np.linspace(0, 0.5, months.size)
-    with_band = plots.survival_svg(months, {"os": (1 - est, 1 - est * 1.2, 1 - est * 0.8), "efs": (1 - est, None, None)})
+    with_band = plots.survival_svg(
+        months, {"os": (1 - est, 1 - est * 1.2, 1 - est * 0.8), "efs": (1 - est, None, None)}
+    )
     without = plots.survival_svg(months, {"os": (1 - est, None, None), "efs": (1 - est, None, None)})
     # a band is one extra filled polygon (a path) per curve that has an interval
     assert with_band.count("<path") > without.count("<path")
@@ -57,20 +59,36 @@ def test_plots_without_intervals_draw_no_band():
 
 def test_model_report_plots_parse():
     x = np.linspace(0.05, 0.8, 10)
-    _parse_svg(plots.calibration_svg([("Relapse", x, x * 0.9, x * 0.7, x * 1.1), ("TRM", x / 4, x / 5, None, None)],
-                                     "Calibration"))
+    _parse_svg(
+        plots.calibration_svg(
+            [("Relapse", x, x * 0.9, x * 0.7, x * 1.1), ("TRM", x / 4, x / 5, None, None)], "Calibration"
+        )
+    )
     _parse_svg(plots.decision_curve_svg(x, [("Model", 0.3 - x / 3)], 0.25 - x / 2, "Net benefit"))
     _parse_svg(plots.cohort_position_svg([("Relapse", 0.5, np.array([5, 50, 95.0]), np.array([0.2, 0.5, 0.8]))]))
 
 
 def test_flat_metric_keys_of_both_spellings():
-    flat = {"relapse_cindex_24m": 0.66, "relapse_cindex_24m_lower": 0.61, "relapse_cindex_24m_upper": 0.70,
-            "trm.c_index.12m": 0.6, "trm.c_index.12m.lower": 0.5, "trm.c_index.12m.upper": 0.7,
-            "relapse_cal_slope_24m": 0.9, "relapse_ibs": 0.2, "apparent_relapse_auc_24m": 0.9, "seconds_cv": 3.0,
-            "trm_ici_24m": float("nan")}
+    flat = {
+        "relapse_cindex_24m": 0.66,
+        "relapse_cindex_24m_lower": 0.61,
+        "relapse_cindex_24m_upper": 0.70,
+        "trm.c_index.12m": 0.6,
+        "trm.c_index.12m.lower": 0.5,
+        "trm.c_index.12m.upper": 0.7,
+        "relapse_cal_slope_24m": 0.9,
+        "relapse_ibs": 0.2,
+        "apparent_relapse_auc_24m": 0.9,
+        "seconds_cv": 3.0,
+        "trm_ici_24m": float("nan"),
+    }
     got = {(m.outcome, m.name, m.horizon_months): (m.estimate, m.lower, m.upper) for m in _flat_metrics(flat)}
-    assert got == {("relapse", "c_index", 24.0): (0.66, 0.61, 0.70), ("trm", "c_index", 12.0): (0.6, 0.5, 0.7),
-                   ("relapse", "calibration_slope", 24.0): (0.9, None, None), ("relapse", "ibs", None): (0.2, None, None)}
+    assert got == {
+        ("relapse", "c_index", 24.0): (0.66, 0.61, 0.70),
+        ("trm", "c_index", 12.0): (0.6, 0.5, 0.7),
+        ("relapse", "calibration_slope", 24.0): (0.9, None, None),
+        ("relapse", "ibs", None): (0.2, None, None),
+    }
 
 
 def test_service_call_path_with_a_typed_row_gives_the_same_report(risk_model):
@@ -78,8 +96,7 @@ def test_service_call_path_with_a_typed_row_gives_the_same_report(risk_model):
     rec = example_record(with_outcomes=False)
     import pandas as pd
 
-    typed, problems = validate_records(pd.DataFrame([rec]), require_outcomes=False, require_center=False,
-                                       first_row=0)
+    typed, problems = validate_records(pd.DataFrame([rec]), require_outcomes=False, require_center=False, first_row=0)
     assert not problems
     when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     a = build_patient_summary(risk_model, typed.iloc[[0]], {"name": "nbrisk", "version": "1"}, generated_at=when)
@@ -102,8 +119,7 @@ def test_small_training_cohort_is_warned(risk_model):
     import copy
 
     small = copy.copy(risk_model)
-    small.training_summary = dict(risk_model.training_summary, n=120, events={"relapse": 70, "trm": 12,
-                                                                                "censored": 38})
+    small.training_summary = dict(risk_model.training_summary, n=120, events={"relapse": 70, "trm": 12, "censored": 38})
     s = build_patient_summary(small, example_record(with_outcomes=False), {})
     assert any("only 120 patients" in w for w in s.warnings)
     assert any("Only 12 transplant-related deaths" in w for w in s.warnings)
@@ -114,8 +130,9 @@ def test_real_training_data_has_no_synthetic_banner(risk_model):
 
     real = copy.copy(risk_model)
     real.training_summary = dict(risk_model.training_summary, synthetic=False)
-    html = patient_html(build_patient_summary(real, example_record(with_outcomes=False),
-                                              {"synthetic_training_data": False}))
+    html = patient_html(
+        build_patient_summary(real, example_record(with_outcomes=False), {"synthetic_training_data": False})
+    )
     assert SYNTHETIC_LABEL not in html
     html = patient_html(build_patient_summary(risk_model, example_record(with_outcomes=False), {}))
     assert html.count(SYNTHETIC_LABEL) >= 2  # banner and limitations
@@ -138,19 +155,38 @@ def model_sources(risk_model, synthetic_cohort):
         nb = M.net_benefit(y, pred, tau, np.round(np.arange(0.05, 0.81, 0.05), 2), cause=code)
         tables["calibration"][f"{cause}_calibration_24m"] = {k: cal[k].tolist() for k in cal.columns}
         tables["net_benefit"][f"{cause}_net_benefit_24m"] = {k: nb[k].tolist() for k in nb.columns}
-        run_metrics.update({f"{cause}_cindex_24m": 0.65, f"{cause}_cindex_24m_lower": 0.6,
-                            f"{cause}_cindex_24m_upper": 0.7, f"{cause}_ici_24m": 0.05})
-    siblings = [{"name": "cox", "family": "CauseSpecificCox", "metrics": run_metrics, "this": True},
-                {"name": "aalen_johansen", "family": "AalenJohansen",
-                 "metrics": {"relapse_cindex_24m": 0.5, "trm_cindex_24m": 0.5}, "this": False}]
+        run_metrics.update(
+            {
+                f"{cause}_cindex_24m": 0.65,
+                f"{cause}_cindex_24m_lower": 0.6,
+                f"{cause}_cindex_24m_upper": 0.7,
+                f"{cause}_ici_24m": 0.05,
+            }
+        )
+    siblings = [
+        {"name": "cox", "family": "CauseSpecificCox", "metrics": run_metrics, "this": True},
+        {
+            "name": "aalen_johansen",
+            "family": "AalenJohansen",
+            "metrics": {"relapse_cindex_24m": 0.5, "trm_cindex_24m": 0.5},
+            "this": False,
+        },
+    ]
     return ModelSources(
-        ResolvedModel("models:/nbrisk/3", "nbrisk", "3", None), risk_model,
+        ResolvedModel("models:/nbrisk/3", "nbrisk", "3", None),
+        risk_model,
         run={"run_id": "abc123", "metrics": run_metrics, "fingerprint": {"source": "synthetic"}},
-        tables=tables, siblings=siblings,
-        parent_params={"config.validation.n_splits": "5", "config.validation.n_repeats": "2",
-                       "config.validation.n_bootstrap": "200", "config.validation.leave_center_out": "True"},
+        tables=tables,
+        siblings=siblings,
+        parent_params={
+            "config.validation.n_splits": "5",
+            "config.validation.n_repeats": "2",
+            "config.validation.n_bootstrap": "200",
+            "config.validation.leave_center_out": "True",
+        },
         parent_tags={"code.nbrisk_version": "0.1.0", "code.git_sha": "0123456789abcdef", "code.git_dirty": "false"},
-        aliases=["champion"])
+        aliases=["champion"],
+    )
 
 
 def test_model_report_fills_tripod_items_from_the_run(model_sources):
@@ -187,7 +223,7 @@ def test_report_numbers_equal_the_v1_risk_answer(risk_model):
         for j, row in enumerate(s.table):
             iv = getattr(row, name)
             # the API rounds to ANSWER_DECIMALS; the report keeps full precision: equal to half a unit of that place
-            tol = 0.5 * 10.0 ** -ANSWER_DECIMALS + 1e-15
+            tol = 0.5 * 10.0**-ANSWER_DECIMALS + 1e-15
             assert abs(iv.estimate - answer[name]["estimate"][j]) <= tol
             if iv.lower is not None:
                 assert abs(iv.lower - answer[name]["lower"][j]) <= tol
@@ -263,7 +299,6 @@ def test_whatif_variants_are_valid_for_every_training_patient(synthetic_cohort):
                 variants.append({**base, **ch, "patient_id": f"V{len(variants)}"})
                 labels.append((base["donor_type"], choice, option))
     # one vectorised validation of all variants (row = index in the list)
-    _, problems = validate_records(pd.DataFrame(variants), require_outcomes=False, require_center=False,
-                                   first_row=0)
+    _, problems = validate_records(pd.DataFrame(variants), require_outcomes=False, require_center=False, first_row=0)
     assert problems == [], [(labels[p.row], p.field, p.rule) for p in problems[:5]]
     assert len({d for d, _, _ in labels}) >= 5  # (almost) every donor type was a starting point

@@ -70,8 +70,9 @@ def serving_env(tmp_path_factory, model_dir) -> ServingEnv:
         mp.setenv(k, v)
     key = KeyStore(home / "keys.db").create("tests")
     try:
-        yield ServingEnv(home, str(model_dir), home / "keys.db", home / "audit.db", key,
-                         {"Authorization": f"Bearer {key}"})
+        yield ServingEnv(
+            home, str(model_dir), home / "keys.db", home / "audit.db", key, {"Authorization": f"Bearer {key}"}
+        )
     finally:
         mp.undo()
 

@@ -58,10 +58,18 @@ def test_verify_revoke_and_names(tmp_path):
     assert [k.active for k in store.list()] == [False, True]
 
 
-@pytest.mark.parametrize("value,expected", [
-    (b"Bearer abc", "abc"), (b"bearer   abc  ", "abc"), (b"Basic abc", None), (b"Bearer", None),
-    (b"Bearer ", None), (b"\xff\xfe", None), (b"Bearer " + b"a" * 1000, None),
-])
+@pytest.mark.parametrize(
+    "value,expected",
+    [
+        (b"Bearer abc", "abc"),
+        (b"bearer   abc  ", "abc"),
+        (b"Basic abc", None),
+        (b"Bearer", None),
+        (b"Bearer ", None),
+        (b"\xff\xfe", None),
+        (b"Bearer " + b"a" * 1000, None),
+    ],
+)
 def test_bearer_token_parsing(value, expected):
     assert bearer_token([(b"authorization", value)]) == expected
     assert bearer_token([(b"x-other", b"Bearer abc")]) is None

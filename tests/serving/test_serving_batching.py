@@ -35,19 +35,23 @@ def alone(predictor, r):
 REQUESTS = [
     [REC],
     [dict(REC, patient_id="M-1", disease_status_at_hsct="PD", curie_score_at_hsct=12), dict(REC, patient_id="M-2")],
-    [dict(REC, lansky_score=95)],                                   # invalid value
-    [REC, REC],                                                     # duplicate id within one request
-    [dict(REC, hsct_year=2010)],                                    # same id as request 0: fine across requests
-    [dict(REC, unknown_field=1)],                                   # unknown field in one request only
-    [7, dict(REC, patient_id="N-2", sex={"x": 1})],                 # shape problems
+    [dict(REC, lansky_score=95)],  # invalid value
+    [REC, REC],  # duplicate id within one request
+    [dict(REC, hsct_year=2010)],  # same id as request 0: fine across requests
+    [dict(REC, unknown_field=1)],  # unknown field in one request only
+    [7, dict(REC, patient_id="N-2", sex={"x": 1})],  # shape problems
     [dict(REC, patient_id="H-1")],
 ]
 
 
 def same(a, b) -> bool:
     if isinstance(a, RequestError) or isinstance(b, RequestError):
-        return (isinstance(a, RequestError) and isinstance(b, RequestError) and a.status_code == b.status_code
-                and {(d.patient_index, d.field) for d in a.detail} == {(d.patient_index, d.field) for d in b.detail})
+        return (
+            isinstance(a, RequestError)
+            and isinstance(b, RequestError)
+            and a.status_code == b.status_code
+            and {(d.patient_index, d.field) for d in a.detail} == {(d.patient_index, d.field) for d in b.detail}
+        )
     return a == b
 
 

@@ -19,15 +19,23 @@ from nbrisk.features.record import FIELDS, example_record
 pytestmark = pytest.mark.slow
 
 REC = example_record(with_outcomes=False)
-_SETTINGS = dict(deadline=None, derandomize=True, database=None,
-                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
-                                        HealthCheck.data_too_large])
+_SETTINGS = dict(
+    deadline=None,
+    derandomize=True,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture, HealthCheck.data_too_large],
+)
 
-json_scalars = (st.none() | st.booleans() | st.integers(min_value=-(10**30), max_value=10**30)
-                | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=30))
-json_values = st.recursive(json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c,
-                                                                                             max_size=4),
-                           max_leaves=12)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(min_value=-(10**30), max_value=10**30)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=30)
+)
+json_values = st.recursive(
+    json_scalars, lambda c: st.lists(c, max_size=4) | st.dictionaries(st.text(max_size=8), c, max_size=4), max_leaves=12
+)
 
 
 @st.composite
@@ -55,8 +63,15 @@ def bodies(draw) -> bytes:
             obj["horizons_months"] = draw(st.lists(json_scalars, max_size=4) | json_values)
         return json.dumps(obj, allow_nan=False).encode()
     if kind == "horizons":
-        return json.dumps({"patients": [REC], "horizons_months": draw(st.lists(
-            st.floats(min_value=-1e6, max_value=1e6, allow_nan=False) | st.integers(-200, 200), max_size=30))}
+        return json.dumps(
+            {
+                "patients": [REC],
+                "horizons_months": draw(
+                    st.lists(
+                        st.floats(min_value=-1e6, max_value=1e6, allow_nan=False) | st.integers(-200, 200), max_size=30
+                    )
+                ),
+            }
         ).encode()
     if kind == "json":
         return json.dumps(draw(json_values), allow_nan=False).encode()
@@ -80,8 +95,7 @@ def test_thousand_generated_bodies_never_5xx(client, serving_env):
     @settings(max_examples=1000, **_SETTINGS)
     @given(body=bodies())
     def run(body):
-        r = client.post("/v1/risk", content=body,
-                        headers={**serving_env.headers, "content-type": "application/json"})
+        r = client.post("/v1/risk", content=body, headers={**serving_env.headers, "content-type": "application/json"})
         _check(r)
         seen[r.status_code] = seen.get(r.status_code, 0) + 1
 
@@ -108,10 +122,14 @@ def test_schemathesis_no_5xx(client, serving_env, openapi_schema, mode, path, ex
     @given(case=strategy)
     def run(case):
         query = {"format": "html"} if path == "/v1/report" else None  # HTML: the fast renderer
-        kwargs = {"json": case.body} if case.body is not None and not isinstance(case.body, bytes | str) else {
-            "content": case.body if case.body is not None else b""}
-        r = client.post(path, params=query, headers={**serving_env.headers, "content-type": "application/json"},
-                        **kwargs)
+        kwargs = (
+            {"json": case.body}
+            if case.body is not None and not isinstance(case.body, bytes | str)
+            else {"content": case.body if case.body is not None else b""}
+        )
+        r = client.post(
+            path, params=query, headers={**serving_env.headers, "content-type": "application/json"}, **kwargs
+        )
         assert r.status_code < 500, (r.status_code, r.text[:300])
 
     run()

@@ -28,8 +28,10 @@ def test_probes_metrics_and_docs_are_open(client):
     assert body["properties"]["patients"]["items"]["properties"]["sex"]["enum"] == ["male", "female"]
 
 
-@pytest.mark.parametrize("method,path", [("post", "/v1/risk"), ("post", "/v1/report"), ("get", "/v1/model"),
-                                         ("get", "/v1/unknown"), ("post", "/v1/")])
+@pytest.mark.parametrize(
+    "method,path",
+    [("post", "/v1/risk"), ("post", "/v1/report"), ("get", "/v1/model"), ("get", "/v1/unknown"), ("post", "/v1/")],
+)
 def test_everything_under_v1_needs_a_key(client, method, path):
     for headers in ({}, {"Authorization": "Bearer nbk_not-a-key"}, {"Authorization": "Basic dXNlcjpwdw=="}):
         r = getattr(client, method)(path, headers=headers)
@@ -38,8 +40,7 @@ def test_everything_under_v1_needs_a_key(client, method, path):
 
 
 def test_risk_200_names_the_model(client, serving_env):
-    r = client.post("/v1/risk", json={"patients": [REC], "horizons_months": [12, 24, 60]},
-                    headers=serving_env.headers)
+    r = client.post("/v1/risk", json={"patients": [REC], "horizons_months": [12, 24, 60]}, headers=serving_env.headers)
     assert r.status_code == 200, r.text
     ans = r.json()
     assert ans["model"]["synthetic_training_data"] is True and ans["model"]["label"] == SYNTHETIC_LABEL
@@ -56,20 +57,30 @@ def test_thousand_patients_in_one_request(client, serving_env):
     assert r.status_code == 200 and len(r.json()["results"]) == 1000
 
 
-@pytest.mark.parametrize("content,status", [
-    (b"", 400), (b"{not json", 400), (b"[]", 400), (b'"x"', 400), (b"\xff\xfe\x00", 400),
-    (b'{"patients": NaN}', 400), (b"[" * 50_000 + b"]" * 50_000, 400), (b'{"patients": 5}', 400),
-    (b'{"patients": []}', 422), (b'{"patients": [{}]}', 422), (b'{"foo": 1}', 422),
-    (json.dumps({"patients": [REC], "horizons_months": [0]}).encode(), 422),
-    (json.dumps({"patients": [REC], "horizons_months": [121]}).encode(), 422),
-    (json.dumps({"patients": [REC], "horizons_months": ["12"]}).encode(), 422),
-    (json.dumps({"patients": [{**REC, "age_at_diagnosis_months": 10**40}]}).encode(), 422),
-    (json.dumps({"patients": [{**REC, "sex": ["male"]}]}).encode(), 422),
-    (json.dumps({"patients": [{**REC, "sex": "男"}]}).encode(), 422),
-])
+@pytest.mark.parametrize(
+    "content,status",
+    [
+        (b"", 400),
+        (b"{not json", 400),
+        (b"[]", 400),
+        (b'"x"', 400),
+        (b"\xff\xfe\x00", 400),
+        (b'{"patients": NaN}', 400),
+        (b"[" * 50_000 + b"]" * 50_000, 400),
+        (b'{"patients": 5}', 400),
+        (b'{"patients": []}', 422),
+        (b'{"patients": [{}]}', 422),
+        (b'{"foo": 1}', 422),
+        (json.dumps({"patients": [REC], "horizons_months": [0]}).encode(), 422),
+        (json.dumps({"patients": [REC], "horizons_months": [121]}).encode(), 422),
+        (json.dumps({"patients": [REC], "horizons_months": ["12"]}).encode(), 422),
+        (json.dumps({"patients": [{**REC, "age_at_diagnosis_months": 10**40}]}).encode(), 422),
+        (json.dumps({"patients": [{**REC, "sex": ["male"]}]}).encode(), 422),
+        (json.dumps({"patients": [{**REC, "sex": "男"}]}).encode(), 422),
+    ],
+)
 def test_bad_bodies_are_4xx_json(client, serving_env, content, status):
-    r = client.post("/v1/risk", content=content,
-                    headers={**serving_env.headers, "content-type": "application/json"})
+    r = client.post("/v1/risk", content=content, headers={**serving_env.headers, "content-type": "application/json"})
     assert r.status_code == status, r.text
     body = r.json()
     assert set(body) == {"error", "detail"} and isinstance(body["error"], str)
@@ -114,8 +125,11 @@ def test_report_html_and_format_errors(client, serving_env):
     r = client.post("/v1/report?format=docx", json={"patient": REC}, headers=serving_env.headers)
     assert r.status_code == 422 and r.json()["detail"][0]["field"] == "format"
     r = client.post("/v1/report?format=html", json={"patient": {**REC, "sex": "?"}}, headers=serving_env.headers)
-    assert r.status_code == 422 and r.json()["detail"][0] == {"patient_index": 0, "field": "sex",
-                                                               "message": r.json()["detail"][0]["message"]}
+    assert r.status_code == 422 and r.json()["detail"][0] == {
+        "patient_index": 0,
+        "field": "sex",
+        "message": r.json()["detail"][0]["message"],
+    }
 
 
 def test_every_v1_call_is_audited(client, serving_env):
@@ -125,8 +139,11 @@ def test_every_v1_call_is_audited(client, serving_env):
     client.post("/v1/risk", content=b"{", headers=serving_env.headers)
     client.get("/v1/model")
     rows = log.recent(100_000)[before:]
-    assert [(r.status, r.key_name, r.n_patients) for r in rows] == [(200, "tests", 2), (400, "tests", None),
-                                                                     (401, None, None)]
+    assert [(r.status, r.key_name, r.n_patients) for r in rows] == [
+        (200, "tests", 2),
+        (400, "tests", None),
+        (401, None, None),
+    ]
     assert all(r.latency_ms > 0 and r.path.startswith("/v1/") for r in rows)
     assert rows[0].body_sha256 is not None and len(rows[0].body_sha256) == 64
 

@@ -31,9 +31,14 @@ def patients(synthetic_cohort, n: int) -> list[dict]:
 
 def test_answer_shape_and_model_identity(predictor):
     ans = predictor.risk([REC], (12, 24, 36, 60))
-    assert ans["model"] == {"name": "nbrisk", "version": "3", "alias": "champion",
-                            "trained_at": predictor.risk_model.training_summary["trained_at"],
-                            "synthetic_training_data": True, "label": SYNTHETIC_LABEL}
+    assert ans["model"] == {
+        "name": "nbrisk",
+        "version": "3",
+        "alias": "champion",
+        "trained_at": predictor.risk_model.training_summary["trained_at"],
+        "synthetic_training_data": True,
+        "label": SYNTHETIC_LABEL,
+    }
     (res,) = ans["results"]
     assert set(res) == {"patient_id", "horizons_months", "relapse", "trm", "efs", "os", "risk_group", "warnings"}
     assert res["patient_id"] == REC["patient_id"] and res["horizons_months"] == [12, 24, 36, 60]
@@ -101,8 +106,14 @@ def test_every_problem_of_every_patient_at_once(predictor):
     with pytest.raises(InvalidInput) as e:
         predictor.risk(bad, (12,), [ProblemDetail(1, "extra_shape", "must be a single value")])
     got = {(d.patient_index, d.field) for d in e.value.detail}
-    assert {(0, "sex"), (0, "lansky_score"), (1, "extra_shape"), (2, "inrg_stage"), (2, "nonsense"),
-            (3, "donor_type")} <= got
+    assert {
+        (0, "sex"),
+        (0, "lansky_score"),
+        (1, "extra_shape"),
+        (2, "inrg_stage"),
+        (2, "nonsense"),
+        (3, "donor_type"),
+    } <= got
     assert all(d.patient_index is not None for d in e.value.detail)
     intended = [d for d in e.value.detail if d.field == "inrg_stage"]
     assert "intended use" in intended[0].message

@@ -39,12 +39,29 @@ def bentoml_serve(tmp: Path, env_extra: dict[str, str], wait_ready: bool = True)
     log_path = tmp / f"serve-{port}.log"
     # the server's configuration is exactly env_extra: nothing leaks from fixtures of this test session
     # (NBRISK_MODEL_URI of the in-process tests, MLFLOW_REGISTRY_URI exported by mlflow, BentoML's Prometheus dir)
-    base_env = {k: v for k, v in os.environ.items()
-                if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"}
-    env = {**base_env, "BENTOML_HOME": str(tmp / "bentoml"), "BENTOML_DO_NOT_TRACK": "true",
-           "NBRISK_HOME": str(tmp), **env_extra}
-    cmd = [sys.executable, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService", "--host", "127.0.0.1",
-           "--port", str(port)]
+    base_env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    env = {
+        **base_env,
+        "BENTOML_HOME": str(tmp / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "true",
+        "NBRISK_HOME": str(tmp),
+        **env_extra,
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "bentoml",
+        "serve",
+        "nbrisk.serving.service:RiskService",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+    ]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     base = f"http://127.0.0.1:{port}"
@@ -79,8 +96,13 @@ def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, t
     keys_db, audit_db = tmp_path / "keys.db", tmp_path / "audit.db"
     key = KeyStore(keys_db).create("e2e")
     h = {"Authorization": f"Bearer {key}"}
-    env = {"NBRISK_KEYS_DB": str(keys_db), "NBRISK_AUDIT_DB": str(audit_db), "MLFLOW_TRACKING_URI": mlflow_tracking,
-           "MLFLOW_REGISTRY_URI": mlflow_tracking, "NBRISK_MODEL_REFRESH_SECONDS": "2"}
+    env = {
+        "NBRISK_KEYS_DB": str(keys_db),
+        "NBRISK_AUDIT_DB": str(audit_db),
+        "MLFLOW_TRACKING_URI": mlflow_tracking,
+        "MLFLOW_REGISTRY_URI": mlflow_tracking,
+        "NBRISK_MODEL_REFRESH_SECONDS": "2",
+    }
     with bentoml_serve(tmp_path, env) as (base, log_path, _proc):
         with httpx.Client(base_url=base, timeout=60) as c:
             r = c.post("/v1/risk", json={"patients": [REC], "horizons_months": [12, 24, 36, 60]}, headers=h)
@@ -141,9 +163,13 @@ def _other_version(version: str) -> str | None:
 def test_real_server_without_champion_is_not_ready_but_alive(tmp_path):
     empty = f"sqlite:///{tmp_path / 'empty' / 'mlflow.db'}"
     # both URIs: mlflow.set_registry_uri() in this test process exports MLFLOW_REGISTRY_URI to children
-    env = {"MLFLOW_TRACKING_URI": empty, "MLFLOW_REGISTRY_URI": empty,
-           "NBRISK_KEYS_DB": str(tmp_path / "keys.db"), "NBRISK_AUDIT_DB": str(tmp_path / "audit.db"),
-           "NBRISK_MODEL_RETRY_SECONDS": "2"}
+    env = {
+        "MLFLOW_TRACKING_URI": empty,
+        "MLFLOW_REGISTRY_URI": empty,
+        "NBRISK_KEYS_DB": str(tmp_path / "keys.db"),
+        "NBRISK_AUDIT_DB": str(tmp_path / "audit.db"),
+        "NBRISK_MODEL_RETRY_SECONDS": "2",
+    }
     (tmp_path / "empty").mkdir()
     key = KeyStore(tmp_path / "keys.db").create("e2e")
     with bentoml_serve(tmp_path, env, wait_ready=False) as (base, log_path, proc):

@@ -34,9 +34,21 @@ def test_valid_request_defaults_horizons():
     assert req.patients == [REC] and req.problems == []
 
 
-@pytest.mark.parametrize("raw", [b"", b"   ", b"{", b"[1,", b"\xff\xfe", b"NaN", b'{"patients": [NaN]}',
-                                 b'{"patients": Infinity}', b"[" * 100_000 + b"]" * 100_000,
-                                 b"1" * 5000])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"   ",
+        b"{",
+        b"[1,",
+        b"\xff\xfe",
+        b"NaN",
+        b'{"patients": [NaN]}',
+        b'{"patients": Infinity}',
+        b"[" * 100_000 + b"]" * 100_000,
+        b"1" * 5000,
+    ],
+)
 def test_malformed_json_is_400(raw):
     with pytest.raises(MalformedRequest) as e:
         parse_risk_request(raw)
@@ -67,8 +79,9 @@ def test_too_many_patients_and_too_large_body_are_413():
         parse_risk_request(b" " * (MAX_BODY_BYTES + 1))
 
 
-@pytest.mark.parametrize("h", [[0], [121], [0.5], [-12], ["12"], [True], [[12]], [], [12, 12], list(range(1, 30)),
-                               12, {"a": 1}])
+@pytest.mark.parametrize(
+    "h", [[0], [121], [0.5], [-12], ["12"], [True], [[12]], [], [12, 12], list(range(1, 30)), 12, {"a": 1}]
+)
 def test_bad_horizons_are_422(h):
     with pytest.raises(InvalidInput) as e:
         parse_risk_request(body({"patients": [REC], "horizons_months": h}))
@@ -81,12 +94,21 @@ def test_horizon_bounds_inclusive_and_order_kept():
 
 
 def test_non_scalar_values_are_problems_not_passed_on():
-    pats = [{**REC, "sex": {"a": 1}, "lansky_score": [90], "ldh_at_diagnosis_u_l": 10**400},
-            7, {**REC, "patient_id": 12, "center_id": "x" * 10_000}]
+    pats = [
+        {**REC, "sex": {"a": 1}, "lansky_score": [90], "ldh_at_diagnosis_u_l": 10**400},
+        7,
+        {**REC, "patient_id": 12, "center_id": "x" * 10_000},
+    ]
     req = parse_risk_request(body({"patients": pats}))
     got = {(p.patient_index, p.field) for p in req.problems}
-    assert got == {(0, "sex"), (0, "lansky_score"), (0, "ldh_at_diagnosis_u_l"), (1, None), (2, "patient_id"),
-                   (2, "center_id")}
+    assert got == {
+        (0, "sex"),
+        (0, "lansky_score"),
+        (0, "ldh_at_diagnosis_u_l"),
+        (1, None),
+        (2, "patient_id"),
+        (2, "center_id"),
+    }
     assert "sex" not in req.patients[0] and req.patients[1] == {}
     # the offending values are never echoed in a problem
     assert all("10000" not in p.message and "xxxx" not in p.message for p in req.problems)

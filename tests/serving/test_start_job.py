@@ -39,8 +39,13 @@ def test_serve_command_binds_loopback_by_default():
 
 def test_start_rejects_a_bad_port_before_training(tmp_path):
     env = {**os.environ, "NBRISK_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
-    r = subprocess.run([sys.executable, "-m", "nbrisk.start", "--port", "0", "--no-serve"], env=env,
-                       capture_output=True, text=True, timeout=120)
+    r = subprocess.run(
+        [sys.executable, "-m", "nbrisk.start", "--port", "0", "--no-serve"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert r.returncode != 0 and "invalid port" in r.stderr and "Traceback" not in r.stderr
     assert not (tmp_path / "m.db").exists()  # nothing trained, registry untouched
 

@@ -94,16 +94,10 @@ def test_bootstrap_ci_same_resamples_and_paired_difference():
     assert a.estimate["value"] == pytest.approx(M.time_dependent_auc(event, time, cif[:, 1, 1], tau, 1))
     assert a.lower["value"] <= a.estimate["value"] <= a.upper["value"]
     # a monotone transform keeps the AUC in every resample: the paired difference is exactly 0
-    diff = M.bootstrap_ci(
-        lambda i: auc(cif[:, 1, 1])(i) - auc(cif[:, 1, 1] ** 2)(i), n=300, n_boot=50, seed=11
-    )
-    assert diff.lower["value"] == pytest.approx(0.0, abs=1e-12) and diff.upper["value"] == pytest.approx(
-        0.0, abs=1e-12
-    )
+    diff = M.bootstrap_ci(lambda i: auc(cif[:, 1, 1])(i) - auc(cif[:, 1, 1] ** 2)(i), n=300, n_boot=50, seed=11)
+    assert diff.lower["value"] == pytest.approx(0.0, abs=1e-12) and diff.upper["value"] == pytest.approx(0.0, abs=1e-12)
     # dict-valued metrics
-    many = M.bootstrap_ci(
-        lambda i: {"m": float(np.mean(time[i])), "nan": float("nan")}, n=300, n_boot=20, seed=0
-    )
+    many = M.bootstrap_ci(lambda i: {"m": float(np.mean(time[i])), "nan": float("nan")}, n=300, n_boot=20, seed=0)
     assert many.lower["m"] < many.estimate["m"] < many.upper["m"]
     assert np.isnan(many.lower["nan"]) and many.replicates["m"].shape == (20,)
 

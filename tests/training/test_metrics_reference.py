@@ -84,9 +84,7 @@ def test_cindex_matches_hazardous(cr_data, cause, ipcw):
             event_of_interest=cause,
         )[0]
         # Wolbers 2009 / 2014 pairs and weights; same sums on tie-free data (1e-12 = rounding)
-        assert M.concordance_index_cr(event, time, f[:, 0], tau, cause, ipcw=ipcw) == pytest.approx(
-            ref, rel=1e-12
-        )
+        assert M.concordance_index_cr(event, time, f[:, 0], tau, cause, ipcw=ipcw) == pytest.approx(ref, rel=1e-12)
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -184,9 +182,7 @@ def test_auc_equals_weighted_pair_loop_with_ties():
     ctrls = [j for j in range(90) if t[j] > tau or (e[j] == 2)]
     wi = {i: 1 / g.left(t[i]) for i in cases}
     wj = {j: (1 / g.at(tau) if t[j] > tau else 1 / g.left(t[j])) for j in ctrls}
-    num = sum(
-        wi[i] * wj[j] * (1.0 if r[i] > r[j] else 0.5 if r[i] == r[j] else 0.0) for i in cases for j in ctrls
-    )
+    num = sum(wi[i] * wj[j] * (1.0 if r[i] > r[j] else 0.5 if r[i] == r[j] else 0.0) for i in cases for j in ctrls)
     ref = num / (sum(wi.values()) * sum(wj.values()))
     assert M.time_dependent_auc(e, t, r, tau, 1) == pytest.approx(ref, rel=1e-12)
 
@@ -199,13 +195,9 @@ def test_pseudo_observations_equal_leave_one_out_refits():
     for k in (1, 2):
         for tau in (3.0, 8.0, 100.0):
             full = aalen_johansen(t, e, k).at([tau])[0]
-            loo = np.array(
-                [aalen_johansen(np.delete(t, i), np.delete(e, i), k).at([tau])[0] for i in range(n)]
-            )
+            loo = np.array([aalen_johansen(np.delete(t, i), np.delete(e, i), k).at([tau])[0] for i in range(n)])
             # closed form vs n refits of the same estimator: equal up to float rounding
-            np.testing.assert_allclose(
-                M.pseudo_observations(e, t, tau, k), n * full - (n - 1) * loo, atol=1e-11
-            )
+            np.testing.assert_allclose(M.pseudo_observations(e, t, tau, k), n * full - (n - 1) * loo, atol=1e-11)
             # the jackknife of the Aalen–Johansen estimator is unbiased in-sample: mean of θ_i = F̂(τ)
             assert M.pseudo_observations(e, t, tau, k).mean() == pytest.approx(full, abs=1e-10)
 
@@ -236,9 +228,7 @@ def test_true_cif_is_better_than_noise():
     tau = 5.0
     f = true_cif(1, [tau])[:, 0]
     noise = np.random.default_rng(0).permutation(f)
-    assert (
-        M.time_dependent_auc(event, time, f, tau, 1) > M.time_dependent_auc(event, time, noise, tau, 1) + 0.1
-    )
+    assert M.time_dependent_auc(event, time, f, tau, 1) > M.time_dependent_auc(event, time, noise, tau, 1) + 0.1
     assert M.ipa(event, time, f, tau, 1) > 0.05 > M.ipa(event, time, noise, tau, 1)
 
 
@@ -301,7 +291,5 @@ def test_without_censoring_auc_and_brier_are_the_plain_binary_metrics():
     for k in (1, 2):
         f = true_cif(k, [tau])[:, 0]
         label = ((time <= tau) & (event == k)).astype(float)
-        assert M.time_dependent_auc(event, time, f, tau, k) == pytest.approx(
-            roc_auc_score(label, f), rel=1e-12
-        )
+        assert M.time_dependent_auc(event, time, f, tau, k) == pytest.approx(roc_auc_score(label, f), rel=1e-12)
         assert M.brier_score_cr(event, time, f, tau, k) == pytest.approx(np.mean((label - f) ** 2), rel=1e-12)

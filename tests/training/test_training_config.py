@@ -19,7 +19,12 @@ def test_shipped_configs_validate():
     default = load_config()
     quick = load_config(CONFIG_DIR / "quick.toml")
     assert {m.family for m in default.models} == {
-        "AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"}
+        "AalenJohansen",
+        "CauseSpecificCox",
+        "FineGray",
+        "CauseSpecificForest",
+        "CauseSpecificBoosting",
+    }
     assert default.validation.n_bootstrap >= 200  # statistics.md: >= 200 resamples for CIs
     assert default.horizons_months == (12, 24, 36, 60)
     assert [m.family for m in quick.models] == ["AalenJohansen", "CauseSpecificCox"]
@@ -61,8 +66,18 @@ def test_missing_and_malformed_files(tmp_path):
 
 
 def test_grid_candidates_and_fingerprint():
-    spec = parse_config(_minimal(models=[{"name": "cox", "family": "CauseSpecificCox", "params": {"ties": "efron"},
-                                          "grid": {"alpha": [0.1, 1.0]}}])).models[0]
+    spec = parse_config(
+        _minimal(
+            models=[
+                {
+                    "name": "cox",
+                    "family": "CauseSpecificCox",
+                    "params": {"ties": "efron"},
+                    "grid": {"alpha": [0.1, 1.0]},
+                }
+            ]
+        )
+    ).models[0]
     assert spec.candidates() == [{"ties": "efron", "alpha": 0.1}, {"ties": "efron", "alpha": 1.0}]
     a, b = parse_config(_minimal()), parse_config(_minimal(seed=1))
     assert a.fingerprint() == parse_config(_minimal()).fingerprint()
@@ -85,10 +100,21 @@ def test_list_params_become_tuples_and_clinical_names_the_predictor_set():
 
     from nbrisk.features.pipeline import CLINICAL_PREDICTORS
 
-    spec = parse_config(_minimal(models=[{
-        "name": "cox", "family": "CauseSpecificCox",
-        "params": {"features": "clinical", "time_varying": ["disease_status_at_hsct=*"],
-                   "time_varying_knots": [182.625, 365.25]}}])).models[0]
+    spec = parse_config(
+        _minimal(
+            models=[
+                {
+                    "name": "cox",
+                    "family": "CauseSpecificCox",
+                    "params": {
+                        "features": "clinical",
+                        "time_varying": ["disease_status_at_hsct=*"],
+                        "time_varying_knots": [182.625, 365.25],
+                    },
+                }
+            ]
+        )
+    ).models[0]
     est = spec.make_estimator(random_state=0)
     assert est.features == CLINICAL_PREDICTORS
     assert est.time_varying == ("disease_status_at_hsct=*",) and est.time_varying_knots == (182.625, 365.25)

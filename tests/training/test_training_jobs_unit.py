@@ -69,13 +69,15 @@ def test_cli_user_mistakes_are_one_line(tmp_path):
     assert res.exit_code == 2 and "config file not found" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["train", "--data", str(tmp_path / "missing.csv"), "--config", str(QUICK_CONFIG)])
     assert res.exit_code != 0 and "Traceback" not in res.output
-    res = runner.invoke(app, ["predict", str(tmp_path / "x.csv"), "--out", str(tmp_path / "o.csv"),
-                              "--horizons", "12,abc"])
+    res = runner.invoke(
+        app, ["predict", str(tmp_path / "x.csv"), "--out", str(tmp_path / "o.csv"), "--horizons", "12,abc"]
+    )
     assert res.exit_code != 0 and "horizons" in res.output
 
 
-@pytest.mark.parametrize(("text", "expected"), [("12,24", [12.0, 24.0]), (None, [12.0, 24.0, 36.0, 60.0]),
-                                                (" 6 , 120 ", [6.0, 120.0])])
+@pytest.mark.parametrize(
+    ("text", "expected"), [("12,24", [12.0, 24.0]), (None, [12.0, 24.0, 36.0, 60.0]), (" 6 , 120 ", [6.0, 120.0])]
+)
 def test_parse_horizons(text, expected):
     assert parse_horizons(text) == expected
 
@@ -113,10 +115,21 @@ def test_signature_from_record_contract():
 
 
 def test_leaderboard_best_first():
-    mk = lambda ipa_r, ipa_t, c: {"relapse_ipa_24m": ipa_r, "trm_ipa_24m": ipa_t,  # noqa: E731
-                                  "relapse_cindex_24m": c, "trm_cindex_24m": c}
-    rows = leaderboard_rows([{"name": "a", "metrics": mk(0.0, 0.0, 0.5)},
-                             {"name": "b", "metrics": mk(0.2, 0.05, 0.7)},
-                             {"name": "c", "metrics": mk(0.2, 0.05, 0.6)}], 24)
+    def mk(ipa_r, ipa_t, c):
+        return {
+            "relapse_ipa_24m": ipa_r,
+            "trm_ipa_24m": ipa_t,
+            "relapse_cindex_24m": c,
+            "trm_cindex_24m": c,
+        }
+
+    rows = leaderboard_rows(
+        [
+            {"name": "a", "metrics": mk(0.0, 0.0, 0.5)},
+            {"name": "b", "metrics": mk(0.2, 0.05, 0.7)},
+            {"name": "c", "metrics": mk(0.2, 0.05, 0.6)},
+        ],
+        24,
+    )
     assert [r["model"] for r in rows] == ["b", "c", "a"] and [r["rank"] for r in rows] == [1, 2, 3]
     assert isinstance(pd.DataFrame(rows), pd.DataFrame)

@@ -88,8 +88,16 @@ def test_registry_versions_aliases_and_loading(registered_champion, synthetic_co
 def _quick_plus_flat(tmp_path):
     """configs/quick.toml plus a Cox model shrunk flat (alpha 1e6: every coefficient ≈ 0, C-index ≈ 0.5)."""
     raw = tomllib.loads(QUICK_CONFIG.read_text())
-    lines = [QUICK_CONFIG.read_text(), "", "[[models]]", 'name = "cox_flat"', 'family = "CauseSpecificCox"',
-             "[models.params]", "alpha = 1000000.0", ""]
+    lines = [
+        QUICK_CONFIG.read_text(),
+        "",
+        "[[models]]",
+        'name = "cox_flat"',
+        'family = "CauseSpecificCox"',
+        "[models.params]",
+        "alpha = 1000000.0",
+        "",
+    ]
     path = tmp_path / "quick_flat.toml"
     path.write_text("\n".join(lines))
     assert len(raw["models"]) == 2
@@ -123,8 +131,11 @@ def test_identical_rerun_identical_metrics_and_worse_model_refused(registered_ch
     # the identical model passes the paired comparison (difference exactly 0); calibration bounds opened wide in
     # this test's config so that only discrimination decides (quick.toml's 2-fold TRM slope at n = 300 is noisy)
     lenient = tmp_path / "lenient.toml"
-    lenient.write_text(QUICK_CONFIG.read_text().replace("max_ici = 0.15", "max_ici = 1.0")
-                       .replace("calibration_slope_range = [0.3, 2.5]", "calibration_slope_range = [-100.0, 100.0]"))
+    lenient.write_text(
+        QUICK_CONFIG.read_text()
+        .replace("max_ici = 0.15", "max_ici = 1.0")
+        .replace("calibration_slope_range = [0.3, 2.5]", "calibration_slope_range = [-100.0, 100.0]")
+    )
     ok = promote("nbrisk", cox_again, "champion", config=lenient)
     assert ok["promoted"], ok.get("reasons")
     disc = [c for c in ok["checks"] if "discrimination" in c.gate]

@@ -54,8 +54,9 @@ def test_unseen_category_in_test_fold_is_encoded_at_reference(synthetic_cohort):
     rare = rec["donor_type"].value_counts().idxmin()
     test = np.flatnonzero(rec["donor_type"].to_numpy() == rare)
     train = np.setdiff1d(np.arange(len(rec)), test)
-    fitted = V.fit_candidate(COX, COX.candidates()[0], rec.iloc[train], out.iloc[train], seed=0,
-                             evaluate_on=[rec.iloc[test]])
+    fitted = V.fit_candidate(
+        COX, COX.candidates()[0], rec.iloc[train], out.iloc[train], seed=0, evaluate_on=[rec.iloc[test]]
+    )
     pred = fitted.predict(rec.iloc[test], [365.25, 730.5])
     assert np.isfinite(pred).all()
     assert fitted.params["_unseen_level_rows"] >= len(test)
