@@ -328,7 +328,7 @@ def _numeric_objects(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
     n = len(arr)
     try:  # fast path: every value is numeric text or a number (numpy calls float() in C)
         vals = arr.astype(float)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: a JSON integer beyond float range
         pass
     else:
         # float(True) == 1.0: booleans can only hide among the 0/1 values, check just those.
@@ -344,9 +344,9 @@ def _numeric_objects(arr: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarra
         if c is str or c in _NUMBER_CLASSES:
             try:
                 x = float(v)
-            except ValueError:
+            except (ValueError, OverflowError):
                 x = _NAN
-                if v.strip().lower() in MISSING_TOKENS:
+                if c is str and v.strip().lower() in MISSING_TOKENS:
                     missing[i] = True
                 else:
                     bad_type[i] = True
