@@ -335,10 +335,9 @@ def fit_risk_model(
             rescaled += 1
         else:  # anything else is passed on as it came
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    est = np.stack([curves.relapse.estimate, curves.trm.estimate, curves.efs.estimate, curves.os.estimate], axis=1)
     efs2 = curves.efs.estimate[:, 1]
     cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
-    summary = training_summary(records, outcomes, X, est, horizons, synthetic=synthetic, fingerprint=fingerprint)
+    summary = training_summary(records, outcomes, X, curves, synthetic=synthetic, fingerprint=fingerprint)
     summary.update(
         {
             "model_name": model_name,
@@ -363,8 +362,7 @@ def training_summary(
     records: pd.DataFrame,
     outcomes: pd.DataFrame,
     X,
-    est: np.ndarray,
-    horizons: np.ndarray,
+    curves: RiskCurves,
     *,
     synthetic: bool,
     fingerprint: str | None,
@@ -388,10 +386,12 @@ def training_summary(
         elif spec.kind in ("enum", "boolean"):
             category_counts[f] = {str(k): int(v) for k, v in col.value_counts(dropna=True).items()}
     pct = [5, 25, 50, 75, 95]
-    idx2 = int(np.flatnonzero(horizons == RISK_GROUP_HORIZON_MONTHS)[0])
+    idx2 = int(np.flatnonzero(curves.horizons_months == RISK_GROUP_HORIZON_MONTHS)[0])
     dist = {
-        name: dict(zip([f"p{p}" for p in pct], (float(v) for v in np.percentile(est[:, i, idx2], pct)), strict=True))
-        for i, name in enumerate(("relapse", "trm", "efs", "os"))
+        name: dict(
+            zip([f"p{p}" for p in pct], (float(v) for v in np.percentile(band.estimate[:, idx2], pct)), strict=True)
+        )
+        for name, band in curves.bands().items()
     }
     Xa = np.asarray(X, dtype=float)
     return {

@@ -93,13 +93,12 @@ class FittedCandidate:
         return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
 
     def predict(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
-        """(n, 4, k) predictions at ``times_days``: 0 event-free, 1 relapse CIF, 2 TRM CIF (the estimator
-        convention) and 3 overall survival (illness–death)."""
+        """(n, 4, k) predictions at ``times_days``, axis 1 in :class:`~nbrisk.core.State` order (EFS, relapse CIF,
+        TRM CIF, overall survival)."""
         with warnings.catch_warnings():
             # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (statistics.md); not news here
             warnings.simplefilter("ignore", CIFCoherenceWarning)
-            states = self.model.predict_states(self.transform(records), times_days)  # relapse, trm, efs, os
-        return states[:, [2, 0, 1, 3]]
+            return self.model.predict_states(self.transform(records), times_days)
 
 
 def make_features():
