@@ -66,7 +66,7 @@ def data_describe(file: Annotated[Path, typer.Argument(help="CSV or Parquet coho
 @app.command("train")
 def train(
     data: Annotated[Path | None, typer.Option(help="cohort file; default: the embedded synthetic cohort")] = None,
-    config: Annotated[Path | None, typer.Option(help="training config (TOML); default configs/default.toml")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file or packaged config name (default, quick)")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name")] = "nbrisk",
 ):
     """Fit every configured model with the configured validation, log to MLflow, register, print a leaderboard."""

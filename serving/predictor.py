@@ -2,7 +2,7 @@
 
 :class:`Predictor` holds one fitted :class:`nbrisk.models.risk_model.RiskModel` and its registry identity
 (:class:`ServedModel`), and turns already-parsed request objects into answers shaped exactly like ``POST /v1/risk``
-(``/work/shared/spec/interfaces.md``)::
+(``docs/http-api.md``)::
 
     {"model": {"name", "version", "alias", "trained_at", "synthetic_training_data", "label"},
      "results": [{"patient_id", "horizons_months", "relapse": {"estimate", "lower", "upper"}, "trm": {...},
@@ -102,7 +102,7 @@ class Predictor:
     def from_uri(cls, uri: str | None = None) -> Predictor:
         """Load the RiskModel behind an MLflow model URI (default: settings' ``models:/nbrisk@champion``).
 
-        Uses engineer F's :func:`nbrisk.models.pyfunc.load_risk_model` (downloads and unpickles the artifact) and
+        Uses :func:`nbrisk.models.pyfunc.load_risk_model` (downloads and unpickles the artifact) and
         resolves an alias to its version so that answers name the exact version served. Raises
         :class:`ModelUnavailable` with a one-line reason when the registry has no such model or cannot be reached.
         """
@@ -323,7 +323,7 @@ class Predictor:
     def report(
         self, patient: Mapping[str, Any], fmt: str = "pdf", shape_problems: Sequence[ProblemDetail] = ()
     ) -> bytes:
-        """The tumour-board report (PDF or HTML bytes) for one patient, rendered by engineer H's
+        """The tumour-board report (PDF or HTML bytes) for one patient, rendered by
         :func:`nbrisk.reports.render.render_patient_report` from the same validated record and model."""
         typed = self.validate([patient], shape_problems)
         try:
@@ -407,7 +407,7 @@ def raw_frame(patients: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 class ReportUnavailable(NbriskError):
-    """The report renderer (engineer H's ``nbrisk.reports.render``) is not installed."""
+    """The report renderer (``nbrisk.reports.render``) is not installed."""
 
 
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:

@@ -224,10 +224,9 @@ def train(
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     config_text = None
     if not isinstance(config, TrainConfig):
-        path = Path(config) if config is not None else None
-        from nbrisk.training.config import default_config_path
+        from nbrisk.training.config import resolve_config_path
 
-        config_text = (path or default_config_path()).read_text(encoding="utf-8")
+        config_text = resolve_config_path(config).read_text(encoding="utf-8")
 
     # 1-2. data (a bad file stops here, before MLflow is touched)
     td = load_training_data(data, cfg)

@@ -11,7 +11,7 @@ refitted inside every training fold (imputation and scaling learn nothing from t
 * :func:`cross_validate` — out-of-fold CIFs for every patient and repeat, per-fold metrics.
 * :func:`bootstrap_indices` + :func:`pooled_metrics` — metrics of the out-of-fold predictions with percentile 95%
   CIs over patient-level bootstrap resamples, the same resamples for every model (so differences between models
-  have CIs too; ``statistics.md``).
+  have CIs too; ``docs/statistics.md``).
 * :func:`optimism_corrected` — Harrell's bootstrap optimism correction of the final model's apparent performance
   (Harrell, Lee & Mark 1996, Stat Med 15:361; Steyerberg 2019, ch. 17).
 * :func:`leave_center_out` — internal–external validation: each center in turn is the test set
@@ -96,7 +96,7 @@ class FittedCandidate:
         """(n, 4, k) predictions at ``times_days``, axis 1 in :class:`~nbrisk.core.State` order (EFS, relapse CIF,
         TRM CIF, overall survival)."""
         with warnings.catch_warnings():
-            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (statistics.md); not news here
+            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (docs/statistics.md); not news
             warnings.simplefilter("ignore", CIFCoherenceWarning)
             return self.model.predict_states(self.transform(records), times_days)
 
@@ -158,7 +158,7 @@ def fit_candidate(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# metrics (engineer C's training/metrics.py) behind one small adapter
+# metrics (nbrisk.training.metrics) behind one small adapter
 
 
 def metric_key(cause: str, metric: str, horizon_months: float) -> str:
