@@ -18,6 +18,7 @@ Risk groups need the 2-year EFS, so 24 months is always predicted (and dropped f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -342,7 +343,7 @@ class Predictor:
         metrics with CIs, model specification) built from the RiskModel's ``training_summary`` — aggregates only,
         no patient-level value."""
         rm = self.risk_model
-        s: dict[str, Any] = dict(getattr(rm, "training_summary", {}) or {})
+        s = training_summary_of(rm)
         training = {
             k: s.get(k)
             for k in (
@@ -371,7 +372,7 @@ class Predictor:
             "label": SYNTHETIC_LABEL if self.served.synthetic_training_data else None,
             "intended_use": INTENDED_USE,
             "training_data": training,
-            "validation_metrics": s.get("validation_metrics", {}),
+            "validation_metrics": [dataclasses.asdict(m) for m in s.validation_metrics],
             "specification": spec,
             "outputs": {
                 "relapse": "cumulative incidence of relapse/progression (competing risk with TRM)",
@@ -411,8 +412,8 @@ class ReportUnavailable(NbriskError):
 
 
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
-    s = getattr(risk_model, "training_summary", {}) or {}
-    synthetic = bool(getattr(risk_model, "synthetic", s.get("synthetic", False)))
+    s = training_summary_of(risk_model)
+    synthetic = s.synthetic
     return ServedModel(
         name=name,
         version=version,
