@@ -3,14 +3,18 @@
 For cause k the subdistribution hazard λ̃_k(t | x) = −d log(1 − F_k(t | x)) / dt = λ̃_k0(t) exp(γ_kᵀx) models the
 cumulative incidence directly: F_k(t | x) = 1 − exp(−Λ̃_k0(t) exp(γ_kᵀx)).
 
-Estimation (Fine & Gray 1999, §3; the counting-process form of Geskus 2011, Biometrics 67:39). The risk set at time t
-holds everyone with T_j ≥ t *plus* those who had the other cause before t, the latter weighted by
-w_j(t) = Ĝ(t−) / Ĝ(T_j−), Ĝ the Kaplan–Meier estimate of the censoring distribution (:func:`censoring_survival`).
-Because Ĝ is a step function, w_j(t) is constant between its jumps, so each patient with the other cause becomes
-several rows (T_j, c_1], (c_1, c_2], … split at the censoring jump times c after T_j, with weights
-Ĝ(T_j)/Ĝ(T_j−), Ĝ(c_1)/Ĝ(T_j−), …; then γ_k maximises the weighted Cox partial likelihood of these rows
-(:func:`nbrisk.models._coxph.fit_coxph`), and the baseline is the weighted Breslow estimator
-ΔΛ̃_k0(t) = dw_k(t) / Σ_j w_j(t) exp(γ_kᵀx_j).
+Estimation (Fine & Gray 1999, §3). The risk set at time t holds everyone with T_j ≥ t *plus* those who had the
+other cause before t, the latter weighted by w_j(t) = Ĝ(t−) / Ĝ(T_j−), Ĝ the Kaplan–Meier estimate of the censoring
+distribution (:func:`censoring_survival`); γ_k maximises the weighted Cox partial likelihood over these risk sets and
+the baseline is the weighted Breslow estimator ΔΛ̃_k0(t) = dN_k(t) / Σ_j w_j(t) exp(γ_kᵀx_j).
+
+The textbook route (Geskus 2011, Biometrics 67:39; R's ``finegray``) materialises the weights as a counting-process
+expansion: each patient with the other cause becomes one row per step of Ĝ after T_j, ~n × (censoring times) rows
+(8.6 GB at n = 10,000). Because w_j(t) factorises into Ĝ(t−) times 1/Ĝ(T_j−), the risk-set sums are instead a
+suffix sum over patients still event-free plus Ĝ(t−) times a prefix sum over re-entered patients, both read off
+one time-ordered pass — the forward–backward scan of Kawaguchi, Shen, Suchard & Li (2020, Biometrics 77:1381; R
+package ``fastcmprsk``). :func:`fit_fine_gray_cause` does this for score, information and score residuals:
+O(n p²) time and O(n p) memory per Newton step, the same estimates as the expansion to round-off.
 
 Standard errors: ``coef_se_`` is the robust sandwich SE clustered by patient (Lin & Wei 1989, the form of
 ``coxph(..., cluster = id)`` on ``finegray`` data); it treats Ĝ as known, whereas ``cmprsk::crr`` adds a term for
@@ -353,7 +357,7 @@ class FineGray(CompetingRisksEstimator):
         self.ties = ties
 
     def fit(self, X, y):
-        """Fit one weighted Cox model per cause on its Fine–Gray counting-process expansion.
+        """Fit one subdistribution-hazard model per cause (:func:`fit_fine_gray_cause`, linear in n).
 
         X : (n, p) numeric covariates. y : DataFrame with ``event`` (0/1/2) and ``time`` (> 0).
         """
