@@ -68,11 +68,15 @@ def train(
     data: Annotated[Path | None, typer.Option(help="cohort file; default: the embedded synthetic cohort")] = None,
     config: Annotated[Path | None, typer.Option(help="TOML file or packaged config name (default, quick)")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name")] = "nbrisk",
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="run every fit on a Dask cluster: scheduler address (tcp://host:8786) or 'local'"),
+    ] = None,
 ):
     """Fit every configured model with the configured validation, log to MLflow, register, print a leaderboard."""
     from nbrisk.training import commands
 
-    _run(commands.train, data=data, config=config, experiment=experiment)
+    _run(commands.train, data=data, config=config, experiment=experiment, cluster=cluster)
 
 
 @app.command("compare")
