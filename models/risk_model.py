@@ -350,25 +350,6 @@ def fit_risk_model(
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     efs2 = curves.efs.estimate[:, 1]
     cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
-<<<<<<< ours
-    summary = training_summary(records, outcomes, X, curves, synthetic=synthetic, fingerprint=fingerprint)
-    summary.update(
-        {
-            "model_name": model_name,
-            "family": family or type(estimator).__name__,
-            "params": {k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
-            "validation_metrics": dict(validation_metrics or {}),
-            "interval_method": "none"
-            if curves.relapse.lower is None
-            else ("bootstrap" if n_interval_bootstrap > 0 else "model"),
-            "n_interval_bootstrap": int(n_interval_bootstrap),
-            # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
-            "cif_rescaled": rescaled,
-            # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
-            "incoherent_fraction": getattr(id_model.cr_model_, "incoherent_fraction_", None),
-            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
-=======
     summary = training_summary(
         records,
         outcomes,
@@ -388,7 +369,6 @@ def fit_risk_model(
         cif_rescaled=rescaled,
         # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
         incoherent_fraction=getattr(id_model.cr_model_, "incoherent_fraction_", None),
->>>>>>> theirs
     )
     return RiskModel(features, id_model, cutoffs, summary)
 
@@ -525,17 +505,9 @@ def training_summary(
         elif spec.kind in ("enum", "boolean"):
             category_counts[f] = {str(k): int(v) for k, v in col.value_counts(dropna=True).items()}
     pct = [5, 25, 50, 75, 95]
-<<<<<<< ours
-    idx2 = int(np.flatnonzero(curves.horizons_months == RISK_GROUP_HORIZON_MONTHS)[0])
-    dist = {
-        name: dict(
-            zip([f"p{p}" for p in pct], (float(v) for v in np.percentile(band.estimate[:, idx2], pct)), strict=True)
-        )
-=======
     j2 = int(np.flatnonzero(np.isclose(curves.horizons_months, RISK_GROUP_HORIZON_MONTHS))[0])
     dist = {
         name: {f"p{p}": float(v) for p, v in zip(pct, np.percentile(band.estimate[:, j2], pct), strict=True)}
->>>>>>> theirs
         for name, band in curves.bands().items()
     }
     grid_days = months_to_days(COHORT_CURVE_MONTHS)

@@ -111,7 +111,7 @@ class Predictor:
 
         uri = uri or get_settings().model_uri
         try:
-            from nbrisk.models.pyfunc import load_risk_model, resolve_model_version
+            from nbrisk.models.pyfunc import load_risk_model, read_pin, resolve_model_version
 
             # load first: it points MLflow at the configured tracking/registry URIs; then pin the version, and load
             # that exact version (a cache hit unless the alias moved in between).
@@ -123,6 +123,9 @@ class Predictor:
         except Exception as exc:  # registry down, corrupt artifact, ...: one line, never the stack of a crash loop
             raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}") from None
         name, alias = _split_models_uri(uri)
+        pin = read_pin(uri)
+        if pin is not None:  # a model folder pinned inside a Bento: name it by its registered version
+            name, alias = pin["name"], None
         return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
 
     @classmethod
