@@ -369,6 +369,9 @@ class Predictor:
                 self.risk(patients, (12, 24, 36, 60))
             except RequestError:  # a model that cannot score the example still serves others
                 pass
+            except Exception as exc:  # best effort: a failure here shows again (as a 500) on a real request
+                logger.warning("warm-up prediction failed (%s at %s)", type(exc).__name__, _where(exc))
+                return
 
     def report(
         self, patient: Mapping[str, Any], fmt: str = "pdf", shape_problems: Sequence[ProblemDetail] = ()
