@@ -325,9 +325,7 @@ def fit_risk_model(
     horizons = np.array([12.0, RISK_GROUP_HORIZON_MONTHS, 36.0, 60.0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CIFCoherenceWarning)
-        id_model.fit(
-            X, outcomes[["event", "time"]], outcomes[["relapse_time", "post_relapse_time", "post_relapse_event"]]
-        )
+        id_model.fit(X, outcomes)
         curves = id_model.predict_curves(X, horizons)
     rescaled = 0
     for w in caught:

@@ -29,6 +29,15 @@ class Cause(IntEnum):
     RELAPSE = 1
     TRM = 2
 
+    @property
+    def key(self) -> str:
+        """The lower-case name used in metric names, frames and JSON (``"relapse"``, ``"trm"``)."""
+        return self.name.lower()
+
+
+#: The two competing causes (censoring is not a cause), in code order; ``cause.key`` names each.
+CAUSES: tuple[Cause, ...] = (Cause.RELAPSE, Cause.TRM)
+
 
 class State(IntEnum):
     """Index of each state along axis 1 of every prediction array of nbrisk.

@@ -126,7 +126,7 @@ def fit_candidate(
     of such rows is stored in ``params['_unseen_level_rows']`` for the run log.
     """
     from nbrisk.features.pipeline import UnseenCategoryError
-    from nbrisk.models.illness_death import POST_COLUMNS, IllnessDeathModel
+    from nbrisk.models.illness_death import IllnessDeathModel
 
     features = make_features().fit(records)
     extra_rows: list[pd.DataFrame] = []
@@ -150,7 +150,7 @@ def fit_candidate(
     model = IllnessDeathModel(est, n_bootstrap=0, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFCoherenceWarning)
-        model.fit(X, outcomes[["event", "time"]], outcomes[list(POST_COLUMNS)].reset_index(drop=True))
+        model.fit(X, outcomes)
     fitted_params = dict(params)
     if n_extra:
         fitted_params["_unseen_level_rows"] = n_extra
