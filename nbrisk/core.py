@@ -6,8 +6,9 @@ so that a bare ``1`` or an unlabelled array never carries implied meaning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, fields
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -186,3 +187,145 @@ class NbriskError(Exception):
         super().__init__(message)
         if exit_code is not None:
             self.exit_code = exit_code
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the training result: what training writes once and reports and the model card read (never parsed by guesswork)
+
+#: Version of the :class:`TrainingSummary` layout. A model registered with another layout (or with the untyped
+#: dictionary of earlier releases) is refused by :func:`training_summary_of` with a "retrain" message.
+TRAINING_SUMMARY_VERSION = 2
+
+
+@dataclass(frozen=True)
+class ValidationMetric:
+    """One validation metric of a fitted model: ``name`` of ``outcome`` at ``horizon_months`` with its 95% CI.
+
+    ``outcome`` is ``relapse``, ``trm``, ``efs`` or ``os``; ``name`` the metric's name as the training jobs compute it
+    (``c_index``, ``auc``, ``brier``, ``ipa``, ``ici``, ``e50``, ``e90``, ``calibration_slope``, ...);
+    ``horizon_months`` is ``None`` for a metric over all horizons (e.g. the integrated Brier score). ``lower`` and
+    ``upper`` are the percentile bootstrap interval, ``None`` when the metric was not resampled.
+    """
+
+    outcome: str
+    name: str
+    horizon_months: float | None
+    estimate: float
+    lower: float | None = None
+    upper: float | None = None
+
+
+@dataclass(frozen=True)
+class ObservedGroup:
+    """Observed outcomes (Aalen–Johansen) of a group of training patients, at ``horizons_months``.
+
+    ``rule`` says in words who is in the group; ``lo``/``hi`` bound the group's predicted 2-year event-free survival
+    (the similarity rule of the patient report); ``relapse``/``trm`` are ``(estimate, lower, upper)`` per horizon.
+    Only aggregates: no group smaller than ``MIN_GROUP_SIZE`` patients is stored.
+    """
+
+    rule: str
+    lo: float
+    hi: float
+    n: int
+    n_relapse: int
+    n_trm: int
+    horizons_months: tuple[float, ...]
+    relapse: tuple[tuple[float, float, float], ...]
+    trm: tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True)
+class TrainingSummary:
+    """Aggregate, non-identifying description of one fitted model and its training cohort (frozen).
+
+    Written once by training (:func:`nbrisk.models.risk_model.training_summary`, completed by the training jobs with
+    the validation results) and read by the reports and the service's model card. It also reads as a read-only
+    mapping of its field names (``summary["n"]``), so code that only needs one value need not import it.
+    """
+
+    version: int
+    model_name: str
+    family: str
+    trained_at: str
+    n: int
+    events: dict[str, int]  # "censored" / "relapse" / "trm" → count
+    synthetic: bool
+    data_fingerprint: str | None
+    numeric_ranges: dict[str, tuple[float, float]]
+    category_counts: dict[str, dict[str, int]]
+    missing_counts: dict[str, int]
+    predicted_2y_distribution: dict[str, dict[str, float]]  # outcome → {"p5": ..., "p95": ...}
+    feature_names: tuple[str, ...]
+    feature_means: tuple[float, ...]
+    median_followup_days: float | None
+    params: dict[str, Any] = field(default_factory=dict)
+    interval_method: str = "none"  # "none" | "model" | "bootstrap"
+    n_interval_bootstrap: int = 0
+    cif_rescaled: int = 0
+    incoherent_fraction: float | None = None
+    validation_metrics: tuple[ValidationMetric, ...] = ()
+    validation_scheme: str = ""
+    optimism_corrected: dict[str, float] = field(default_factory=dict)
+    leave_center_out: dict[str, float] = field(default_factory=dict)
+    #: observed cumulative incidence of the whole training cohort (Aalen–Johansen) on a monthly grid
+    cohort_months: tuple[float, ...] = ()
+    cohort_relapse: tuple[float, ...] = ()
+    cohort_trm: tuple[float, ...] = ()
+    #: observed outcomes of training patients grouped by predicted 2-year EFS (the report's "similar patients")
+    similar_groups: tuple[ObservedGroup, ...] = ()
+
+    @property
+    def label(self) -> str | None:
+        return SYNTHETIC_LABEL if self.synthetic else None
+
+    def metric(self, outcome: str, name: str, horizon_months: float | None) -> ValidationMetric | None:
+        """The stored metric ``name`` of ``outcome`` at ``horizon_months`` (``None`` if it was not computed)."""
+        for m in self.validation_metrics:
+            if m.outcome == outcome and m.name == name and _same_horizon(m.horizon_months, horizon_months):
+                return m
+        return None
+
+    # read-only mapping view (field name → value)
+    def __getitem__(self, key: str) -> Any:
+        if key not in _SUMMARY_FIELDS:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return getattr(self, key) if key in _SUMMARY_FIELDS else default
+
+    def keys(self) -> tuple[str, ...]:
+        return _SUMMARY_FIELDS
+
+    def __iter__(self):
+        return iter(_SUMMARY_FIELDS)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _SUMMARY_FIELDS
+
+
+def _same_horizon(a: float | None, b: float | None) -> bool:
+    if a is None or b is None:
+        return a is None and b is None
+    return abs(float(a) - float(b)) < 1e-9
+
+
+#: The keys of the mapping view: every field and the derived ``label``.
+_SUMMARY_FIELDS: tuple[str, ...] = (*(f.name for f in fields(TrainingSummary)), "label")
+
+
+def training_summary_of(model: Any) -> TrainingSummary:
+    """The :class:`TrainingSummary` of a fitted model, or a :class:`NbriskError` asking to retrain.
+
+    Models registered before the summary was typed carry a plain dictionary; rather than guess what its keys mean,
+    they are refused with a clear message (train again with this version of nbrisk, then promote).
+    """
+    s = getattr(model, "training_summary", None)
+    if isinstance(s, TrainingSummary) and s.version == TRAINING_SUMMARY_VERSION:
+        return s
+    found = f"layout {s.version}" if isinstance(s, TrainingSummary) else "an untyped summary"
+    raise NbriskError(
+        f"this model was registered by an older nbrisk ({found}; this version reads layout "
+        f"{TRAINING_SUMMARY_VERSION}): retrain it with `nbrisk train` and promote the new version"
+    )
