@@ -400,11 +400,13 @@ class IllnessDeathModel(CompetingRisksEstimator):
             return tuple(r[:, cif] for r in res)
         return res[:, cif]
 
-    def predict_curves(self, X, horizons_months) -> RiskCurves:
-        """:class:`~nbrisk.core.RiskCurves` at ``horizons_months`` (months after HSCT), with intervals if available."""
+    def predict_curves(self, X, horizons_months, intervals: bool = True) -> RiskCurves:
+        """:class:`~nbrisk.core.RiskCurves` at ``horizons_months`` (months after HSCT), with intervals if available
+        (and ``intervals``: ``False`` skips the replicates)."""
+        check_is_fitted(self, "replicates_")
         h = np.atleast_1d(np.asarray(horizons_months, dtype=float))
         times = months_to_days(h)
-        if self.supports_intervals and self.replicates_:
+        if intervals and self.supports_intervals and self.replicates_:
             return RiskCurves.from_states(h, *self.predict_states(X, times, return_interval=True))
         return RiskCurves.from_states(h, self.predict_states(X, times))
 
