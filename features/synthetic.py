@@ -326,7 +326,7 @@ def _draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return np.minimum((u[:, None] >= cum).sum(axis=1), probs.shape[1] - 1)
 
 
-def _pick(rng: np.random.Generator, n: int, probs: Sequence[float]) -> np.ndarray:
+def _pick(rng: np.random.Generator, n: int, probs: Sequence[float] | np.ndarray) -> np.ndarray:
     return _draw(rng, np.broadcast_to(np.asarray(probs, dtype=float), (n, len(probs))))
 
 
@@ -471,8 +471,8 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
             ]
         )
     else:
-        ab, cd3, cd34, none = era.haplo_manip
-        w = np.broadcast_to(np.array([none, ab, cd3, cd34]), (n, 4))
+        ab, cd3, cd34_sel, none = era.haplo_manip
+        w = np.broadcast_to(np.array([none, ab, cd3, cd34_sel]), (n, 4))
     manip[haplo] = _draw(rng, w[haplo])
     mm_ab = mmud & (rng.random(n) < 0.2 * _sigmoid(0.4 * (year - 2011)))
     manip[mm_ab] = 1
@@ -870,7 +870,7 @@ def _outcomes(records: pd.DataFrame, rng: np.random.Generator, preset: str, leve
         "date_hsct": np.datetime_as_string(date_hsct, unit="D").astype(object),
         "date_relapse": iso(event_day, relapse_seen),
         "date_death": iso(death_day, dead),
-        "cause_of_death": np.where(dead, cause, None).astype(object),
+        "cause_of_death": np.where(dead, cause, np.full(n, None, dtype=object)).astype(object),
         "date_last_followup": iso(last_day, np.ones(n, dtype=bool)),
     }
 

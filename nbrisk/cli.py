@@ -6,7 +6,6 @@ Imports are lazy so that ``nbrisk --help`` is fast and a command loads only what
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -160,4 +159,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

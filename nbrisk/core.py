@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 
 import numpy as np
+import numpy.typing as npt
 
 #: Days per month used everywhere a horizon in months meets a time in days (365.25 / 12).
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -36,7 +37,7 @@ STATE_RELAPSE = 1
 STATE_TRM = 2
 
 
-def months_to_days(months: np.ndarray | list[float] | float) -> np.ndarray:
+def months_to_days(months: npt.ArrayLike) -> np.ndarray:
     """Convert months after HSCT to days (the unit of ``y['time']``)."""
     return np.asarray(months, dtype=float) * DAYS_PER_MONTH
 

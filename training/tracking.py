@@ -196,7 +196,7 @@ def log_model_run(parent_id: str, experiment: str, log: ModelLog, register_as: s
 
             info = log_risk_model(log.risk_model, log.input_example, name="model", registered_model_name=register_as)
             version = getattr(info, "registered_model_version", None)
-            if version is not None:
+            if version is not None and register_as is not None:
                 client = MlflowClient()
                 for k, v in {
                     MODEL_NAME_TAG: log.name,
