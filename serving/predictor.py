@@ -18,6 +18,7 @@ Risk groups need the 2-year EFS, so 24 months is always predicted (and dropped f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -110,7 +111,7 @@ class Predictor:
 
         uri = uri or get_settings().model_uri
         try:
-            from nbrisk.models.pyfunc import load_risk_model, resolve_model_version
+            from nbrisk.models.pyfunc import load_risk_model, read_pin, resolve_model_version
 
             # load first: it points MLflow at the configured tracking/registry URIs; then pin the version, and load
             # that exact version (a cache hit unless the alias moved in between).
@@ -122,6 +123,9 @@ class Predictor:
         except Exception as exc:  # registry down, corrupt artifact, ...: one line, never the stack of a crash loop
             raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}") from None
         name, alias = _split_models_uri(uri)
+        pin = read_pin(uri)
+        if pin is not None:  # a model folder pinned inside a Bento: name it by its registered version
+            name, alias = pin["name"], None
         return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
 
     @classmethod
@@ -342,7 +346,7 @@ class Predictor:
         metrics with CIs, model specification) built from the RiskModel's ``training_summary`` — aggregates only,
         no patient-level value."""
         rm = self.risk_model
-        s: dict[str, Any] = dict(getattr(rm, "training_summary", {}) or {})
+        s = training_summary_of(rm)
         training = {
             k: s.get(k)
             for k in (
@@ -371,7 +375,7 @@ class Predictor:
             "label": SYNTHETIC_LABEL if self.served.synthetic_training_data else None,
             "intended_use": INTENDED_USE,
             "training_data": training,
-            "validation_metrics": s.get("validation_metrics", {}),
+            "validation_metrics": [dataclasses.asdict(m) for m in s.validation_metrics],
             "specification": spec,
             "outputs": {
                 "relapse": "cumulative incidence of relapse/progression (competing risk with TRM)",
@@ -411,8 +415,8 @@ class ReportUnavailable(NbriskError):
 
 
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
-    s = getattr(risk_model, "training_summary", {}) or {}
-    synthetic = bool(getattr(risk_model, "synthetic", s.get("synthetic", False)))
+    s = training_summary_of(risk_model)
+    synthetic = s.synthetic
     return ServedModel(
         name=name,
         version=version,

@@ -140,12 +140,22 @@ class TrainConfig(_Frozen):
 
     seed: int = 2026
     n_jobs: int = Field(1, ge=-1, le=64)
+    #: Dask scheduler address (``tcp://host:8786``) or ``local`` to run every fit as a task there; None: the local
+    #: process pool of ``n_jobs`` (nbrisk.training.cluster)
+    cluster: str | None = None
     horizons_months: tuple[float, ...] = (12, 24, 36, 60)
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     final: FinalConfig = Field(default_factory=FinalConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     models: tuple[ModelSpec, ...]
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str | None) -> str | None:
+        from nbrisk.training.cluster import check_address
+
+        return None if v is None else check_address(v)
 
     @field_validator("horizons_months")
     @classmethod
