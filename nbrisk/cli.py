@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from nbrisk.core import NbriskError
+from nbrisk.training.commands import DEFAULT_HORIZONS_TEXT
 
 app = typer.Typer(
     help="nbrisk: competing-risks (relapse vs TRM) risk models for neuroblastoma allo-HSCT.",
@@ -105,7 +106,7 @@ def predict(
     file: Annotated[Path, typer.Argument(help="patients (CSV/Parquet/JSON) in the record contract")],
     out: Annotated[Path, typer.Option(help="output long CSV")],
     model: Annotated[str | None, typer.Option(help="model URI; default models:/nbrisk@champion")] = None,
-    horizons: Annotated[str, typer.Option(help="comma-separated months")] = "12,24,36,60",
+    horizons: Annotated[str, typer.Option(help="comma-separated months")] = DEFAULT_HORIZONS_TEXT,
 ):
     """Score patients into a long CSV (estimates and 95% intervals per horizon, risk group)."""
     from nbrisk.training import commands
