@@ -103,7 +103,7 @@ class RiskModel:
         if h.size == 0 or np.any(~np.isfinite(h)) or np.any(h <= 0):
             raise NbriskError("horizons must be positive numbers of months")
         with warnings.catch_warnings():
-            # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (statistics.md);
+            # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (docs/statistics.md);
             # it is counted once at training (training_summary['cif_rescaled']), not repeated per request.
             warnings.simplefilter("ignore", CIFCoherenceWarning)
             return self.illness_death.predict_curves(self.transform(records), np.unique(h))

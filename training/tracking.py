@@ -395,3 +395,19 @@ def model_aliases(name: str, version: str) -> list[str]:
         return list(MlflowClient().get_model_version(name, str(version)).aliases)
     except MlflowException as exc:
         raise NbriskError(f"cannot read version {version} of {name!r}: {exc.message}") from None
+
+
+def download_model_version(name: str, version: str, dest: Path) -> str:
+    """Copy the MLflow model folder of registered ``name``/``version`` to ``dest`` (replaced if present); returns the
+    run id that logged it (empty when unknown)."""
+    import shutil
+    import tempfile
+
+    configure()
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    with tempfile.TemporaryDirectory(prefix="nbrisk-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+        shutil.copytree(local, dest)
+    return mlflow.MlflowClient().get_model_version(name, version).run_id or ""
