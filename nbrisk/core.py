@@ -337,3 +337,12 @@ def training_summary_of(model: Any) -> TrainingSummary:
         f"this model was registered by an older nbrisk ({found}; this version reads layout "
         f"{TRAINING_SUMMARY_VERSION}): retrain it with `nbrisk train` and promote the new version"
     )
+
+
+#: Risk groups by predicted 2-year event-free survival (tertile cut-offs of the training cohort, fixed at training):
+#: the one definition of their names, used by the API, the reports and the calculator page.
+RISK_GROUP_TITLES: dict[str, str] = {
+    "low": "Low risk",
+    "intermediate": "Intermediate risk",
+    "high": "High risk",
+}
