@@ -37,7 +37,7 @@ from urllib.parse import urlsplit
 
 logger = logging.getLogger("nbrisk.access")
 
-#: Route templates that label metrics and log lines; any other path is "/v1/*" or "other".
+#: Route templates that label metrics and log lines; any other path is "/ui/*", "/v1/*" or "other".
 ROUTES = (
     "/v1/risk",
     "/v1/report",
@@ -85,6 +85,8 @@ def route_template(path: str) -> str:
     trimmed = path.rstrip("/")
     if trimmed in ROUTES:
         return trimmed
+    if path.startswith("/ui/"):
+        return "/ui/*"  # the calculator page's assets
     return "/v1/*" if path == "/v1" or path.startswith("/v1/") else "other"
 
 

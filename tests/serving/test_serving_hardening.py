@@ -131,7 +131,7 @@ def test_metrics_labels_are_fixed_whatever_paths_clients_invent(client, serving_
     assert "PRIVPATH" not in text and "made-up" not in text
     routes = set(re.findall(r'route="([^"]*)"', text))
     methods = set(re.findall(r'method="([^"]*)"', text))
-    assert routes and routes <= {"/v1/risk", "/v1/report", "/v1/model", "/v1/*", "/docs.json", "/", "other"}
+    assert routes and routes <= {"/v1/risk", "/v1/report", "/v1/model", "/v1/*", "/ui/*", "/docs.json", "/", "other"}
     assert "/v1/*" in routes and "other" in routes
     assert methods <= {"GET", "POST", "HEAD", "OPTIONS", "PUT", "PATCH", "DELETE", "OTHER"}
     size = len(text)
