@@ -43,7 +43,9 @@ from starlette.staticfiles import StaticFiles
 STATIC_DIR = Path(__file__).parent / "static"
 
 #: The page's Content-Security-Policy: same-origin only for everything, nothing inline, no plugins, no framing.
-CONTENT_SECURITY_POLICY = "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+CONTENT_SECURITY_POLICY = (
+    "default-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'self'"
+)
 
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,
