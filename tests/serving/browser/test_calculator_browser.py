@@ -501,7 +501,7 @@ def test_screenshots(page_server, new_page, tmp_path):
         page.select_option("#lang", lang)
         page.wait_for_selector(f"html[lang='{lang}']")
         suffix = "en" if lang == "en" else "zh"
-        page.locator("#calculator").screenshot(path=str(out / f"calculator_{suffix}.png"))
+        page.locator("#results").screenshot(path=str(out / f"calculator_{suffix}.png"))
         assert (out / f"calculator_{suffix}.png").stat().st_size > 50_000
 
 
