@@ -1,5 +1,5 @@
 """The risk service: a BentoML service (``nbrisk.serving.service:RiskService``) exposing the HTTP API of
-``/work/shared/spec/interfaces.md``.
+``docs/http-api.md``.
 
 Design (thin serving, STYLE principle 8): all work happens in the framework-free
 :class:`nbrisk.serving.predictor.Predictor`; this module only speaks HTTP.
