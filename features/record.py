@@ -223,7 +223,7 @@ _FIELD_LIST: list[FieldSpec] = [
 FIELDS: dict[str, FieldSpec] = {f.name: f for f in _FIELD_LIST}
 #: Identification fields (never predictors).
 ID_FIELDS: list[str] = [f.name for f in _FIELD_LIST if f.group == "identification"]
-#: Baseline predictors (known before day 0), in spec order.
+#: Baseline predictors (known before day 0), in contract order (``docs/patient-record.md``).
 PREDICTOR_FIELDS: list[str] = [f.name for f in _FIELD_LIST if f.is_predictor]
 #: Outcome fields (training data only).
 OUTCOME_FIELDS: list[str] = [f.name for f in _FIELD_LIST if f.group == "outcome"]
@@ -563,7 +563,7 @@ def validate_records(
 
     Returns
     -------
-    typed : DataFrame with the same index as ``df`` and the contract's columns in spec order (id fields, predictors,
+    typed : DataFrame with the same index as ``df`` and the contract's columns in contract order (id fields, predictors,
         and the outcome fields when required or present), in the canonical types of the module docstring.
     problems : every :class:`Problem` found, in row order (file-level problems first). Empty means valid.
 

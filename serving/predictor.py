@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, training_summary_of
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, first_line, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -90,17 +90,6 @@ class ServedModel:
         }
 
 
-def _split_models_uri(uri: str) -> tuple[str, str | None]:
-    """``models:/NAME@ALIAS`` → (NAME, ALIAS); ``models:/NAME/VERSION`` → (NAME, None); others → (uri, None)."""
-    if uri.startswith("models:/"):
-        body = uri[len("models:/") :]
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            return name, alias
-        return body.split("/", 1)[0], None
-    return uri, None
-
-
 class Predictor:
     """Validate records and predict risk curves with one fitted :class:`RiskModel`.
 
@@ -139,8 +128,11 @@ class Predictor:
         except NbriskError as exc:
             raise ModelUnavailable(str(exc)) from None
         except Exception as exc:  # registry down, corrupt artifact, ...: one line, never the stack of a crash loop
-            raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}") from None
-        name, alias = _split_models_uri(uri)
+            raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {first_line(exc)}") from None
+        from nbrisk.training.tracking import parse_models_uri
+
+        ref = parse_models_uri(uri)
+        name, alias = (ref.name, ref.alias) if ref is not None else (uri, None)
         pin = read_pin(uri)
         if pin is not None:  # a model folder pinned inside a Bento: name it by its registered version
             name, alias = pin["name"], None
@@ -560,7 +552,7 @@ def _model_input_error(exc: NbriskError) -> RequestError:
         ]
         return InvalidInput("input the model cannot score", detail)
     return InvalidInput(
-        "input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None), _first_line(exc))]
+        "input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None), first_line(exc))]
     )
 
 
@@ -576,11 +568,6 @@ def _answer(arr: np.ndarray) -> list:
 
 def _plain_number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 def _where(exc: BaseException) -> str:
