@@ -5,7 +5,7 @@ DataFrame with stable, readable column names. Everything it learns comes from th
 (medians for imputation, the category levels present, the reference year, standardisation parameters), so that
 cross-validation folds and the served model transform new patients exactly as the training data were transformed.
 
-Derived predictors (literature basis in ``/work/shared/spec/synthetic-cohort.md``):
+Derived predictors (literature basis in ``docs/synthetic-cohort.md``):
 
 * ``age_at_hsct_years`` = (age at diagnosis + months diagnosis→HSCT) / 12 and ``age_at_hsct_over_10y``
   (Ladenstein 2008); ``age_at_diagnosis_over_18m``; ``years_diagnosis_to_hsct``;
@@ -184,7 +184,20 @@ _NUMERIC_SOURCE: dict[str, str] = {
     "log10_cd34_dose": "cd34_dose_1e6_per_kg",
     "donor_age_years": "donor_age_years",
     "era": "hsct_year",
+    "lansky_per_10": "lansky_score",
+    "log2_marrow_tumor_percent": "bone_marrow_tumor_percent_at_hsct",
 }
+
+#: Continuous columns that get a linear spline (two hinge terms at the training tertiles) when ``splines=True``.
+SPLINE_COLUMNS: tuple[str, ...] = (
+    "age_at_hsct_years",
+    "years_diagnosis_to_hsct",
+    "log10_ldh",
+    "log2_marrow_tumor_percent",
+    "donor_age_years",
+    "log10_cd34_dose",
+    "lansky_per_10",
+)
 
 #: Fields whose missing value is 0 for a patient in CR (the contract: CR requires them missing or 0).
 _ZERO_IF_CR = ("curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct")
@@ -241,6 +254,12 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         average center. For models of a multicenter cohort whose centers differ (the synthetic cohort has center
         log hazard ratios up to ±0.15); off by default, since a model meant for any hospital should not lean on the
         training hospitals.
+    splines : bool, default False
+        Add a linear spline (hinge terms ``<column>_hinge1``/``_hinge2`` = max(0, x − knot) at the training
+        tertiles) of each continuous input in :data:`SPLINE_COLUMNS`, plus the continuous ``lansky_per_10`` and
+        ``log2_marrow_tumor_percent``: the inputs of a data-driven Cox model that may find non-linear effects the
+        pre-specified thresholds (age > 10, Lansky < 90, ...) miss (Harrell 2015, *Regression Modeling Strategies*,
+        ch. 2: regression splines for continuous predictors). Off by default: the served pipeline is unchanged.
 
     Attributes
     ----------
@@ -257,8 +276,11 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
     scale_ : dict[str, tuple[float, float]] — (mean, sd) per standardised column (empty unless ``standardize``).
     """
 
-    def __init__(self, standardize: bool = False, rare_count: int = 10, center_effects: bool = False):
+    def __init__(
+        self, standardize: bool = False, rare_count: int = 10, center_effects: bool = False, splines: bool = False
+    ):
         self.standardize = standardize
+        self.splines = splines
         self.center_effects = center_effects
         self.rare_count = rare_count
 
@@ -299,6 +321,13 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         }
         self.curie_over_2_share_[""] = overall
         self._complete(inp)
+        self.spline_knots_ = {}
+        if self.splines:
+            self.spline_knots_ = {}  # the tertiles of the imputed training values (knots must exist before columns)
+            base = self._numeric_columns(inp)
+            for name in SPLINE_COLUMNS:
+                knots = np.unique(np.quantile(base[name], [1 / 3, 2 / 3]))
+                self.spline_knots_[name] = [float(k) for k in knots]
         labels = inp.labels
         self.levels_, self.references_ = {}, {}
         for fac in _FACTORS:
@@ -486,6 +515,12 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
             "era": (v["hsct_year"] - self.year_center_) / 5.0,
             **cols_relapse,
         }
+        if getattr(self, "splines", False):
+            cols["lansky_per_10"] = v["lansky_score"] / 10.0
+            cols["log2_marrow_tumor_percent"] = np.log2(1.0 + v["bone_marrow_tumor_percent_at_hsct"])
+            for name, knots in getattr(self, "spline_knots_", {}).items():
+                for k, knot in enumerate(knots, start=1):
+                    cols[f"{name}_hinge{k}"] = np.maximum(cols[name] - knot, 0.0)
         for f in self.missing_indicators_:
             cols[f"{f}_missing"] = np.isnan(raw[f]).astype(float)
         if self.centers_:
@@ -531,6 +566,8 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 
     @staticmethod
     def _source(name: str) -> str:
+        if "_hinge" in name:
+            name = name.rsplit("_hinge", 1)[0]
         if name in _NUMERIC_SOURCE:
             return _NUMERIC_SOURCE[name]
         if name.startswith("center_effect="):
@@ -541,7 +578,7 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 
 
 #: The pre-specified ("clinical") predictor set of the Cox family: the factors of the literature table in
-#: ``/work/shared/spec/synthetic-cohort.md`` (relapse: disease phase and status at HSCT, Curie score > 2, MYCN,
+#: ``docs/synthetic-cohort.md`` (relapse: disease phase and status at HSCT, Curie score > 2, MYCN,
 #: metastatic sites, prior autologous HSCT, age > 10 years, KIR-ligand mismatch with a haplo donor, anti-GD2,
 #: conditioning, the interval diagnosis → HSCT in relapsed disease; TRM: HCT-CI, donor type and graft manipulation,
 #: Lansky < 90, era, conditioning, prior autologous HSCT, age) with their missing flags. Chosen before looking at any

@@ -1,8 +1,8 @@
 """A synthetic allo-HSCT neuroblastoma cohort that knows its own truth.
 
 No patient-level data exist for allo-HSCT in stage M neuroblastoma, so the project ships this generator
-(``/work/shared/spec/synthetic-cohort.md``). It draws baseline records in the record contract
-(``/work/shared/spec/patient-record.md``) with realistic dependence between covariates, then outcomes from
+(``docs/synthetic-cohort.md``). It draws baseline records in the record contract
+(``docs/patient-record.md``) with realistic dependence between covariates, then outcomes from
 **cause-specific hazards** for relapse/progression and transplant-related mortality (TRM) and from a post-relapse
 death hazard (an illness–death model: day 0 → relapse → death, day 0 → TRM).
 
@@ -37,12 +37,18 @@ Data-generating process (all times in months from the allogeneic graft infusion,
   function of the record.
 * Censoring: staggered entry over ``hsct_year`` with a study close date, plus exponential loss to follow-up.
 
+Worlds (:data:`WORLDS`): variants of ``base`` whose true effects are *not* the literature table above (effects
+outside it, non-proportional and non-linear forms, interactions, a weak and a strong signal, another centre mix),
+so that a benchmark of models written from that table is not circular (``benchmarks/worlds.py``). Each knows its
+truth the same way: pass its name as ``preset`` to :func:`make_synthetic_cohort` and :func:`true_risk`.
+
 Every DataFrame made here is synthetic: label anything built on it with :data:`nbrisk.core.SYNTHETIC_LABEL`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -59,6 +65,8 @@ __all__ = [
     "RELAPSE_LP_COLUMNS",
     "SYNTHETIC_LABEL",
     "TARGETS",
+    "WORLDS",
+    "World",
     "calibrate_baselines",
     "make_synthetic_cohort",
     "true_linear_predictors",
@@ -231,7 +239,7 @@ _LEVELS: dict[str, dict[str, tuple[float, ...]]] = {
 
 
 def _baselines(preset: str, levels: dict[str, Sequence[float]] | None = None):
-    lv = _LEVELS[preset] if levels is None else levels
+    lv = _LEVELS[_era_of(preset)] if levels is None else levels
     rel = np.exp(np.asarray(lv["relapse"], dtype=float))[_REL_WINDOW] * _REL_SHAPE
     trm = np.exp(np.asarray(lv["trm"], dtype=float))[_TRM_WINDOW] * _TRM_SHAPE
     post = np.exp(np.asarray(lv["post"], dtype=float))[_PR_WINDOW] * _PR_SHAPE
@@ -309,9 +317,84 @@ _ERAS: dict[str, _Era] = {
 }
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Worlds: generator variants whose truth is NOT the literature table (and so not any shipped model's specification).
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class World:
+    """A variant of a preset's data-generating process (see :data:`WORLDS` for each one's true effects).
+
+    ``scale`` multiplies the literature-table log hazard ratios of relapse and TRM (centre effects included);
+    ``terms`` names the extra log-hazard terms of :func:`_world_terms`; ``center_*`` replace the centre sizes, the
+    centres' haplo practice and their log hazard ratios. A constant offset per relapse period and for TRM (computed
+    on a fixed reference sample, :func:`_world_offsets`) keeps the mean relative hazard of the preset, so the
+    marginal outcomes stay near the preset's targets while who carries the risk changes.
+    """
+
+    name: str
+    description: str
+    preset: str = "base"
+    scale: float = 1.0
+    terms: str = ""
+    center_size: np.ndarray | None = None
+    center_haplo: np.ndarray | None = None
+    center_relapse: np.ndarray | None = None
+    center_trm: np.ndarray | None = None
+
+
+#: Generator variants ("worlds") for benchmarks that a model was not written for. Each keeps the ``base`` era,
+#: covariate model, baselines and censoring; the true effects (log hazard ratios, HR = hazard ratio) are:
+#:
+#: * ``offtable`` — effects **outside the literature table** carry much of the signal: the table's effects are
+#:   damped (× 0.6) and added are: relapse MRD positive at HSCT HR 2.2 (unknown 1.3; vs negative); bone-marrow tumour
+#:   % at HSCT 0.3·log2(1 + %) (concave; missing: 0); 11q aberration HR 1.7; ALK mutated HR 1.6; LDH at diagnosis
+#:   1.2·max(0, log10(LDH/500)) (a hinge; missing: 0); TRM donor age log(1.35) per 10 years above 25 (hinge;
+#:   missing: 0); CMV recipient positive / donor negative HR 1.8.
+#: * ``nonlinear`` — **non-proportional and non-linear** forms of table factors (replacing theirs): MYCN
+#:   amplification HR 3.0 / 1.3 / 0.6 in relapse months 0–6 / 6–12 / > 12 (crossing hazards); anti-GD2 HR 1.0 in
+#:   months 0–6 and 0.45 after; age at HSCT log HR 0.05·(age − 5)², capped at 1.2 (U-shape; no step at 10 years);
+#:   TRM Lansky log HR 0.4 per 10 points below 100 (no step at 90).
+#: * ``interactions`` — **interactions**: relapse MYCN amplified × status MR/SD/PD extra HR 2.2; anti-GD2 HR 0.35 in
+#:   CR/VGPR and 1.0 otherwise (replacing the table's 0.6); TRM prior autologous HSCT × myeloablative conditioning
+#:   extra HR 2.2; age > 10 years × unmanipulated haploidentical graft extra HR 2.0.
+#: * ``weak`` — the table's effects × 0.4: a **weak signal** (oracle 24-month C-index ≈ 0.61 relapse / 0.59 TRM).
+#: * ``strong`` — the table's effects × 1.6: a **strong signal** (oracle C ≈ 0.81 / 0.81).
+#: * ``centers`` — a **different centre mix**: the small centres become the large ones (sizes reversed), their haplo
+#:   practice reversed, and centre log hazard ratios up to ±0.45 (relapse and TRM), which a model without centre
+#:   terms cannot see.
+WORLDS: dict[str, World] = {
+    w.name: w
+    for w in (
+        World(
+            "offtable",
+            "effects outside the literature table (MRD, marrow, 11q, ALK, LDH, donor age, CMV)",
+            scale=0.6,
+            terms="offtable",
+        ),
+        World("nonlinear", "non-proportional and non-linear forms of table factors", terms="nonlinear"),
+        World("interactions", "interactions between table factors", terms="interactions"),
+        World("weak", "weak signal: table effects x 0.4", scale=0.4),
+        World("strong", "strong signal: table effects x 1.6", scale=1.6),
+        World(
+            "centers",
+            "different centre mix and centre effects up to +-0.45",
+            center_size=_CENTER_SIZE[::-1].copy(),
+            center_haplo=_CENTER_HAPLO[::-1].copy(),
+            center_relapse=np.array([0.45, -0.30, 0.20, -0.45, 0.10, 0.35, -0.20, 0.00, -0.35, 0.25]),
+            center_trm=np.array([-0.40, 0.30, 0.45, -0.20, 0.00, -0.35, 0.20, 0.40, -0.25, 0.10]),
+        ),
+    )
+}
+
+
 def _check_preset(preset: str) -> None:
-    if preset not in PRESETS:
-        raise NbriskError(f"unknown preset {preset!r}; choose one of {', '.join(PRESETS)}")
+    if preset not in PRESETS and preset not in WORLDS:
+        raise NbriskError(f"unknown preset {preset!r}; choose one of {', '.join((*PRESETS, *WORLDS))}")
+
+
+def _era_of(preset: str) -> str:
+    """The preset whose era, baselines and censoring a preset or world uses."""
+    return WORLDS[preset].preset if preset in WORLDS else preset
 
 
 def _sigmoid(z):
@@ -351,9 +434,10 @@ def _with_missing(values: np.ndarray, miss: np.ndarray) -> np.ndarray:
 
 def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.ndarray]:
     """Draw the baseline predictors (and center) of ``n`` patients jointly. Values are in contract vocabulary."""
-    era = _ERAS[preset]
+    era = _ERAS[_era_of(preset)]
+    world = WORLDS.get(preset)
     out: dict[str, np.ndarray] = {}
-    center = _pick(rng, n, _CENTER_SIZE)
+    center = _pick(rng, n, _CENTER_SIZE if world is None or world.center_size is None else world.center_size)
     out["center_id"] = np.asarray(CENTERS, dtype=object)[center]
 
     years = np.arange(era.years[0], era.years[1] + 1)
@@ -447,7 +531,8 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
 
     # Donor mix: era share × year trend × center practice.
     logit = np.log(np.maximum(np.asarray(era.donor_mix), 1e-9))[None, :].repeat(n, axis=0)
-    logit[:, 4] += era.haplo_trend * (year - mid_year) + _CENTER_HAPLO[center]
+    haplo_practice = _CENTER_HAPLO if world is None or world.center_haplo is None else world.center_haplo
+    logit[:, 4] += era.haplo_trend * (year - mid_year) + haplo_practice[center]
     logit[:, 5] += era.cord_trend * (year - mid_year) + _CENTER_CORD[center]
     donor = _draw(rng, np.exp(logit - logit.max(axis=1, keepdims=True)))
     donor_names = np.asarray(_DONORS, dtype=object)
@@ -601,15 +686,15 @@ def _num_col(df: pd.DataFrame, name: str) -> np.ndarray:
     return pd.to_numeric(col, errors="coerce").to_numpy(dtype=float)
 
 
-def _check_records(records: pd.DataFrame) -> None:
+def _check_records(records: pd.DataFrame, needed: Sequence[str]) -> None:
     if not isinstance(records, pd.DataFrame):
         raise NbriskError("records must be a pandas DataFrame of patient records")
-    missing = [c for c in _NEEDED if c not in records.columns]
+    missing = [c for c in needed if c not in records.columns]
     if missing:
         raise NbriskError(f"records lack the fields the synthetic truth needs: {', '.join(missing)}")
 
 
-def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.DataFrame:
+def _table_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.DataFrame:
     """Log hazard ratios of each record in the generator's hazards (the preset only changes the baselines).
 
     Returns a DataFrame (same index) with columns :data:`RELAPSE_LP_COLUMNS` (relapse in months 0–6, 6–12 and
@@ -620,7 +705,7 @@ def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.Da
     generator does not know) has no center effect.
     """
     _check_preset(preset)
-    _check_records(records)
+    _check_records(records, _NEEDED)
     age_dx = _num_col(records, "age_at_diagnosis_months")
     months = _num_col(records, "months_diagnosis_to_hsct")
     sites = np.clip(_num_col(records, "metastatic_sites_at_diagnosis"), 1, 6)
@@ -705,6 +790,129 @@ def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.Da
     return out
 
 
+#: Record fields the worlds' extra terms read (besides :data:`_NEEDED`).
+_WORLD_NEEDED = (
+    "mrd_at_hsct",
+    "bone_marrow_tumor_percent_at_hsct",
+    "chr11q_aberration",
+    "alk_status",
+    "ldh_at_diagnosis_u_l",
+    "donor_age_years",
+    "recipient_cmv",
+    "donor_cmv",
+)
+
+
+def _world_terms(records: pd.DataFrame, world: World) -> tuple[np.ndarray, np.ndarray]:
+    """Extra log hazards of ``world`` on top of its scaled table: relapse (n, 3) per status period and TRM (n,)."""
+    n = len(records)
+    rel, trm = np.zeros((n, len(RELAPSE_LP_COLUMNS))), np.zeros(n)
+    age = (_num_col(records, "age_at_diagnosis_months") + _num_col(records, "months_diagnosis_to_hsct")) / 12.0
+    mycn = _text_col(records, "mycn_status") == "amplified"
+    gd2 = _text_col(records, "planned_post_hsct_immunotherapy") == "anti_gd2"
+    status = _text_col(records, "disease_status_at_hsct")
+    if world.terms == "offtable":
+        mrd = _text_col(records, "mrd_at_hsct")
+        marrow = np.nan_to_num(_num_col(records, "bone_marrow_tumor_percent_at_hsct"), nan=0.0)
+        ldh = _num_col(records, "ldh_at_diagnosis_u_l")
+        ldh_term = np.where(np.isnan(ldh), 0.0, 1.2 * np.maximum(0.0, np.log10(np.maximum(ldh, 1.0) / 500.0)))
+        common = (
+            _LOG(2.2) * (mrd == "positive")
+            + _LOG(1.3) * (mrd == "unknown")
+            + 0.3 * np.log2(1.0 + marrow)
+            + _LOG(1.7) * (_text_col(records, "chr11q_aberration") == "present")
+            + _LOG(1.6) * (_text_col(records, "alk_status") == "mutated")
+            + ldh_term
+        )
+        rel += common[:, None]
+        donor_age = _num_col(records, "donor_age_years")
+        trm += np.where(np.isnan(donor_age), 0.0, _LOG(1.35) * np.maximum(0.0, donor_age - 25.0) / 10.0)
+        trm += _LOG(1.8) * (
+            (_text_col(records, "recipient_cmv") == "positive") & (_text_col(records, "donor_cmv") == "negative")
+        )
+    elif world.terms == "nonlinear":
+        # replace the table's constant MYCN (1.3) and anti-GD2 (0.6) effects and the age step (1.4 relapse)
+        rel += (np.log([3.0, 1.3, 0.6]) - _LOG(1.3))[None, :] * mycn[:, None]
+        rel += (np.log([1.0, 0.45, 0.45]) - _LOG(0.6))[None, :] * gd2[:, None]
+        rel += (np.minimum(0.05 * (age - 5.0) ** 2, 1.2) - _LOG(1.4) * (age > 10.0))[:, None]
+        lansky = _num_col(records, "lansky_score")
+        trm += 0.4 * (100.0 - lansky) / 10.0 - _LOG(1.6) * (lansky < 90)
+    elif world.terms == "interactions":
+        rel += (_LOG(2.2) * (mycn & np.isin(status, ["mr", "sd", "pd"])))[:, None]
+        good = np.isin(status, ["cr", "vgpr"])
+        rel += (gd2 * np.where(good, _LOG(0.35) - _LOG(0.6), -_LOG(0.6)))[:, None]
+        prior = _num_col(records, "prior_auto_hsct") >= 1
+        mac = _text_col(records, "conditioning_intensity") == "myeloablative"
+        haplo_none = (_text_col(records, "donor_type") == "haploidentical") & (
+            _text_col(records, "graft_manipulation") == "none"
+        )
+        trm += _LOG(2.2) * (prior & mac) + _LOG(2.0) * ((age > 10.0) & haplo_none)
+    if world.center_relapse is not None or world.center_trm is not None:
+        center = _text_col(records, "center_id") if "center_id" in records.columns else np.full(n, "", dtype=object)
+        cidx = np.nan_to_num(_lookup(center, {c.lower(): i for i, c in enumerate(CENTERS)}), nan=-1).astype(int)
+        known, ci = cidx >= 0, np.clip(cidx, 0, None)
+        if world.center_relapse is not None:  # replace the base centre effect (which the table part scaled)
+            rel += np.where(known, world.center_relapse[ci] - world.scale * _CENTER_RELAPSE[ci], 0.0)[:, None]
+        if world.center_trm is not None:
+            trm += np.where(known, world.center_trm[ci] - world.scale * _CENTER_TRM[ci], 0.0)
+    return rel, trm
+
+
+def _world_raw(records: pd.DataFrame, world: World) -> pd.DataFrame:
+    """A world's linear predictors before its constant offsets."""
+    lp = _table_linear_predictors(records, world.preset)
+    rel, trm = _world_terms(records, world)
+    for j, c in enumerate(RELAPSE_LP_COLUMNS):
+        lp[c] = world.scale * lp[c].to_numpy() + rel[:, j]
+    lp["trm"] = world.scale * lp["trm"].to_numpy() + trm
+    return lp
+
+
+@functools.cache
+def _world_offsets(name: str) -> tuple[np.ndarray, float]:
+    """Constant log-hazard offsets (relapse per period, TRM) that give ``name`` the mean relative hazard of its
+    preset: log E[exp(lp_preset)] − log E[exp(lp_world)] over 20,000 reference patients of each (fixed seed)."""
+    world = WORLDS[name]
+    ref = pd.DataFrame(_covariates(20_000, np.random.Generator(np.random.PCG64(771)), world.preset))
+    own = pd.DataFrame(_covariates(20_000, np.random.Generator(np.random.PCG64(771)), name))
+    base, raw = _table_linear_predictors(ref, world.preset), _world_raw(own, world)
+
+    def lme(x):
+        return float(np.log(np.mean(np.exp(np.asarray(x, dtype=float)))))
+
+    rel = np.array([lme(base[c]) - lme(raw[c]) for c in RELAPSE_LP_COLUMNS])
+    return rel, lme(base["trm"]) - lme(raw["trm"])
+
+
+def true_linear_predictors(records: pd.DataFrame, preset: str = "base") -> pd.DataFrame:
+    """Log hazard ratios of each record in the generator's hazards, for a preset or a world (:data:`WORLDS`).
+
+    Returns a DataFrame (same index) with columns :data:`RELAPSE_LP_COLUMNS` (relapse in months 0–6, 6–12 and
+    after 12: the status effect is weighted by :data:`STATUS_WEIGHTS`, and a world may add period-specific terms),
+    ``trm`` and ``post_relapse`` (death after relapse, without the early-relapse term
+    ``log 1.5 · 1{relapse < 6 months}``; the same in every world). Records must be valid under the contract (raw
+    strings as generated or the typed frame of ``validate_records``); a missing ``center_id`` (or a center the
+    generator does not know) has no center effect; a world's missing continuous input (marrow %, LDH, donor age)
+    contributes no extra hazard.
+    """
+    _check_preset(preset)
+    world = WORLDS.get(preset)
+    if world is None:
+        return _table_linear_predictors(records, preset)
+    _check_records(records, (*_NEEDED, *_WORLD_NEEDED))
+    lp = _world_raw(records, world)
+    rel_off, trm_off = _world_offsets(preset)
+    for j, c in enumerate(RELAPSE_LP_COLUMNS):
+        lp[c] = lp[c].to_numpy() + rel_off[j]
+    lp["trm"] = lp["trm"].to_numpy() + trm_off
+    if not np.all(np.isfinite(lp.to_numpy())):
+        raise NbriskError(
+            "records have missing or out-of-vocabulary values in fields the synthetic truth needs; "
+            "validate them first (nbrisk.features.record.validate_records)"
+        )
+    return lp
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Exact integration of piecewise-constant hazards.
 # ---------------------------------------------------------------------------------------------------------------
@@ -769,7 +977,7 @@ def true_risk(
     records : DataFrame of valid records (as generated, read back from CSV as strings, or typed by
         ``validate_records``); only baseline fields (and ``center_id`` if present) are used.
     times_months : (k,) horizons in months after HSCT (≥ 0).
-    preset : the preset whose baseline hazards generated the records.
+    preset : the preset or world (:data:`WORLDS`) whose hazards generated the records.
 
     Returns
     -------
@@ -819,7 +1027,7 @@ def _invert(rng_exp: np.ndarray, rates: np.ndarray, knots: np.ndarray) -> tuple[
 
 
 def _outcomes(records: pd.DataFrame, rng: np.random.Generator, preset: str, levels=None) -> dict[str, np.ndarray]:
-    era = _ERAS[preset]
+    era = _ERAS[_era_of(preset)]
     n = len(records)
     lp = true_linear_predictors(records, preset)
     starts = KNOTS_MONTHS
@@ -883,7 +1091,8 @@ def make_synthetic_cohort(n: int, seed: int, preset: str = "base") -> pd.DataFra
     n : number of patients (≥ 1).
     seed : seed of a ``numpy.random.Generator(PCG64(seed))``; the same ``(n, seed, preset)`` gives byte-identical
         CSV output.
-    preset : ``'base'``, ``'historical'`` or ``'optimistic'`` (see :data:`PRESETS`, :data:`TARGETS`).
+    preset : ``'base'``, ``'historical'`` or ``'optimistic'`` (see :data:`PRESETS`, :data:`TARGETS`), or a world
+        of :data:`WORLDS` (a variant of ``base`` whose true effects differ from the literature table).
 
     Returns
     -------
@@ -924,7 +1133,8 @@ def calibrate_baselines(preset: str, n: int = 8000, seed: int = 20240601) -> dic
     """
     from scipy.optimize import least_squares
 
-    _check_preset(preset)
+    if preset not in PRESETS:
+        raise NbriskError(f"only the presets ({', '.join(PRESETS)}) have calibrated baselines; worlds reuse them")
     rng = np.random.Generator(np.random.PCG64(seed))
     records = pd.DataFrame(_covariates(n, rng, preset))
     target = TARGETS[preset]

@@ -23,6 +23,7 @@ summary that rewards discrimination and calibration together), ties broken by th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -237,10 +238,9 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     config_text = None
     if not isinstance(config, TrainConfig):
-        path = Path(config) if config is not None else None
-        from nbrisk.training.config import default_config_path
+        from nbrisk.training.config import resolve_config_path
 
-        config_text = (path or default_config_path()).read_text(encoding="utf-8")
+        config_text = resolve_config_path(config).read_text(encoding="utf-8")
 
     # 1-2. data (a bad file stops here, before MLflow is touched)
     td = load_training_data(data, cfg)
@@ -321,15 +321,17 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
                 params=params,
                 features=V.make_features(),
             )
-            risk_model.training_summary["validation"] = {
-                "scheme": (
+            # the validation results complete the model's (frozen) training summary
+            risk_model.training_summary = dataclasses.replace(
+                risk_model.training_summary,
+                validation_scheme=(
                     f"out-of-fold predictions of {vcfg.n_splits}-fold cross-validation × {vcfg.n_repeats} "
                     f"repeat(s) stratified by cause, hyper-parameters tuned in a {vcfg.inner_splits}-fold "
                     f"inner loop; 95% CIs from {vcfg.n_bootstrap} patient bootstrap resamples"
                 ),
-                "optimism_corrected": {k[len("corrected_") :]: v for k, v in opt.items() if k.startswith("corrected_")},
-                "leave_center_out": {k[len("loco_") :]: v for k, v in extra.items() if k.startswith("loco_")},
-            }
+                optimism_corrected={k[len("corrected_") :]: v for k, v in opt.items() if k.startswith("corrected_")},
+                leave_center_out={k[len("loco_") :]: v for k, v in extra.items() if k.startswith("loco_")},
+            )
         tables["calibration"] = _calibration_tables(outcomes, cv.pooled, horizons)
         tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled, horizons)
         seconds = time.perf_counter() - t0

@@ -11,7 +11,7 @@ refitted inside every training fold (imputation and scaling learn nothing from t
 * :func:`cross_validate` — out-of-fold CIFs for every patient and repeat, per-fold metrics.
 * :func:`bootstrap_indices` + :func:`pooled_metrics` — metrics of the out-of-fold predictions with percentile 95%
   CIs over patient-level bootstrap resamples, the same resamples for every model (so differences between models
-  have CIs too; ``statistics.md``).
+  have CIs too; ``docs/statistics.md``).
 * :func:`optimism_corrected` — Harrell's bootstrap optimism correction of the final model's apparent performance
   (Harrell, Lee & Mark 1996, Stat Med 15:361; Steyerberg 2019, ch. 17).
 * :func:`leave_center_out` — internal–external validation: each center in turn is the test set
@@ -93,13 +93,12 @@ class FittedCandidate:
         return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
 
     def predict(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
-        """(n, 4, k) predictions at ``times_days``: 0 event-free, 1 relapse CIF, 2 TRM CIF (the estimator
-        convention) and 3 overall survival (illness–death)."""
+        """(n, 4, k) predictions at ``times_days``, axis 1 in :class:`~nbrisk.core.State` order (EFS, relapse CIF,
+        TRM CIF, overall survival)."""
         with warnings.catch_warnings():
-            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (statistics.md); not news here
+            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (docs/statistics.md); not news
             warnings.simplefilter("ignore", CIFCoherenceWarning)
-            states = self.model.predict_states(self.transform(records), times_days)  # relapse, trm, efs, os
-        return states[:, [2, 0, 1, 3]]
+            return self.model.predict_states(self.transform(records), times_days)
 
 
 def make_features():
@@ -159,7 +158,7 @@ def fit_candidate(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# metrics (engineer C's training/metrics.py) behind one small adapter
+# metrics (nbrisk.training.metrics) behind one small adapter
 
 
 def metric_key(cause: str, metric: str, horizon_months: float) -> str:

@@ -188,7 +188,7 @@ def test_pickle_round_trip_and_clone(fitted, training):
     pd.testing.assert_frame_equal(again.transform(training), fitted.transform(training), check_exact=True)
     assert again.feature_source_ == fitted.feature_source_
     params = clone(make_feature_pipeline(standardize=True, rare_count=3)).get_params()
-    assert params == {"standardize": True, "rare_count": 3, "center_effects": False}
+    assert params == {"standardize": True, "rare_count": 3, "center_effects": False, "splines": False}
 
 
 def test_rows_are_transformed_independently_of_the_batch(fitted, training):

@@ -18,7 +18,7 @@ def test_mgus2_published_fine_gray_coefficients():
 
     data = load_mgus2()
     X = data.X[["male"]]
-    assert np.bincount(data.y.event).tolist() == [409, 115, 860]  # published counts (references.md)
+    assert np.bincount(data.y.event).tolist() == [409, 115, 860]  # published counts (docs/statistics.md)
     # the reference (R survival vignette "compete": finegray + coxph) uses Efron ties and model-based SEs
     model = FineGray(ties="efron").fit(X, data.y)
     # published to 4 decimals (progression) and 5 decimals (death): rounding error ≤ 5e-5 and ≤ 5e-6
@@ -26,7 +26,7 @@ def test_mgus2_published_fine_gray_coefficients():
     assert model.coef_se_model_[0, 0] == pytest.approx(0.1866, abs=5e-5)
     assert model.coef_[1, 0] == pytest.approx(0.23349, abs=5e-6)
     assert model.coef_se_model_[1, 0] == pytest.approx(0.06894, abs=5e-6)
-    # cmprsk::crr's Breslow ties move the death coefficient by ~1e-3 on these tied monthly times (references.md)
+    # cmprsk::crr's Breslow ties move the death coefficient by ~1e-3 on these tied monthly times (docs/statistics.md)
     breslow = FineGray(ties="breslow").fit(X, data.y)
     assert 1e-4 < abs(breslow.coef_[1, 0] - model.coef_[1, 0]) < 2e-3
 
