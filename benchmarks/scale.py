@@ -289,6 +289,7 @@ def write_markdown(report: dict, out: Path) -> None:
                 f"| {x['expansion_rows'][0]:,} / {x['expansion_rows'][1]:,} | {r['load']} |"
             )
         lines.append("")
+    report["tasks"] = [r for r in report["tasks"] if r["res"] is not None]
     if report["tasks"]:
         lines += [
             "## Per-task costs (one fit + prediction of the whole cohort, one evaluation of the bootstrap metric set)",
