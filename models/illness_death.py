@@ -186,6 +186,25 @@ def _fit_pair(cr_model, post_model, X, y, post, cr_params):
     return cr, pm
 
 
+def _bootstrap_pair(cr_model, post_model, X, y_cr, post, inner, idx):
+    """One interval refit on the patient resample ``idx``: (pair, whether a fit warned of non-convergence)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        pair = _fit_pair(
+            cr_model,
+            post_model,
+            X.iloc[idx].reset_index(drop=True),
+            y_cr.iloc[idx].reset_index(drop=True),
+            post.iloc[idx].reset_index(drop=True),
+            inner,
+        )
+    bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for w in caught:  # anything else is re-raised as it came
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return pair, bad
+
+
 class IllnessDeathModel(BaseEstimator):
     """Relapse / TRM competing-risks model + post-relapse survival → relapse, TRM, EFS and coherent OS with intervals.
 
@@ -270,24 +289,10 @@ class IllnessDeathModel(BaseEstimator):
             # replicates never bootstrap internally (that would be B² fits)
             inner = {"n_bootstrap": 0} if "n_bootstrap" in cr_model.get_params() else {}
 
-            def one(idx):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", ConvergenceWarning)
-                    pair = _fit_pair(
-                        cr_model,
-                        post_model,
-                        X.iloc[idx].reset_index(drop=True),
-                        y_cr.iloc[idx].reset_index(drop=True),
-                        post.iloc[idx].reset_index(drop=True),
-                        inner,
-                    )
-                bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-                for w in caught:  # anything else is re-raised as it came
-                    if not issubclass(w.category, ConvergenceWarning):
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                return pair, bad
-
-            out = Parallel(n_jobs=self.n_jobs)(delayed(one)(idx) for idx in draws)
+            # a module-level task with the data as arguments (not a closure): on a cluster backend joblib then
+            # sends X, y and post once per loop instead of with every refit (nbrisk.training.cluster)
+            jobs = (delayed(_bootstrap_pair)(cr_model, post_model, X, y_cr, post, inner, idx) for idx in draws)
+            out = Parallel(n_jobs=self.n_jobs)(jobs)
             self.replicates_ = [pair for pair, _ in out]
             self.bootstrap_not_converged_ = int(sum(bad for _, bad in out))
         self._build_stack()

@@ -126,7 +126,7 @@ def test_cluster_run_equals_the_local_pool(mlflow_tracking, tmp_path, synthetic_
         for key, value in a.items():
             if isinstance(value, float):
                 assert b[key] == pytest.approx(value, abs=1e-12, nan_ok=True), key
-    for a, b in zip(local.results, dask.results, strict=True):
+    for a, b in zip(local.models, dask.models, strict=True):
         assert set(a.extra) == set(b.extra)
         for key, value in a.extra.items():
             if not key.startswith("seconds"):
