@@ -301,7 +301,7 @@ class RiskService:
         from nbrisk.serving.auth import KeyStore
         from nbrisk.settings import get_settings
 
-        if not KeyStore(get_settings().keys_db).has_active_keys():
+        if not KeyStore(get_settings().keys_store).has_active_keys():
             logger.warning(
                 "no active API key: every /v1 call will be refused (401); create one with `nbrisk keys create NAME`"
             )
