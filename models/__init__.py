@@ -6,17 +6,16 @@ All estimators follow the scikit-learn contract and return ``predict_cumulative_
 
 from importlib import import_module
 
+from nbrisk.models.families import FAMILIES
+
 _LAZY = {
-    "AalenJohansen": "nbrisk.models.nonparametric",
-    "CauseSpecificCox": "nbrisk.models.cox",
-    "FineGray": "nbrisk.models.fine_gray",
-    "CauseSpecificForest": "nbrisk.models.forest",
-    "CauseSpecificBoosting": "nbrisk.models.boosting",
+    **FAMILIES,
     "PostRelapseModel": "nbrisk.models.illness_death",
     "IllnessDeathModel": "nbrisk.models.illness_death",
     "BootstrapIntervals": "nbrisk.models.intervals",
     "RiskModel": "nbrisk.models.risk_model",
     "CompetingRisksEstimator": "nbrisk.models._base",
+    "CIFCoherenceWarning": "nbrisk.models._base",
 }
 
 __all__ = sorted(_LAZY)
