@@ -41,7 +41,7 @@ import pandas as pd
 from _common import markdown_table, write_results
 
 from nbrisk.core import SYNTHETIC_LABEL, Cause, State, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.models import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "known_truth.md"
 HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)

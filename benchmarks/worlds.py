@@ -56,7 +56,7 @@ import pandas as pd
 from _common import markdown_table, write_results
 
 from nbrisk.core import SYNTHETIC_LABEL, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.models import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "worlds.md"
 HORIZONS = (12.0, 24.0, 60.0)

@@ -702,7 +702,7 @@ def _consistency_problems(t: pd.DataFrame) -> list[tuple[int, str, str, str]]:
 
     def add(mask: np.ndarray, fields_: tuple[str, ...], rule: str) -> None:
         for pos in np.flatnonzero(mask):
-            values = ", ".join(f"{f}={_display(_plain(t[f].iat[pos]))}" for f in fields_)
+            values = ", ".join(f"{f}={display_value(t[f].iat[pos])}" for f in fields_)
             out.append((int(pos), ",".join(fields_), values, rule))
 
     age = t["age_at_diagnosis_months"].to_numpy(dtype=float)
@@ -747,6 +747,11 @@ def _consistency_problems(t: pd.DataFrame) -> list[tuple[int, str, str, str]]:
         with np.errstate(invalid="ignore"):
             add(cr & (v > 0), ("disease_status_at_hsct", f), f"disease_status_at_hsct CR requires {f} missing or 0")
     return out
+
+
+def display_value(v: Any) -> str:
+    """A stored value as error messages show it: whole numbers without ``.0``, dates as ISO days, long text cut."""
+    return _display(_plain(v))
 
 
 def _plain(v: Any) -> Any:

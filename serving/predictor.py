@@ -172,7 +172,7 @@ class Predictor:
         try:
             typed, found = validate_records(frame, require_outcomes=False, require_center=False, first_row=0)
         except Exception as exc:  # a validator bug must not become a 5xx for a client's body; log no values
-            logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, _where(exc))
+            logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, error_location(exc))
             raise InvalidInput(
                 "patient records could not be validated",
                 [*problems, ProblemDetail(None, None, "records could not be validated")],
@@ -329,11 +329,9 @@ class Predictor:
     ) -> bytes:
         """The tumour-board report (PDF or HTML bytes) for one patient, rendered by
         :func:`nbrisk.reports.render.render_patient_report` from the same validated record and model."""
+        from nbrisk.reports.render import render_patient_report  # imported on first use: the report stack is large
+
         typed = self.validate([patient], shape_problems)
-        try:
-            from nbrisk.reports.render import render_patient_report
-        except ImportError:
-            raise ReportUnavailable("report rendering is not available in this installation") from None
         try:
             return render_patient_report(self.risk_model, typed.iloc[[0]], fmt=fmt, model_info=self.model_info)
         except RequestError:
@@ -410,10 +408,6 @@ def raw_frame(patients: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(values, columns=pd.Index(cols, dtype=object), dtype=object)
 
 
-class ReportUnavailable(NbriskError):
-    """The report renderer (``nbrisk.reports.render``) is not installed."""
-
-
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
     s = training_summary_of(risk_model)
     synthetic = s.synthetic
@@ -486,7 +480,7 @@ def _first_line(exc: BaseException) -> str:
     return lines[0][:300] if lines else type(exc).__name__
 
 
-def _where(exc: BaseException) -> str:
+def error_location(exc: BaseException) -> str:
     """``module:line`` of the innermost frame of ``exc`` (for logs that must not carry exception messages)."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:

@@ -46,7 +46,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from nbrisk.serving.audit import AuditMiddleware
 from nbrisk.serving.auth import BearerAuthMiddleware, send_json
 from nbrisk.serving.batching import MicroBatcher
-from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where
+from nbrisk.serving.predictor import ModelUnavailable, Predictor, error_location
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
     ErrorResponse,
@@ -114,7 +114,11 @@ class GuardMiddleware:
             await self.app(scope, receive, send_with_version)
         except Exception as exc:
             logger.error(
-                "unhandled %s at %s on %s %s", type(exc).__name__, _where(exc), scope.get("method"), scope.get("path")
+                "unhandled %s at %s on %s %s",
+                type(exc).__name__,
+                error_location(exc),
+                scope.get("method"),
+                scope.get("path"),
             )
             if not started:
                 await send_json(send, 500, {"error": "internal error", "detail": []})
@@ -354,10 +358,7 @@ class RiskService:
         fmt = check_report_format(request.query_params.get("format"))
         req = parse_report_request(await read_body(request))
         request.scope["nbrisk"]["n_patients"] = 1
-        try:
-            data = await anyio.to_thread.run_sync(predictor.report, req.patients[0], fmt, req.problems)
-        except ReportUnavailable as exc:
-            raise RequestError("report unavailable", [ProblemDetail(None, None, str(exc))], status_code=503) from None
+        data = await anyio.to_thread.run_sync(predictor.report, req.patients[0], fmt, req.problems)
         media = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
         return Response(
             data, media_type=media, headers={"content-disposition": f'inline; filename="nbrisk-report.{fmt}"'}
