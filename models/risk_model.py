@@ -112,7 +112,9 @@ class RiskModel:
 
         Parameters
         ----------
-        records : validated records (:func:`nbrisk.features.record.validate_records`), one row per patient.
+        records : validated records (:func:`nbrisk.features.record.validate_records`), one row per patient; or the
+            typed columns of :func:`nbrisk.features.record.validate_columns` (a mapping of numpy arrays: the HTTP
+            service's path, which builds no DataFrame).
         horizons_months : months after HSCT (each > 0); sorted and de-duplicated (curves are in time order).
         intervals : ``False``: point estimates only (``lower``/``upper`` None), which skips the bootstrap replicates.
 
@@ -153,7 +155,7 @@ class RiskModel:
         (``training_summary['numeric_ranges']``) are checked here as well. Messages name fields, never values of
         identifiers.
         """
-        n = len(records)
+        n = len(records) if isinstance(records, pd.DataFrame) else len(records["patient_id"])
         out: list[list[str]] = [[] for _ in range(n)]
         fp = getattr(self.feature_pipeline, "input_warnings", None)
         if callable(fp):
@@ -161,9 +163,14 @@ class RiskModel:
                 out[i].extend(msgs)
         ranges = self.training_summary.get("numeric_ranges", {})
         for field, (lo, hi) in ranges.items():
-            if field not in records.columns:
+            if field not in records:
                 continue
-            vals = pd.to_numeric(records[field], errors="coerce").to_numpy(dtype=float)
+            col = records[field]
+            if isinstance(col, np.ndarray) and col.dtype.kind == "f":  # typed columns (the service): already floats
+                vals = col
+            else:
+                vals = pd.to_numeric(col, errors="coerce")
+                vals = vals.to_numpy(dtype=float) if isinstance(vals, pd.Series) else np.asarray(vals, dtype=float)
             for i in np.flatnonzero(np.isfinite(vals) & ((vals < lo) | (vals > hi))):
                 msg = f"{field} is outside the training data's range ({_fmt(lo)}–{_fmt(hi)})"
                 if msg not in out[i] and not any(field in m and "range" in m for m in out[i]):

@@ -281,7 +281,8 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         cv = V.cross_validate(
             spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs, progress=bump
         )
-        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        pooled, metric_replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        replicates: dict[str, Any] = dict(metric_replicates)
         replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
         tables: dict[str, Any] = {"fold_params": cv.params}
         extra: dict[str, float] = {"seconds_cv": cv.seconds}
@@ -394,15 +395,16 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         for row in board:
             row["version"] = by_name[row["model"]].version
         tracking.log_leaderboard(board)
-        best = next((by_name[row["model"]] for row in board if by_name[row["model"]].version is not None), None)
+        # the best model that was registered (has a version)
+        best = next((v for row in board if (v := by_name[row["model"]].version) is not None), None)
         candidate = champion = None
         if best is not None:
-            tracking.set_alias(name, "candidate", best.version)
-            candidate = best.version
+            tracking.set_alias(name, "candidate", best)
+            candidate = best
             champion = tracking.get_alias_version(name, "champion")
             if champion is None:
-                tracking.set_alias(name, "champion", best.version)
-                champion = best.version
+                tracking.set_alias(name, "champion", best)
+                champion = best
     return TrainResult(
         experiment,
         parent_id,
@@ -605,7 +607,7 @@ def promote(name: str, version: str, alias: str = "champion", config: str | Path
     cfg = load_config(config)
     checks, cand, champ = promotion_checks(name, str(version), alias, cfg)
     failed = [c for c in checks if not c.passed]
-    result = {
+    result: dict[str, Any] = {
         "name": name,
         "version": str(version),
         "alias": alias,
