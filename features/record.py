@@ -42,7 +42,7 @@ Group = Literal["identification", "disease", "pre_transplant_status", "donor_gra
 #: Lower-cased tokens read as a missing value (besides None/NaN and blank strings).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "null", "none", "nan"})
 #: Intended-use refusal message (a record outside the population the model was built for).
-INTENDED_USE = "outside the model's intended use"
+OUTSIDE_INTENDED_USE = "outside the model's intended use"
 _PATIENT_ID_RE = r"[A-Za-z0-9_\-]{1,64}"
 _MAX_VALUE_CHARS = 60
 
@@ -426,7 +426,7 @@ def _parse_enum(arr: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, np.ndarra
     table = {**{v: v for v in (spec.allowed or ())}, **spec.lookup}
     out, missing, bad = _lookup_column(arr, table, _norm_text)
     if spec.intended_use:
-        rule = f"{INTENDED_USE} (only {', '.join(spec.allowed or ())} is accepted)"
+        rule = f"{OUTSIDE_INTENDED_USE} (only {', '.join(spec.allowed or ())} is accepted)"
     else:
         rule = f"not one of {', '.join(spec.allowed or ())}"
     vals = np.array(out, dtype=object)
@@ -763,7 +763,7 @@ def _make_consistency_rules() -> list[tuple[tuple[str, ...], str, Callable[[Mapp
     rules: list[tuple[tuple[str, ...], str, Callable[[Mapping[str, Any]], Any]]] = [
         (
             age,
-            f"age at HSCT (diagnosis age + months to HSCT) must be {lo:g}–{hi:g} years: {INTENDED_USE}",
+            f"age at HSCT (diagnosis age + months to HSCT) must be {lo:g}–{hi:g} years: {OUTSIDE_INTENDED_USE}",
             lambda t: _outside((t[age[0]] + t[age[1]]) / 12.0, lo, hi),
         )
     ]

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, first_line, training_summary_of
+from nbrisk.core import INTENDED_USE, SYNTHETIC_LABEL, NbriskError, RiskCurves, first_line, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -52,14 +52,6 @@ RISK_GROUP_HORIZON_MONTHS = 24.0
 #: Decimals kept in answers: 1e-6 is far below any clinically or statistically meaningful difference and keeps a
 #: 1,000-patient answer small.
 ANSWER_DECIMALS = 6
-
-INTENDED_USE = (
-    "Prognostic estimates of relapse/progression, transplant-related mortality, event-free and overall survival "
-    "after allogeneic HSCT for children and young adults (0.5–25 years at HSCT) with stage M (INRG) / stage 4 (INSS) "
-    "neuroblastoma, refractory, relapsed or very-high-risk, from information known before day 0. Estimates are "
-    "associations from the training cohort, not effects of treatment choices; they support, never replace, a "
-    "tumour board's judgement."
-)
 
 
 class ModelUnavailable(NbriskError):
