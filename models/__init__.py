@@ -1,7 +1,8 @@
 """Competing-risks estimators (relapse vs TRM), illness–death overall survival, intervals, MLflow wrapper.
 
 All estimators follow the scikit-learn contract and return ``predict_cumulative_incidence(X, times)`` of shape
-``(n_samples, 3, n_times)`` (event-free, relapse, TRM). Names are imported lazily.
+``(n_samples, 3, n_times)`` (event-free, relapse, TRM: the first three of :class:`nbrisk.core.State`). The model
+families are those of the registry :data:`nbrisk.models.families.FAMILIES`. Names are imported lazily.
 """
 
 from importlib import import_module

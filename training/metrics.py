@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from nbrisk.core import CAUSES, DAYS_PER_MONTH, Cause
+from nbrisk.core import CAUSES, DAYS_PER_MONTH, Cause, State
 from nbrisk.models.nonparametric import (
     CensoringSurvival,
     aalen_johansen,
@@ -769,9 +769,9 @@ def evaluate_predictions(
             out[f"{name}_ibs"] = integrated_brier_score_cr(event, time, cif[:, cause, :], hd, cause, g)
     any_event = event > 0
     last = int(np.argmax(hd))
-    out["efs_harrell_c"] = harrell_c(any_event, time, 1.0 - cif[:, 0, last])
+    out["efs_harrell_c"] = harrell_c(any_event, time, 1.0 - cif[:, State.EFS, last])
     for j, lab in enumerate(labels):
-        out[f"efs_uno_c_{lab}"] = uno_c(any_event, time, 1.0 - cif[:, 0, j], hd[j])
+        out[f"efs_uno_c_{lab}"] = uno_c(any_event, time, 1.0 - cif[:, State.EFS, j], hd[j])
     if os_event is not None and os_time is not None and os_surv is not None:
         os_surv = _pred(os_surv, n, "os_surv")
         out["os_harrell_c"] = harrell_c(os_event, os_time, 1.0 - os_surv[:, last])
