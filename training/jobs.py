@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, Cause, NbriskError
+from nbrisk.core import CAUSES, SYNTHETIC_LABEL, Cause, NbriskError
 from nbrisk.training.config import TrainConfig, load_config
 from nbrisk.training.validation import metric_key
 
-CAUSE_NAMES = ("relapse", "trm")
+CAUSE_NAMES = tuple(cause.key for cause in CAUSES)  # "relapse", "trm": metric-name prefixes
 #: Per-cause metrics shown on the leaderboard (at the primary horizon).
 LEADERBOARD_METRICS = ("cindex", "auc", "brier", "ipa", "ici", "cal_slope")
 
@@ -431,9 +431,9 @@ def _calibration_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[
     y = outcomes[["event", "time"]]
     from nbrisk.core import months_to_days
 
-    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+    for c, cause in zip(CAUSE_NAMES, CAUSES, strict=True):
         for j, h in enumerate(horizons):
-            tab = M.calibration_table(y, cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause))
+            tab = M.calibration_table(*M.target(y), cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause))
             out[metric_key(c, "calibration", h)] = _jsonable(tab)
     return out
 
@@ -446,9 +446,11 @@ def _net_benefit_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[
     out: dict[str, Any] = {}
     y = outcomes[["event", "time"]]
     thresholds = np.round(np.arange(0.05, 0.81, 0.05), 2)
-    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+    for c, cause in zip(CAUSE_NAMES, CAUSES, strict=True):
         for j, h in enumerate(horizons):
-            tab = M.net_benefit(y, cif[:, int(cause), j], float(months_to_days(h)), thresholds, cause=int(cause))
+            tab = M.net_benefit(
+                *M.target(y), cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause), thresholds=thresholds
+            )
             out[metric_key(c, "net_benefit", h)] = _jsonable(tab)
     return out
 
