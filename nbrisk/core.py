@@ -31,6 +31,15 @@ class Cause(IntEnum):
     RELAPSE = 1
     TRM = 2
 
+    @property
+    def key(self) -> str:
+        """The lower-case name used in metric names, frames and JSON (``"relapse"``, ``"trm"``)."""
+        return self.name.lower()
+
+
+#: The two competing causes (censoring is not a cause), in code order; ``cause.key`` names each.
+CAUSES: tuple[Cause, ...] = (Cause.RELAPSE, Cause.TRM)
+
 
 class State(IntEnum):
     """Index of each state along axis 1 of every prediction array of nbrisk.
@@ -328,3 +337,12 @@ def training_summary_of(model: Any) -> TrainingSummary:
         f"this model was registered by an older nbrisk ({found}; this version reads layout "
         f"{TRAINING_SUMMARY_VERSION}): retrain it with `nbrisk train` and promote the new version"
     )
+
+
+#: Risk groups by predicted 2-year event-free survival (tertile cut-offs of the training cohort, fixed at training):
+#: the one definition of their names, used by the API, the reports and the calculator page.
+RISK_GROUP_TITLES: dict[str, str] = {
+    "low": "Low risk",
+    "intermediate": "Intermediate risk",
+    "high": "High risk",
+}

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from nbrisk.core import NbriskError
+from nbrisk.serving import limits
 
 KEY_PREFIX = "nbk_"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
@@ -170,6 +171,23 @@ class KeyStore:
         return found
 
 
+_stores: dict[Path, KeyStore] = {}
+
+
+def key_store(path: str | Path | None = None) -> KeyStore:
+    """The key store at ``path`` (default: ``settings.keys_db``, re-read on every call so that a changed
+    ``NBRISK_KEYS_DB`` is honoured), one instance per path and process. The one place the service gets its store."""
+    if path is None:
+        from nbrisk.settings import get_settings
+
+        path = get_settings().keys_db
+    path = Path(path)
+    store = _stores.get(path)
+    if store is None:
+        store = _stores.setdefault(path, KeyStore(path))
+    return store
+
+
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
     """The token of an ``Authorization: Bearer <token>`` header in raw ASGI headers, or None."""
     for k, v in headers:
@@ -201,7 +219,8 @@ async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[
 
 
 class BearerAuthMiddleware:
-    """ASGI middleware: 401 for every HTTP request without a valid bearer key; sets ``scope['nbrisk']['key_name']``.
+    """ASGI middleware: 401 for every HTTP request without a valid bearer key; sets ``scope['nbrisk']['key_name']``;
+    429 with ``Retry-After`` when the key is over its rate limit (:mod:`nbrisk.serving.limits`, off by default).
 
     Parameters
     ----------
@@ -212,19 +231,10 @@ class BearerAuthMiddleware:
     def __init__(self, app: Any, keys_db: str | Path | None = None):
         self.app = app
         self._keys_db = keys_db
-        self._store: KeyStore | None = None
 
     @property
     def store(self) -> KeyStore:
-        # settings are re-read per request (microseconds) so that a changed NBRISK_KEYS_DB is honoured
-        path = self._keys_db
-        if path is None:
-            from nbrisk.settings import get_settings
-
-            path = get_settings().keys_db
-        if self._store is None or self._store.path != Path(path):
-            self._store = KeyStore(path)
-        return self._store
+        return key_store(self._keys_db)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -252,4 +262,9 @@ class BearerAuthMiddleware:
             )
             return
         scope.setdefault("nbrisk", {})["key_name"] = name
+        wait = limits.current().rate.check(name)
+        if wait:
+            err = limits.TooManyRequests(wait)
+            await send_json(send, err.status_code, err.body(), headers=[(b"retry-after", str(wait).encode())])
+            return
         await self.app(scope, receive, send)

@@ -227,7 +227,6 @@ def train(
 
 
 def _train(data, config, experiment, progress, log) -> TrainResult:
-    from nbrisk.models.risk_model import fit_risk_model
     from nbrisk.training import plots, tracking
     from nbrisk.training import validation as V
     from nbrisk.training.cluster import run_fit, share_data
@@ -291,10 +290,30 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         params = spec.candidates()[0]
         if not spec.is_null:
             params = run_fit(V.tune, spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
-            final = run_fit(V.fit_candidate, spec, params, records, outcomes, cfg.seed)
+            # the final model, fitted once: its apparent performance is optimism-corrected below and it is what
+            # gets registered (the object validated is the object registered)
+            risk_model = run_fit(
+                V.fit_candidate,
+                spec,
+                params,
+                records,
+                outcomes,
+                cfg.seed,
+                describe=True,
+                model_name=spec.name,
+                family=spec.family,
+                synthetic=td.synthetic,
+                fingerprint=td.fingerprint["sha256"],
+                n_interval_bootstrap=(
+                    cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
+                ),
+                n_jobs=cfg.n_jobs,
+                validation_metrics=pooled,
+                params=params,
+            )
             n_opt = vcfg.n_optimism if spec.optimism else 0
             opt = V.optimism_corrected(
-                spec, params, final, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
+                spec, params, risk_model, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
             )
             extra.update(opt)
             if vcfg.leave_center_out and spec.leave_center_out:
@@ -304,24 +323,6 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
                 if loco is not None:
                     tables["leave_center_out"] = loco
                     extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
-            risk_model = run_fit(
-                fit_risk_model,
-                records,
-                outcomes,
-                spec.make_estimator(random_state=cfg.seed, **params),
-                model_name=spec.name,
-                family=spec.family,
-                synthetic=td.synthetic,
-                fingerprint=td.fingerprint["sha256"],
-                n_interval_bootstrap=(
-                    cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
-                ),
-                seed=cfg.seed,
-                n_jobs=cfg.n_jobs,
-                validation_metrics=pooled,
-                params=params,
-                features=V.make_features(),
-            )
             # the validation results complete the model's (frozen) training summary
             risk_model.training_summary = dataclasses.replace(
                 risk_model.training_summary,
