@@ -96,23 +96,29 @@ def bootstrap_draws(random_state, n: int, n_bootstrap: int) -> list[np.ndarray]:
     return [rng.randint(0, n, size=n) for _ in range(int(n_bootstrap))]
 
 
-def refit_on_resamples(fit: Callable[[np.ndarray], object], draws: Sequence[np.ndarray], n_jobs: int = 1):
-    """``fit(idx)`` for every resample ``idx`` of ``draws``, in parallel (joblib ``Parallel``, so any joblib backend
-    applies).
+def refit_on_resamples(
+    fit: Callable[..., object], draws: Sequence[np.ndarray], n_jobs: int = 1, data: tuple = ()
+) -> tuple[list, int]:
+    """``fit(idx, *data)`` for every resample ``idx`` of ``draws``, in parallel (joblib ``Parallel``, so any joblib
+    backend applies).
+
+    Pass the training data through ``data`` and a module-level ``fit`` rather than a closure over the data: a
+    cluster backend (joblib's Dask backend) then scatters each argument to the workers once per loop instead of
+    shipping it with every refit.
 
     A resample can separate a rare covariate and a Cox-type fit then warns that it did not converge: such replicates
     are kept and counted rather than warned about one by one; any other warning is passed on as it came.
 
     Returns ``(fits, n_not_converged)``: the fitted replicates in the order of ``draws``.
     """
-    out = Parallel(n_jobs=n_jobs)(delayed(_fit_counting_nonconvergence)(fit, idx) for idx in draws)
+    out = Parallel(n_jobs=n_jobs)(delayed(_fit_counting_nonconvergence)(fit, idx, *data) for idx in draws)
     return [model for model, _ in out], int(sum(bad for _, bad in out))
 
 
-def _fit_counting_nonconvergence(fit, idx):
+def _fit_counting_nonconvergence(fit, idx, *data):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        model = fit(idx)
+        model = fit(idx, *data)
     bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
     for w in caught:  # anything but non-convergence on a resample is passed on
         if not issubclass(w.category, ConvergenceWarning):

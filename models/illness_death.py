@@ -183,6 +183,12 @@ def _fit_pair(cr_model, post_model, X, y, post, cr_params):
     return cr, pm
 
 
+def _bootstrap_pair(idx, cr_model, post_model, X, y_cr, post, inner):
+    """One interval refit on the patient resample ``idx`` (a module-level task: see :func:`refit_on_resamples`)."""
+    rows = [frame.iloc[idx].reset_index(drop=True) for frame in (X, y_cr, post)]
+    return _fit_pair(cr_model, post_model, rows[0], rows[1], rows[2], inner)
+
+
 class IllnessDeathModel(CompetingRisksEstimator):
     """Relapse / TRM competing-risks model + post-relapse survival → relapse, TRM, EFS and coherent OS with intervals.
 
@@ -260,12 +266,12 @@ class IllnessDeathModel(CompetingRisksEstimator):
             # replicates never bootstrap internally (that would be B² fits)
             inner = {"n_bootstrap": 0} if "n_bootstrap" in cr_model.get_params() else {}
 
-            def one(idx):
-                rows = [frame.iloc[idx].reset_index(drop=True) for frame in (X, y_cr, post)]
-                return _fit_pair(cr_model, post_model, rows[0], rows[1], rows[2], inner)
-
             draws = bootstrap_draws(self.random_state, len(event), B)
-            self.replicates_, self.bootstrap_not_converged_ = refit_on_resamples(one, draws, self.n_jobs)
+            # the data go as task arguments, not in a closure: on a cluster backend joblib then sends X, y and
+            # post once per loop instead of with every refit (nbrisk.training.cluster)
+            self.replicates_, self.bootstrap_not_converged_ = refit_on_resamples(
+                _bootstrap_pair, draws, self.n_jobs, data=(cr_model, post_model, X, y_cr, post, inner)
+            )
         self._build_stack()
         return self
 

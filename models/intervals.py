@@ -73,11 +73,10 @@ class BootstrapIntervals(CompetingRisksEstimator):
             base = clone(base).set_params(n_bootstrap=0)
         self.estimator_ = clone(base).fit(X, y, **fit_params)
 
-        def one(idx):
-            return clone(base).fit(_rows(X, idx), _rows(y, idx), **fit_params)
-
         draws = bootstrap_draws(self.random_state, len(y), self.n_bootstrap)
-        self.estimators_, self.n_not_converged_ = refit_on_resamples(one, draws, self.n_jobs)
+        self.estimators_, self.n_not_converged_ = refit_on_resamples(
+            _refit_clone, draws, self.n_jobs, data=(base, X, y, fit_params)
+        )
         return self
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
@@ -99,3 +98,8 @@ class BootstrapIntervals(CompetingRisksEstimator):
     def contributions(self, X):
         """Delegates to the full-data fit (regression models only)."""
         return self.estimator_.contributions(X)
+
+
+def _refit_clone(idx, base, X, y, fit_params):
+    """One replicate: a clone of ``base`` fitted on the resample ``idx`` (module level: see refit_on_resamples)."""
+    return clone(base).fit(_rows(X, idx), _rows(y, idx), **fit_params)
