@@ -97,7 +97,10 @@ def _group_label(key: str, cols: list[str], fields: dict[str, Any]) -> str:
     spec = fields.get(key)
     derived = [COLUMN_LABELS[c] for c in cols if c in COLUMN_LABELS]
     if derived and (spec is None or "+" in key or all(c in COLUMN_LABELS for c in cols)):
-        return " / ".join(dict.fromkeys(derived))
+        labels = list(dict.fromkeys(derived))
+        # "Time from diagnosis to HSCT" and "... in relapsed disease" are one input: keep the shorter name
+        kept = [x for x in labels if not any(y != x and x.startswith(y) for y in labels)]
+        return " / ".join(kept)
     return spec.label if spec is not None else key.replace("_", " ")
 
 

@@ -119,10 +119,7 @@ def _imputed_text(risk_model: Any, spec: Any, row: pd.Series, cols: list[str]) -
     status = str(row.get("disease_status_at_hsct"))
     if "curie_score_over_2" in cols and spec.name == "curie_score_at_hsct":
         share = fp.curie_over_2_share_.get(status, fp.curie_over_2_share_[""])
-        return (
-            f"scored as a {100 * share:.0f}% chance of a score > 2 (the share among training patients with "
-            f"disease status {status})"
-        )
+        return f"a {100 * share:.0f}% chance of a score > 2 (the training share in status {status})"
     if status == "CR" and spec.name in ("curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct"):
         return "0 (disease status CR)"
     median = fp.medians_.get(spec.name)

@@ -86,7 +86,7 @@ def stacked_incidence_svg(
     relapse: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
     trm: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
     width_in: float = 3.5,
-    height_in: float = 1.85,
+    height_in: float = 1.75,
     label: str | None = None,
 ) -> str:
     """Stacked cumulative incidence for one patient.
@@ -150,7 +150,7 @@ def survival_svg(
     months: np.ndarray,
     curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
     width_in: float = 3.5,
-    height_in: float = 1.85,
+    height_in: float = 1.75,
     label: str | None = None,
 ) -> str:
     """Overall survival and event-free survival for one patient, each with its 95% pointwise band.
@@ -191,7 +191,7 @@ def incidence_svg(
     curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
     cohort: tuple[np.ndarray, dict[str, np.ndarray]] | None,
     width_in: float = 3.5,
-    height_in: float = 1.85,
+    height_in: float = 1.75,
     label: str | None = None,
 ) -> str:
     """Relapse and TRM cumulative incidence of this patient (solid, shaded 95% band) beside the training cohort's

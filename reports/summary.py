@@ -168,14 +168,11 @@ def plain_language(icons: IconArray, os_2y: float) -> str:
 def _risk_group_text(group: str, cutoffs: tuple[float, float], efs_2y: float) -> str:
     lo, hi = cutoffs
     meaning = {
-        "high": f"predicted 2-year event-free survival below {100 * lo:.0f}%",
-        "intermediate": f"predicted 2-year event-free survival {100 * lo:.0f}–{100 * hi:.0f}%",
-        "low": f"predicted 2-year event-free survival of {100 * hi:.0f}% or more",
+        "high": f"predicted 2-year EFS below {100 * lo:.0f}%",
+        "intermediate": f"predicted 2-year EFS {100 * lo:.0f}–{100 * hi:.0f}%",
+        "low": f"predicted 2-year EFS {100 * hi:.0f}% or more",
     }[group]
-    return (
-        f"{meaning} (thirds of the training cohort's predictions). This patient: {100 * efs_2y:.1f}% event-free, "
-        f"so {100 * (1 - efs_2y):.1f}% relapse or transplant-related death by 2 years."
-    )
+    return f"{meaning} (thirds of the training cohort); {100 * (1 - efs_2y):.0f}% relapse or TRM by 2 years."
 
 
 def _interval_note(s: Any, has_intervals: bool) -> str:

@@ -56,7 +56,7 @@ def test_warnings_concern_only_used_inputs_and_the_real_imputation(clinical_mode
     s = build_patient_summary(clinical_model, rec)
     text = " ".join(s.warnings)
     assert "LDH" not in text and "CD34" not in text and FIELDS["donor_age_years"].label not in text
-    assert "share among training patients with disease status" in text  # not "the training median"
+    assert "the training share in status" in text  # not "the training median"
     assert "MYCN" in text and "unknown" in text
 
 
