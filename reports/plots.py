@@ -52,7 +52,7 @@ _RC = {
 #: rc_context swaps matplotlib's *global* settings; the service renders in worker threads, so one figure at a time.
 _RC_LOCK = threading.Lock()
 #: Fixed margins (figure fractions) of the patient report's two side-by-side panels.
-_PANEL_MARGINS = {"left": 0.15, "right": 0.97, "top": 0.9, "bottom": 0.3}
+_PANEL_MARGINS = {"left": 0.15, "right": 0.97, "top": 0.86, "bottom": 0.36}
 
 
 def _to_svg(fig: Figure) -> str:
@@ -127,7 +127,7 @@ def stacked_incidence_svg(
         _pct_axis(ax)
         ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = r_lo is not None or t_lo is not None
-        ax.set_title("Cumulative incidence" + (" (dashed: 95% interval)" if has_band else " (no interval)"))
+        ax.set_title("Cumulative incidence" + (" (dashed: 95% interval)" if has_band else " (no interval)"), loc="left")
         handles, labels = ax.get_legend_handles_labels()
         # Legend below the axes, in the same top-to-bottom order as the stacked bands.
         order = [2, 1, 0]
@@ -135,7 +135,7 @@ def stacked_incidence_svg(
             [handles[i] for i in order],
             [labels[i] for i in order],
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.2),
+            bbox_to_anchor=(0.5, -0.3),
             ncol=2,
             frameon=False,
             columnspacing=0.8,
@@ -173,8 +173,8 @@ def survival_svg(
         _pct_axis(ax)
         ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = any(v[1] is not None for v in curves.values())
-        ax.set_title("Survival" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.2)
+        ax.set_title("Survival" + (" (shaded: 95% interval)" if has_band else " (no interval)"), loc="left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False, handlelength=1.2)
         _stamp(fig, label)
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)
@@ -183,7 +183,7 @@ def survival_svg(
 def _stamp(fig: Figure, label: str | None) -> None:
     """Write ``label`` (e.g. ``SYNTHETIC — not for clinical use``) inside the figure, so a cropped plot keeps it."""
     if label:
-        fig.text(0.995, 0.005, label, ha="right", va="bottom", fontsize=5.5, color="#b00020", fontweight="bold")
+        fig.text(0.99, 0.99, label, ha="right", va="top", fontsize=5.5, color="#b00020", fontweight="bold")
 
 
 def incidence_svg(
@@ -218,8 +218,8 @@ def incidence_svg(
         _pct_axis(ax)
         ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = any(v[1] is not None for v in curves.values())
-        ax.set_title("Patient vs cohort" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.6)
+        ax.set_title("Patient vs cohort" + (" (shaded: 95% interval)" if has_band else " (no interval)"), loc="left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False, handlelength=1.6)
         _stamp(fig, label)
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)
@@ -245,7 +245,7 @@ def icon_array_svg(event_free: int, relapse: int, trm: int, label: str | None = 
         ax.set_aspect("equal")
         ax.axis("off")
         _stamp(fig, label)
-        fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.02)
+        fig.subplots_adjust(left=0.02, right=0.98, top=0.92, bottom=0.02)
         return _to_svg(fig)
 
 

@@ -172,7 +172,7 @@ def _risk_group_text(group: str, cutoffs: tuple[float, float], efs_2y: float) ->
         "intermediate": f"predicted 2-year EFS {100 * lo:.0f}–{100 * hi:.0f}%",
         "low": f"predicted 2-year EFS {100 * hi:.0f}% or more",
     }[group]
-    return f"{meaning} (thirds of the training cohort); {100 * (1 - efs_2y):.0f}% relapse or TRM by 2 years."
+    return f"{meaning} (thirds of the training cohort); {100 * (1 - efs_2y):.1f}% relapse or TRM by 2 years."
 
 
 def _interval_note(s: Any, has_intervals: bool) -> str:
