@@ -300,48 +300,16 @@ def calibration_svg(
     width_in: float = 3.2,
     height_in: float = 3.0,
 ) -> str:
-    """Calibration plot: observed (Aalen–Johansen) vs mean predicted incidence per risk group (Austin et al. 2020).
+    """Calibration plot (:func:`nbrisk.training.plots.draw_calibration`) as inline SVG.
 
     ``groups``: (label, predicted (g,), observed (g,), observed lower or None, observed upper or None), one per
-    model or cause, each point one risk decile. The diagonal is perfect calibration.
+    model or cause, each point one risk decile.
     """
-    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+    from nbrisk.training.plots import draw_calibration
+
     with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
-        ax = fig.subplots()
-        hi = 0.05
-        for i, (label, pred, obs, lo, up) in enumerate(groups):
-            pred, obs = np.asarray(pred, float), np.asarray(obs, float)
-            colour = palette[i % len(palette)]
-            if lo is not None and up is not None:
-                yerr = np.vstack(
-                    [np.clip(obs - np.asarray(lo, float), 0, None), np.clip(np.asarray(up, float) - obs, 0, None)]
-                )
-                ax.errorbar(
-                    pred,
-                    obs,
-                    yerr=yerr,
-                    fmt="o-",
-                    color=colour,
-                    markersize=3,
-                    linewidth=0.9,
-                    elinewidth=0.6,
-                    capsize=1.5,
-                    label=label,
-                )
-                hi = max(hi, float(np.nanmax(up)))
-            else:
-                ax.plot(pred, obs, "o-", color=colour, markersize=3, linewidth=0.9, label=label)
-            hi = max(hi, float(np.nanmax(pred)), float(np.nanmax(obs)))
-        hi = min(1.0, hi * 1.05)
-        ax.plot([0, hi], [0, hi], color=COLOURS["reference"], linestyle=":", linewidth=0.8, label="Ideal")
-        ax.set_xlim(0, hi)
-        ax.set_ylim(0, hi)
-        ax.set_xlabel("Mean predicted incidence")
-        ax.set_ylabel("Observed incidence (Aalen–Johansen)")
-        ax.set_title(title)
-        ax.grid(True, color="#dddddd", linewidth=0.5)
-        ax.legend(loc="lower right", frameon=False)  # points run along the diagonal from the lower left
+        draw_calibration(fig.subplots(), groups, title)
         fig.subplots_adjust(left=0.17, right=0.97, top=0.92, bottom=0.13)
         return _to_svg(fig)
 
@@ -354,32 +322,12 @@ def decision_curve_svg(
     width_in: float = 3.2,
     height_in: float = 2.6,
 ) -> str:
-    """Decision curve: net benefit vs threshold probability (Vickers & Elkin 2006; Vickers et al. 2008).
+    """Decision curve (:func:`nbrisk.training.plots.draw_decision_curve`) as inline SVG: ``curves`` (label, net
+    benefit (m,)) per model over ``thresholds`` (m,); ``treat_all`` (m,); treat-none is the zero line."""
+    from nbrisk.training.plots import draw_decision_curve
 
-    ``curves``: (label, net benefit (m,)) per model over ``thresholds`` (m,); ``treat_all`` (m,) is the
-    treat-everyone strategy; treat-none is the zero line.
-    """
-    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
-    thresholds = np.asarray(thresholds, float)
     with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
-        ax = fig.subplots()
-        top = 0.02
-        for i, (label, nb) in enumerate(curves):
-            nb = np.asarray(nb, float)
-            ax.plot(thresholds, nb, color=palette[i % len(palette)], linewidth=1.2, label=label)
-            top = max(top, float(np.nanmax(nb)))
-        if treat_all is not None:
-            ta = np.asarray(treat_all, float)
-            ax.plot(thresholds, ta, color=COLOURS["reference"], linewidth=0.9, linestyle="--", label="Treat all")
-            top = max(top, float(np.nanmax(ta)))
-        ax.axhline(0, color="black", linewidth=0.8, label="Treat none")
-        ax.set_ylim(-0.05 * max(top, 0.1), top * 1.1)
-        ax.set_xlim(float(thresholds.min()), float(thresholds.max()))
-        ax.set_xlabel("Threshold probability")
-        ax.set_ylabel("Net benefit")
-        ax.set_title(title)
-        ax.grid(True, color="#dddddd", linewidth=0.5)
-        ax.legend(loc="upper right", frameon=False)
+        draw_decision_curve(fig.subplots(), thresholds, curves, treat_all, title)
         fig.subplots_adjust(left=0.17, right=0.97, top=0.91, bottom=0.16)
         return _to_svg(fig)
