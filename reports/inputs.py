@@ -87,8 +87,9 @@ def _nonzero_columns(estimator: Any, n: int) -> set[int]:
 def model_inputs(risk_model: Any) -> ModelInputs:
     """The columns (and record fields) a fitted :class:`~nbrisk.models.risk_model.RiskModel` reads."""
     fp = risk_model.feature_pipeline
-    names = list(fp.feature_names_out_)
     idm = risk_model.illness_death
+    # the columns the models were fitted on (the pipeline's output less any column dropped at the final fit)
+    names = [str(c) for c in getattr(idm, "feature_names_in_", fp.feature_names_out_)]
     used: set[int] = set()
     for est in (getattr(idm, "cr_model_", None), getattr(idm, "post_relapse_", None)):
         if est is not None:

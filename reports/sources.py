@@ -53,12 +53,9 @@ def resolve(model: str | None) -> ResolvedModel:
     if uri.strip().isdigit():
         uri = f"models:/{settings.registered_model_name}/{uri.strip()}"
     name, alias = settings.registered_model_name, None
-    if uri.startswith("models:/"):
-        body = uri[len("models:/") :]
-        if "@" in body:
-            name, alias = body.split("@", 1)
-        elif "/" in body:
-            name = body.split("/", 1)[0]
+    parts = tracking.parse_models_uri(uri)
+    if parts is not None and (parts.alias is not None or parts.version is not None):
+        name, alias = parts.name, parts.alias
     resolved, version = resolve_model_version(uri)
     return ResolvedModel(uri=resolved, name=name, version=version, alias=alias)
 

@@ -45,6 +45,33 @@ BOOTSTRAP_ARTIFACT = "validation/bootstrap_replicates.json"
 # ----------------------------------------------------------------------------------------------------------------
 # connection
 
+#: Scheme of MLflow's model-registry URIs.
+MODELS_SCHEME = "models:/"
+
+
+@dataclass(frozen=True)
+class ModelsUri:
+    """The parts of a registry URI: ``models:/NAME@ALIAS`` (``alias``), ``models:/NAME/VERSION`` (``version``), or
+    ``models:/<id>`` of a logged model (neither)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+
+def parse_models_uri(uri: str) -> ModelsUri | None:
+    """Split a ``models:/`` URI into its parts (no registry call); ``None`` for any other URI (``runs:/``, a folder)."""
+    if not uri.startswith(MODELS_SCHEME):
+        return None
+    body = uri[len(MODELS_SCHEME) :]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return ModelsUri(name, alias=alias)
+    if "/" in body:
+        name, version = body.split("/", 1)
+        return ModelsUri(name, version=version)
+    return ModelsUri(body)
+
 
 def configure() -> str:
     """Point MLflow at the configured tracking/registry store (creating the SQLite folder) and return its URI."""
@@ -196,7 +223,7 @@ def log_model_run(parent_id: str, experiment: str, log: ModelLog, register_as: s
 
             info = log_risk_model(log.risk_model, log.input_example, name="model", registered_model_name=register_as)
             version = getattr(info, "registered_model_version", None)
-            if version is not None:
+            if version is not None and register_as is not None:
                 client = MlflowClient()
                 for k, v in {
                     MODEL_NAME_TAG: log.name,
