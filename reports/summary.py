@@ -203,6 +203,25 @@ def applicability_warnings(s: Any, synthetic: bool) -> tuple[str, ...]:
     return tuple(out)
 
 
+#: A what-if row that moves a cause's 2-year risk by at least this much (absolute) puts its input in the drivers.
+LARGE_WHATIF = 0.10
+
+
+def _large_whatifs(whatifs: tuple[WhatIf, ...]) -> dict[str, set[str]]:
+    """Per outcome, the record fields whose what-if rows move its 2-year risk by ≥ :data:`LARGE_WHATIF`."""
+    from nbrisk.reports.whatif import WHATIF_FIELDS
+
+    out: dict[str, set[str]] = {"relapse": set(), "trm": set()}
+    for w in whatifs:
+        cur = next((c for c in whatifs if c.current and c.choice == w.choice), None)
+        if cur is None or w.current:
+            continue
+        for outcome in out:
+            if abs(getattr(w, outcome).estimate - getattr(cur, outcome).estimate) >= LARGE_WHATIF:
+                out[outcome].add(WHATIF_FIELDS[w.choice])
+    return out
+
+
 def build_patient_summary(
     risk_model,
     record: Mapping[str, Any] | pd.DataFrame,
@@ -246,7 +265,7 @@ def build_patient_summary(
     inputs_used, inputs_unused, input_warnings = _input_sections(risk_model, typed, used)
     whatifs, notes = compute_whatifs(risk_model, typed, used, table_curves)
     similar = similar_group(s, key.efs.estimate)
-    drivers = compute_drivers(risk_model, typed, used)
+    drivers = compute_drivers(risk_model, typed, used, also=_large_whatifs(whatifs))
     return PatientSummary(
         patient_id=str(typed.iloc[0]["patient_id"]),
         intended_use=INTENDED_USE,
