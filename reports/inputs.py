@@ -156,7 +156,9 @@ def input_sections(
         if _missing(value):
             shown, status = _imputed_text(risk_model, spec, row, cols), "imputed"
             warnings.append(f"{spec.label} was missing; the model used {shown}.")
-        elif spec.kind == "enum" and name in fp.references_:
+        elif spec.kind == "enum" and name in fp.references_ and cols and all(c.startswith(f"{name}=") for c in cols):
+            # only a field the model reads through its one-hot columns is "scored as the reference level"; a field
+            # read through a derived column (the KIR-ligand mismatch with a haploidentical donor) is used as given
             ref = fp.references_[name]
             level = _used_level(name, cols, xrow, ref)
             if str(value) != level and level == ref and str(value) not in (ref,):

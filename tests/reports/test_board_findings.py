@@ -260,3 +260,10 @@ def test_model_report_flags_a_low_calibration_slope(clinical_model):
     model.__dict__.update(clinical_model.__dict__, training_summary=s)
     m = build_model_summary(ModelSources(ResolvedModel("models:/nbrisk/1", "nbrisk", "1", None), model))
     assert any("TRM calibration slope at 24 months is 0.67" in f for f in m.flags)
+
+
+def test_a_field_read_through_a_derived_column_is_not_called_a_reference_level(clinical_model):
+    rec = {**example_record(), "donor_type": "haploidentical", "kir_ligand_mismatch": "yes"}
+    s = build_patient_summary(clinical_model, rec)
+    row = next(r for g in s.inputs_used for r in g.rows if r.field == "kir_ligand_mismatch")
+    assert row.status == "" and row.used == ""
