@@ -32,7 +32,7 @@ COLOURS = {
 }
 AXIS_LABEL_MONTHS = "Months after HSCT"
 #: The one y-axis label of every patient-report curve (cumulative incidence and survival alike).
-AXIS_LABEL_SHARE = "Share of patients like this one"
+AXIS_LABEL_SHARE = "% of patients"
 
 _RC = {
     "svg.fonttype": "none",  # keep text as text: searchable in the PDF, smaller SVG
