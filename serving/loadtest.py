@@ -28,7 +28,7 @@ import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -306,7 +306,7 @@ def _worker_started(server: Server, pid: int) -> bool:
 
 
 def _audit_check(audit_db: Path, answered: list[tuple[str, int, float]]) -> tuple[int, int]:
-    with sqlite3.connect(audit_db, timeout=30) as conn:
+    with closing(sqlite3.connect(audit_db, timeout=30)) as conn:
         rows = conn.execute("SELECT body_sha256, status FROM audit WHERE path = '/v1/risk'").fetchall()
     have = Counter((h, s) for h, s in rows if s is not None)
     want = Counter((h, s) for h, s, _ in answered)

@@ -7,7 +7,6 @@ soak and the recovery figures are in ``benchmarks/resilience.py`` → ``benchmar
 from __future__ import annotations
 
 import socket
-import sqlite3
 import time
 
 import httpx
@@ -16,6 +15,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from nbrisk.features.record import example_record
 from nbrisk.serving import fhir, loadtest
+from nbrisk.serving.audit import AuditLog
 from nbrisk.serving.auth import KeyStore
 
 pytestmark = pytest.mark.slow
@@ -42,8 +42,11 @@ def one_worker(tmp_path_factory, model_dir):
 
 
 def _statuses(home) -> list[int | None]:
-    with sqlite3.connect(home / "audit.db", timeout=30) as conn:
-        return [r[0] for r in conn.execute("SELECT status FROM audit")]
+    log = AuditLog(home / "audit.db")
+    try:
+        return [r.status for r in log.recent(10**7)]
+    finally:
+        log.close()
 
 
 def _open_stalled(base: str, key: str | None) -> socket.socket:
