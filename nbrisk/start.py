@@ -56,7 +56,7 @@ def ensure_first_key() -> str | None:
     from nbrisk.serving.auth import KeyStore
     from nbrisk.settings import get_settings
 
-    store = KeyStore(get_settings().keys_db)
+    store = KeyStore(get_settings().keys_store)
     if store.has_active_keys():
         print("nbrisk: API keys exist (`nbrisk keys list`); create another with `nbrisk keys create NAME`", flush=True)
         return None

@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nbrisk.serving.auth import private_file
+from nbrisk.serving.store import private_file
 
 logger = logging.getLogger("nbrisk.serving")
 

@@ -61,7 +61,7 @@ from nbrisk.serving.audit import AuditMiddleware
 from nbrisk.serving.auth import BearerAuthMiddleware, key_store, send_json
 from nbrisk.serving.batching import MicroBatcher
 from nbrisk.serving.edge import EdgeMiddleware
-from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where
+from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where, freeze_heap
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
     ErrorResponse,
@@ -298,7 +298,9 @@ class ModelState:
                 "new model version could not be loaded (%s); still serving version %s", exc, current.served.version
             )
             return
+        predictor.warm_up()
         self.predictor = predictor
+        freeze_heap()  # the old model is unreachable now: collected, then the new one frozen
         logger.info(
             "serving model %s version %s (alias %s)",
             predictor.served.name,
@@ -322,7 +324,9 @@ class ModelState:
                     self.retry_seconds,
                 )
                 return
+            predictor.warm_up()
             self.predictor, self.error = predictor, None
+            freeze_heap()  # no gen-2 collection re-traverses the model and libraries (see freeze_heap)
             info = predictor.served
             logger.info(
                 "serving model %s version %s (alias %s)%s",
