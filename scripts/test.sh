@@ -7,6 +7,7 @@ command -v uv >/dev/null 2>&1 || python3 -m pip install --quiet uv
 uv sync --frozen
 uv run ruff check .
 uv run ruff format --check .
+bash scripts/typecheck.sh   # mypy on the built wheel (level: pyproject.toml [tool.mypy])
 uv run pytest -n 2 -p no:cacheprovider --durations=15
 # The browser tests (tests/serving/browser, slow suite) drive Debian's Chromium with Playwright (the Python package
 # is in uv.lock; Playwright's own browser download is not used). Installed here when missing, as root on CI, with a
