@@ -236,11 +236,13 @@ def main(argv: list[str] | None = None) -> int:
         res, wall, mem = _run_child(["fg", str(n)])
         print("fine-gray", n, res, mem, flush=True)
         report["fg"].append({"n": n, "res": res, "load": la, "mem": mem})
+        write_markdown(report, args.out)  # after every measurement: a long run that is cut short keeps its results
     for n in sizes["task_sizes"]:
         la = load()
         res, wall, mem = _run_child(["tasks", str(n)])
         print("tasks", n, res, flush=True)
         report["tasks"].append({"n": n, "res": res, "load": la})
+        write_markdown(report, args.out)
     for n in [int(s) for s in args.train_sizes.split(",") if s.strip()]:
         for mode in [m for m in args.modes.split(",") if m]:
             with tempfile.TemporaryDirectory(prefix="nbrisk_scale_") as home:
@@ -253,7 +255,7 @@ def main(argv: list[str] | None = None) -> int:
             report["train"].append(
                 {"n": n, "mode": mode, "res": res, "wall": wall, "mem": mem, "writes": writes, "load": la}
             )
-    write_markdown(report, args.out)
+            write_markdown(report, args.out)
     return 0
 
 
@@ -333,7 +335,75 @@ def write_markdown(report: dict, out: Path) -> None:
                 f"{x['per_model_s']} | {r['load']} |"
             )
         lines.append("")
+    lines += capacity_model(report)
     write_results(out, "\n".join(lines) + "\n")
+
+
+def _power_law(n1: float, t1: float, n2: float, t2: float, n: float) -> tuple[float, float]:
+    """t(n) = t2 (n / n2)^b through two measurements; returns (t(n), b), b clipped to [1, 2]."""
+    import math
+
+    b = math.log(max(t2, 1e-9) / max(t1, 1e-9)) / math.log(n2 / n1) if n2 != n1 else 1.0
+    b = min(max(b, 1.0), 2.0)
+    return t2 * (n / n2) ** b, b
+
+
+def capacity_model(report: dict, n: int = 100_000, refits: int = 200) -> list[str]:
+    """On paper: ``refits`` bootstrap refits (optimism or interval refits) of each family at ``n`` patients."""
+    tasks = sorted((r["res"] for r in report["tasks"] if r["res"]), key=lambda x: x["n"])
+    if len(tasks) < 2:
+        return []
+    lo, hi = tasks[0], tasks[-1]
+    rows, total = [], 0.0
+    for m in hi["fit_s"]:
+        fit, b = _power_law(lo["n"], lo["fit_s"][m], hi["n"], hi["fit_s"][m], n)
+        pred, _ = _power_law(lo["n"], lo["predict_s"][m], hi["n"], hi["predict_s"][m], n)
+        ev, _ = _power_law(lo["n"], lo["evaluate_s"], hi["n"], hi["evaluate_s"], n)
+        task = fit + 2 * pred + 2 * ev  # optimism refit: fit, predict sample and original data, two evaluations
+        core_h = refits * task / 3600
+        total += core_h
+        rows.append((m, b, task, core_h))
+    data_mb = hi["data_mb"] * n / hi["n"]
+    task_mb = hi["peak_mb"] * n / hi["n"]
+    out = [
+        f"## Capacity model on paper: n = {n:,}, {refits} bootstrap refits, k nodes",
+        "",
+        f"Per-task costs measured above at n = {lo['n']:,} and {hi['n']:,} (this machine, loaded: upper bounds) and "
+        f"extrapolated as t(n) ∝ n^b, b from the two sizes (clipped to [1, 2]). One refit task = fit + prediction "
+        "of the resample and of the original cohort + two evaluations of the bootstrap metric set (Harrell's "
+        "optimism; an interval refit is cheaper: fit only).",
+        "",
+        "| family | exponent b | one refit task at n = 100,000 | core-hours for 200 refits | wall on k nodes × 8 "
+        "cores (k = 1 / 4 / 16) |",
+        "|---|---|---|---|---|",
+    ]
+    for m, b, task, core_h in rows:
+        walls = " / ".join(f"{refits * task / (k * 8) / 3600:.1f} h" for k in (1, 4, 16))
+        out.append(f"| {m} | {b:.2f} | {task / 60:.1f} min | {core_h:.1f} | {walls} |")
+    out += [
+        f"| **all four** | | | **{total:.1f}** | " + " / ".join(f"{total / (k * 8):.1f} h" for k in (1, 4, 16)) + " |",
+        "",
+        "Assumptions and consequences:",
+        "",
+        "- Tasks are independent and each takes one core (BLAS and tree learners single-threaded, as the workers "
+        "run them); wall time on k nodes of c cores ≈ core-hours / (k·c) while refits ≥ k·c, i.e. linear scaling up "
+        f"to {refits} cores; the Dask scheduler adds ~1 ms per task, negligible against minutes.",
+        f"- Memory per task: the records at n = {n:,} take ≈ {data_mb:.0f} MB (scaled from "
+        f"{hi['data_mb']:.0f} MB at {hi['n']:,}), scattered once per worker, not per task; one task's peak "
+        f"(all families fitted in one process at n = {hi['n']:,} peaked at {hi['peak_mb']:.0f} MB) scales to "
+        f"≈ {task_mb / 1024:.1f} GB at n = {n:,} if linear — Fine–Gray is linear now "
+        "(the former expansion was ~n × censoring times rows, 8.6 GB at n = 10,000 and quadratic); the forest's "
+        "leaf curves grow with n × unique times and are the one family that needs more than 4 GB per worker.",
+        "- Database writes do not grow with the refits: a training run writes its metrics, parameters and tags "
+        "once per model (rows in the table above) and the bootstrap replicates as one JSON artifact per model, "
+        "all from the client after the tasks finish; even 16 nodes finishing a run produce a burst of a few "
+        "thousand rows per run, i.e. well under 100 rows/s averaged over the run — one PostgreSQL server is ample.",
+        "- Not modelled: the nested-CV tuning grid (multiplies the CV part, not the refits), stragglers (the "
+        "last wave of tasks; ~1 task time at the end), and the evaluation's C-index sweep, which is the largest "
+        "per-evaluation cost (pure-Python Fenwick tree) and is paid 200 × per model by the bootstrap CIs.",
+        "",
+    ]
+    return out
 
 
 if __name__ == "__main__":  # Dask workers re-import __main__: nothing may run on import
