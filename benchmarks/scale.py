@@ -230,19 +230,29 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes = {k: [int(s) for s in getattr(args, k).split(",") if s.strip()] for k in ("fg_sizes", "task_sizes")}
-    report: dict = {"fg": [], "tasks": [], "train": []}
+    # measurements accumulate across runs (a subset can be re-measured): kept as JSON beside the markdown
+    store = args.out.with_suffix(".json")
+    report: dict = json.loads(store.read_text()) if store.exists() else {"fg": [], "tasks": [], "train": []}
+
+    def record(kind: str, entry: dict) -> None:
+        same = [e for e in report[kind] if (e["n"], e.get("mode")) == (entry["n"], entry.get("mode"))]
+        for e in same:
+            report[kind].remove(e)
+        report[kind].append(entry)
+        report[kind].sort(key=lambda e: (e["n"], e.get("mode", "")))
+        store.write_text(json.dumps(report, indent=1, default=float))
+        write_markdown(report, args.out)  # after every measurement: a long run that is cut short keeps its results
+
     for n in sizes["fg_sizes"]:
         la = load()
         res, wall, mem = _run_child(["fg", str(n)])
         print("fine-gray", n, res, mem, flush=True)
-        report["fg"].append({"n": n, "res": res, "load": la, "mem": mem})
-        write_markdown(report, args.out)  # after every measurement: a long run that is cut short keeps its results
+        record("fg", {"n": n, "res": res, "load": la, "mem": mem})
     for n in sizes["task_sizes"]:
         la = load()
         res, wall, mem = _run_child(["tasks", str(n)])
         print("tasks", n, res, flush=True)
-        report["tasks"].append({"n": n, "res": res, "load": la})
-        write_markdown(report, args.out)
+        record("tasks", {"n": n, "res": res, "load": la})
     for n in [int(s) for s in args.train_sizes.split(",") if s.strip()]:
         for mode in [m for m in args.modes.split(",") if m]:
             with tempfile.TemporaryDirectory(prefix="nbrisk_scale_") as home:
@@ -252,10 +262,7 @@ def main(argv: list[str] | None = None) -> int:
                 res, wall, mem = _run_child(["train", str(n), mode], env=env)
                 writes = mlflow_writes(Path(home)) if res else {}
             print("train", n, mode, res, wall, mem, writes, flush=True)
-            report["train"].append(
-                {"n": n, "mode": mode, "res": res, "wall": wall, "mem": mem, "writes": writes, "load": la}
-            )
-            write_markdown(report, args.out)
+            record("train", {"n": n, "mode": mode, "res": res, "wall": wall, "mem": mem, "writes": writes, "load": la})
     return 0
 
 
@@ -264,7 +271,8 @@ def write_markdown(report: dict, out: Path) -> None:
     lines = [
         "# Scale (`benchmarks/scale.py`)",
         "",
-        f"{now:%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} cores ({platform.machine()}), Python "
+        f"Last written {now:%Y-%m-%d %H:%M} UTC (measurements accumulate in `scale.json`). Machine: "
+        f"{os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}, shared with other jobs (1/5/15-minute load averages at the start of each "
         "measurement are given: with load L on 2 cores each process gets roughly 2/L of a core, so times are upper "
         "bounds). SYNTHETIC — not for clinical use.",
