@@ -343,8 +343,40 @@ def write_markdown(report: dict, out: Path) -> None:
                 f"{x['per_model_s']} | {r['load']} |"
             )
         lines.append("")
+    lines += where_time_goes(report)
     lines += capacity_model(report)
     write_results(out, "\n".join(lines) + "\n")
+
+
+def where_time_goes(report: dict) -> list[str]:
+    """Shares of the largest local training run by model, and the evaluation share implied by the task costs."""
+    runs = [r for r in report["train"] if r["res"] and r["mode"] == "local"] or [r for r in report["train"] if r["res"]]
+    if not runs:
+        return []
+    r = max(runs, key=lambda x: x["n"])
+    total = r["res"]["train_s"]
+    per = sorted(r["res"]["per_model_s"].items(), key=lambda kv: -kv[1])
+    out = [
+        f"## Where the time goes (n = {r['n']:,}, {r['mode']})",
+        "",
+        "Seconds per model (nested CV, bootstrap CIs of the pooled metrics, optimism and leave-center-out refits, "
+        "final fit with interval refits) and share of train(): "
+        + ", ".join(f"{m} {s:.0f} s ({s / total:.0%})" for m, s in per)
+        + f"; the rest ({max(total - sum(s for _, s in per), 0):.0f} s) is data generation, MLflow logging and "
+        "registration.",
+    ]
+    tasks = [t["res"] for t in report["tasks"] if t["res"] and t["n"] == r["n"]]
+    if tasks:
+        ev = tasks[0]["evaluate_s"]
+        models = len(per)
+        out.append(
+            f"One evaluation of the bootstrap metric set costs {ev:.2f} s at this n; the default config pays it "
+            f"200 times per model for the CIs (+ folds, tuning and optimism evaluations): ≥ {200 * ev * models:.0f} "
+            f"CPU-s for {models} models, {200 * ev * models / total / 2:.0%} of the run's 2-core capacity. "
+            "Fits by family: " + ", ".join(f"{m} {s:.1f} s" for m, s in tasks[0]["fit_s"].items()) + "."
+        )
+    out.append("")
+    return out
 
 
 def _power_law(n1: float, t1: float, n2: float, t2: float, n: float) -> tuple[float, float]:
