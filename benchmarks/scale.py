@@ -104,12 +104,10 @@ def child_fine_gray(n: int) -> dict:
 
 
 def child_tasks(n: int) -> dict:
-    from nbrisk.core import months_to_days
     from nbrisk.training import validation as V
     from nbrisk.training.config import load_config
 
     records, outcomes = _cohort(n)
-    times = months_to_days(HORIZONS)
     out: dict = {"n": n, "fit_s": {}, "predict_s": {}}
     for spec in load_config(None).models:
         if spec.is_null:
@@ -118,7 +116,7 @@ def child_tasks(n: int) -> dict:
         fitted = V.fit_candidate(spec, spec.candidates()[0], records, outcomes, 0)
         out["fit_s"][spec.name] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pred = fitted.predict(records, times)
+        pred = V.predict_states(fitted, records, HORIZONS)
         out["predict_s"][spec.name] = time.perf_counter() - t0
     t0 = time.perf_counter()
     V.evaluate(outcomes, pred, HORIZONS)
