@@ -234,6 +234,8 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = json.loads(store.read_text()) if store.exists() else {"fg": [], "tasks": [], "train": []}
 
     def record(kind: str, entry: dict) -> None:
+        if store.exists():  # another run may have added measurements meanwhile
+            report.update(json.loads(store.read_text()))
         same = [e for e in report[kind] if (e["n"], e.get("mode")) == (entry["n"], entry.get("mode"))]
         for e in same:
             report[kind].remove(e)
