@@ -39,7 +39,7 @@ import pandas as pd
 from _common import latency_summary, markdown_table, median_time, write_results
 
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.models import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed_models.md"
 HORIZONS_MONTHS = tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)
