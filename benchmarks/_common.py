@@ -27,7 +27,7 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
 def latency_summary(fn, calls: int, warmup: int = 20) -> dict[str, float]:
     """Per-call wall times of ``fn()`` over ``calls`` calls after ``warmup`` untimed ones → median, p99 and max in
     seconds (the tail matters for a served call: one slow call in a hundred is what a clinician notices), and the
-    median CPU time of a call (``cpu_median``)."""
+    fastest call (``min``) and the median CPU time of a call (``cpu_median``)."""
     for _ in range(warmup):
         fn()
     times, cpu = [], []
@@ -41,6 +41,7 @@ def latency_summary(fn, calls: int, warmup: int = 20) -> dict[str, float]:
         "median": statistics.median(times),
         "p99": times[min(len(times) - 1, int(0.99 * len(times)))],
         "max": times[-1],
+        "min": times[0],  # the fastest call: a proxy for a quiet machine when other jobs share the cores
         # CPU time of this thread per call: what the call costs, whatever else the machine's cores are doing (on a
         # shared machine wall times include waiting for a core)
         "cpu_median": statistics.median(cpu),

@@ -253,6 +253,7 @@ def served_predictor_rows(train: pd.DataFrame, args) -> list[dict]:
                     "p99": fmt_s(lat["p99"]),
                     "max": fmt_s(lat["max"]),
                     "median CPU time": fmt_s(lat["cpu_median"]),
+                    "fastest": fmt_s(lat["min"]),
                     "_median": lat["median"],
                     "_cpu": lat["cpu_median"],
                     "_fast": fast,
@@ -266,7 +267,7 @@ def served_checks(served: list[dict]) -> list[str]:
     return [
         f"- served predictor, {r['served model']}, fast path: one patient with intervals {r['median']} (median wall "
         f"time) → {'MET' if r['_median'] <= 0.003 else 'NOT MET'} (≤ 3 ms); median CPU time {r['median CPU time']} "
-        "(the wall time of a machine with a free core)"
+        f"and fastest call {r['fastest']} (both proxies for a machine with a free core)"
         for r in served
         if r["_fast"]
     ]
