@@ -114,7 +114,7 @@ def page_contract() -> dict[str, Any]:
     groups: list[str] = []
     for f in fields:
         if f["group"] not in groups:
-            groups.append(f["group"])
+            groups.append(str(f["group"]))
     return {
         "record": record,
         "fields": fields,
