@@ -125,7 +125,10 @@ class TrainingCluster:
                 from nbrisk.core import NbriskError
 
                 raise NbriskError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
-        self.client.register_plugin(TaskCounter(), name=PLUGIN_NAME)
+        try:  # the scheduler needs nbrisk importable for the counter; without it training goes on uncounted
+            self.client.register_plugin(TaskCounter(), name=PLUGIN_NAME)
+        except Exception:  # a missing progress count must never stop training
+            pass
         backend = _Backend(client=self.client, scatter=list(objects) or None)
         self.data = dict(backend.data_futures)
         self._stack.enter_context(parallel_config(backend=backend, n_jobs=-1))
