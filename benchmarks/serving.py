@@ -29,8 +29,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,7 +37,9 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from nbrisk import processes
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS
+from nbrisk.serving.commands import serve_command, serve_env
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "serving.md"
@@ -62,12 +62,6 @@ end
 """
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def ensure_wrk() -> str:
     path = shutil.which("wrk")
     if path:
@@ -81,37 +75,17 @@ def ensure_wrk() -> str:
     return path
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
-
-
 @contextmanager
 def server(cmd: list[str], env: dict[str, str], ready_url: str, log: Path):
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    """A server started in its own process group, ready when ``ready_url`` answers 200, stopped with its group."""
+    import httpx
+
+    proc = processes.start(cmd, log, env=env)
     try:
-        wait_http(ready_url, proc)
+        processes.wait_until(lambda: httpx.get(ready_url, timeout=2).status_code == 200, 300.0, proc, log, ready_url)
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        processes.stop_group(proc)
 
 
 def run_wrk(
@@ -253,20 +227,10 @@ def main(argv: list[str] | None = None) -> int:
     env = dict(os.environ)
     for w in workers:
         for name in ("nbrisk", "mlflow"):
-            port = free_port()
+            port = processes.free_port()
             if name == "nbrisk":
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "bentoml",
-                    "serve",
-                    "nbrisk.serving.service:RiskService",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ]
-                senv, ready, path = {**env, "NBRISK_WORKERS": str(w)}, f"http://127.0.0.1:{port}/readyz", "/v1/risk"
+                cmd = serve_command(port)
+                senv, ready, path = serve_env(w), f"http://127.0.0.1:{port}/readyz", "/v1/risk"
                 one, bigf, hdr = paths["nbrisk_one"], paths["nbrisk_big"], {"Authorization": auth}
             else:
                 cmd = [

@@ -767,13 +767,20 @@ def _make_consistency_rules() -> list[tuple[tuple[str, ...], str, Callable[[Mapp
             lambda t: _outside((t[age[0]] + t[age[1]]) / 12.0, lo, hi),
         )
     ]
+
+    def hla_broken(d: str, a: int, b: int) -> Callable[[Mapping[str, Any]], Any]:
+        return lambda t: (t["donor_type"] == d) & _outside(t["hla_mismatches"], a, b)
+
+    def cr_broken(f: str) -> Callable[[Mapping[str, Any]], Any]:
+        return lambda t: (t["disease_status_at_hsct"] == "CR") & (t[f] > 0)
+
     for donor_, (lo_m, hi_m) in HLA_MISMATCH_RANGE.items():
         want = f"{lo_m}" if lo_m == hi_m else f"{lo_m}–{hi_m}"
         rules.append(
             (
                 ("donor_type", "hla_mismatches"),
                 f"donor_type {donor_} requires hla_mismatches {want}",
-                lambda t, d=donor_, a=lo_m, b=hi_m: (t["donor_type"] == d) & _outside(t["hla_mismatches"], a, b),
+                hla_broken(donor_, lo_m, hi_m),
             )
         )
     rules.append(
@@ -799,7 +806,7 @@ def _make_consistency_rules() -> list[tuple[tuple[str, ...], str, Callable[[Mapp
             (
                 ("disease_status_at_hsct", f),
                 f"disease_status_at_hsct CR requires {f} missing or 0",
-                lambda t, f=f: (t["disease_status_at_hsct"] == "CR") & (t[f] > 0),
+                cr_broken(f),
             )
         )
     return rules

@@ -86,11 +86,12 @@ BATCH_MAX_PATIENTS = 32
 
 
 def _configure_logging() -> None:
-    """Send ``nbrisk.*`` log lines to stderr once. Our code logs counts, versions and exception types only."""
+    """Send ``nbrisk.*`` log lines to stderr once. Our code logs counts, versions and exception types only; each
+    line names its worker process (several workers write to one log)."""
     root = logging.getLogger("nbrisk")
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False
