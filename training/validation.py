@@ -91,9 +91,9 @@ def fit_candidate(
 
     Validation refits (tuning, cross-validation, optimism, leave-center-out) pass ``evaluate_on`` (the records they
     will predict; see ``fit_risk_model`` for unseen category levels) and nothing else: no intervals, no training
-    summary. The final fit passes the other ``fit_risk_model`` keywords of the registered model in ``final``
-    (``n_interval_bootstrap``, ``describe=True``, ``model_name``, …; the summary records ``params``): the object
-    validated by the optimism correction is then the object registered.
+    summary. The final fit passes the ``fit_risk_model`` keywords of the registered model in ``final``
+    (``n_interval_bootstrap``, ``describe=True``, ``model_name``, …): the object validated by the optimism correction
+    is then the object registered.
     """
     from nbrisk.models.risk_model import fit_risk_model
 
@@ -102,14 +102,7 @@ def fit_candidate(
     if final["describe"]:  # the registered model's summary names its hyper-parameters
         final.setdefault("params", params)
     return fit_risk_model(
-        records,
-        outcomes,
-        estimator,
-        seed=seed,
-        features=make_features(),
-        evaluate_on=evaluate_on,
-        params=params,  # recorded in the training summary of a described fit
-        **final,
+        records, outcomes, estimator, seed=seed, features=make_features(), evaluate_on=evaluate_on, **final
     )
 
 
