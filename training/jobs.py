@@ -187,7 +187,12 @@ def leaderboard_rows(results: list[dict[str, Any]], horizon: float) -> list[dict
     rows = []
     for r in results:
         m = r["metrics"]
-        row = {"model": r["name"], "family": r.get("family", ""), "version": r.get("version")}
+        row = {
+            "model": r["name"],
+            "family": r.get("family", ""),
+            "inputs": r.get("inputs", ""),
+            "version": r.get("version"),
+        }
         for c in CAUSE_NAMES:
             for metric in LEADERBOARD_METRICS:
                 key = metric_key(c, metric, horizon)
@@ -269,6 +274,7 @@ def train(
             spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs, progress=bump
         )
         pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        pooled.update(calibration_in_the_large_metrics(outcomes, cv.pooled, horizons))
         replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
         tables: dict[str, Any] = {"fold_params": cv.params}
         extra: dict[str, float] = {"seconds_cv": cv.seconds}
@@ -304,8 +310,10 @@ def train(
                 n_jobs=cfg.n_jobs,
                 validation_metrics=pooled,
                 params=params,
-                features=V.make_features(),
+                features=V.make_features(spec.splines),
             )
+            risk_model.training_summary.update(interval_statement(cfg, spec, risk_model.supports_intervals))
+            risk_model.training_summary["inputs"] = describe_inputs(spec)
             risk_model.training_summary["validation"] = {
                 "scheme": (
                     f"out-of-fold predictions of {vcfg.n_splits}-fold cross-validation × {vcfg.n_repeats} "
@@ -338,7 +346,11 @@ def train(
 
     # 4. log and register
     board = leaderboard_rows(
-        [{"name": r.name, "family": r.family, "metrics": r.pooled} for r in results], vcfg.primary_horizon_months
+        [
+            {"name": r.name, "family": r.family, "inputs": describe_inputs(cfg.model(r.name)), "metrics": r.pooled}
+            for r in results
+        ],
+        vcfg.primary_horizon_months,
     )
     name = _registered_name()
     example = input_example()
@@ -419,6 +431,62 @@ def _calibration_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[
     return out
 
 
+def calibration_in_the_large_metrics(
+    outcomes: pd.DataFrame, pred: np.ndarray, horizons: list[float]
+) -> dict[str, float]:
+    """``{cause}_citl_{h}m``: mean out-of-fold predicted CIF − Aalen–Johansen CIF, relapse and TRM, every horizon.
+
+    ``pred`` is (n, 4, k) in state order (event-free, relapse, TRM, OS). The promotion gate reads these
+    (:func:`promotion_checks`); see :mod:`nbrisk.models.recalibration` for what calibration in the large is.
+    """
+    from nbrisk.core import months_to_days
+    from nbrisk.models.recalibration import calibration_in_the_large
+
+    event, time_ = outcomes["event"].to_numpy(), outcomes["time"].to_numpy(dtype=float)
+    days = months_to_days(horizons)
+    out: dict[str, float] = {}
+    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+        diff = calibration_in_the_large(event, time_, pred[:, int(cause), :], days, int(cause))
+        out.update({metric_key(c, "citl", h): float(d) for h, d in zip(horizons, diff, strict=True)})
+    return out
+
+
+def describe_inputs(spec: Any) -> str:
+    """Which inputs a configured model uses, in words (leaderboard and model card)."""
+    if spec.is_null:
+        return "none (covariate-free Aalen-Johansen)"
+    feats = spec.params.get("features")
+    if feats == "clinical":
+        text = "pre-specified clinical predictors (CLINICAL_PREDICTORS: the literature table's factors)"
+    elif feats:
+        text = "selected columns: " + ", ".join(map(str, feats if isinstance(feats, list) else [feats]))
+    else:
+        text = "all pipeline columns"
+    if spec.splines:
+        text += " + linear splines of the continuous inputs"
+    if spec.params.get("time_varying"):
+        text += "; time-varying: " + ", ".join(map(str, spec.params["time_varying"]))
+    return text
+
+
+def interval_statement(cfg: TrainConfig, spec: Any, has_intervals: bool) -> dict[str, Any]:
+    """What the model's metadata says about its intervals: method + refits + measured coverage, or no interval."""
+    refits = cfg.interval_refits(spec)
+    if has_intervals and refits > 0:
+        text = (
+            f"95% percentile bootstrap of the fitted illness-death model, {refits} refits; measured coverage of the "
+            f"true CIF: {spec.interval_coverage.strip()}"
+        )
+        return {"interval_statement": text, "interval_coverage": spec.interval_coverage.strip()}
+    return {
+        "interval_statement": (
+            "no interval: this model family's intervals did not reach 90-97% coverage of the true CIF in every "
+            "benchmark world (benchmarks/results/worlds.md), so none is served"
+        ),
+        "interval_coverage": "",
+    }
+
+
 def _net_benefit_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[float]) -> dict[str, Any]:
     """Net benefit of 'treat if predicted risk ≥ p' (model, treat all, treat none) over thresholds."""
     from nbrisk.core import months_to_days
@@ -493,7 +561,10 @@ def promotion_checks(
       must have its 95% upper bound ≥ 0; otherwise (different data) the candidate's CI upper bound must reach the
       champion's point estimate;
     * **calibration passes**: ICI ≤ ``promotion.max_ici`` and calibration slope within
-      ``promotion.calibration_slope_range`` (pooled out-of-fold, both causes).
+      ``promotion.calibration_slope_range`` (pooled out-of-fold, both causes);
+    * **calibrated in the large**: |mean out-of-fold predicted CIF − Aalen–Johansen| ≤
+      ``promotion.max_calibration_in_the_large`` for relapse and TRM at each of
+      ``promotion.calibration_horizons_months`` that was trained (:func:`calibration_in_the_large_checks`).
 
     Returns ``(checks, candidate_info, champion_info)``.
     """
@@ -534,6 +605,7 @@ def promotion_checks(
                     f"slope {slope:.2f} {'within' if ok else 'outside'} [{lo:g}, {hi:g}]",
                 )
             )
+    checks.extend(calibration_in_the_large_checks(cm, cfg))
     if champ is not None:
         # paired only when both were validated on the same data AND the same bootstrap resamples
         same_data = (
@@ -576,6 +648,37 @@ def promotion_checks(
                     )
                 )
     return checks, cand, champ
+
+
+def calibration_in_the_large_checks(metrics: dict[str, float], cfg: TrainConfig) -> list[GateCheck]:
+    """One gate per cause: every logged ``{cause}_citl_{h}m`` within ±``max_calibration_in_the_large``.
+
+    A version trained before this metric existed (none logged) fails: its calibration in the large is unknown.
+    """
+    bound = cfg.promotion.max_calibration_in_the_large
+    horizons = [h for h in cfg.promotion.calibration_horizons_months if h in cfg.horizons_months]
+    out = []
+    for c in CAUSE_NAMES:
+        vals = {h: metrics.get(metric_key(c, "citl", h)) for h in horizons}
+        if not horizons or any(v is None for v in vals.values()):
+            out.append(GateCheck(f"{c} calibration in the large", False, "no calibration in the large logged"))
+            continue
+        worst = max(vals, key=lambda h: abs(vals[h]))
+        ok = all(abs(v) <= bound for v in vals.values())
+        detail = ", ".join(f"{h:g} mo {100 * v:+.1f}" for h, v in vals.items())
+        out.append(
+            GateCheck(
+                f"{c} calibration in the large",
+                ok,
+                f"mean predicted − Aalen–Johansen (points): {detail}; "
+                + (
+                    f"all within ±{100 * bound:.1f}"
+                    if ok
+                    else f"{worst:g} months off by more than {100 * bound:.1f} points — miscalibrated in the large"
+                ),
+            )
+        )
+    return out
 
 
 def promote(name: str, version: str, alias: str = "champion", config: str | Path | None = None) -> dict[str, Any]:

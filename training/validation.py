@@ -102,10 +102,11 @@ class FittedCandidate:
         return states[:, [2, 0, 1, 3]]
 
 
-def make_features():
+def make_features(splines: bool = False):
+    """The feature pipeline (``splines``: add linear splines of the continuous inputs, for a data-driven Cox)."""
     from nbrisk.features.pipeline import make_feature_pipeline
 
-    return make_feature_pipeline()
+    return make_feature_pipeline(splines=True) if splines else make_feature_pipeline()
 
 
 def fit_candidate(
@@ -129,7 +130,7 @@ def fit_candidate(
     from nbrisk.features.pipeline import UnseenCategoryError
     from nbrisk.models.illness_death import POST_COLUMNS, IllnessDeathModel
 
-    features = make_features().fit(records)
+    features = make_features(spec.splines).fit(records)
     extra_rows: list[pd.DataFrame] = []
     for rec in evaluate_on:
         try:
@@ -140,7 +141,7 @@ def fit_candidate(
     drop: tuple[str, ...] = ()
     n_extra = int(sum(len(r) for r in extra_rows))
     if extra_rows:
-        features = make_features().fit(pd.concat([records, *extra_rows], ignore_index=True))
+        features = make_features(spec.splines).fit(pd.concat([records, *extra_rows], ignore_index=True))
     X = features.transform(records)
     if extra_rows:
         drop = tuple(c for c in X.columns if X[c].nunique() <= 1)
