@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 from _common import markdown_table, write_results
 
-from nbrisk.core import SYNTHETIC_LABEL, months_to_days
+from nbrisk.core import SYNTHETIC_LABEL, State, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage.md"
@@ -87,8 +87,12 @@ def main(argv=None) -> int:
                 ).fit(Xtr, ytr)
                 _, lo, hi = idm.predict_states(Xte, times, return_interval=True)
             inside = np.stack(
-                [(truth[c] >= lo[:, i] - 1e-12) & (truth[c] <= hi[:, i] + 1e-12) for i, c in enumerate(CURVES)], axis=1
-            )  # (n, 4, k)
+                [
+                    (truth[c] >= lo[:, State[c.upper()]] - 1e-12) & (truth[c] <= hi[:, State[c.upper()]] + 1e-12)
+                    for c in CURVES
+                ],
+                axis=1,
+            )  # (n, 4, k), curves in the order of CURVES
             cover[name].append(inside.mean(axis=0))
             print(f"replication {r} (seed {seed}) {name}: {100 * inside.mean():.1f}%", file=sys.stderr)
 

@@ -72,8 +72,7 @@ def _fit_predict(family: str, params: dict, X_tr, y_tr, post_tr, X_te, times_day
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFCoherenceWarning)  # tail rescaling: part of the estimators' definition
         model.fit(X_tr, y_tr, post_tr)
-        states = model.predict_states(X_te, times_days)  # relapse, trm, efs, os
-    return states[:, [2, 0, 1, 3]]
+        return model.predict_states(X_te, times_days)  # axis 1 in State order (EFS, relapse, TRM, OS)
 
 
 def run_dataset(ds, n_splits: int, n_repeats: int, n_boot: int, seed: int, log) -> dict:

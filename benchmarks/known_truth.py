@@ -40,7 +40,7 @@ import numpy as np
 import pandas as pd
 from _common import markdown_table, write_results
 
-from nbrisk.core import SYNTHETIC_LABEL, Cause, months_to_days
+from nbrisk.core import SYNTHETIC_LABEL, Cause, State, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "known_truth.md"
@@ -215,10 +215,10 @@ def main(argv=None) -> int:
                 f"{fit_s:.0f} s on this machine)."
             )
         else:
-            _, lo, hi = states  # (n, 4, k): relapse, TRM, EFS, OS
+            _, lo, hi = states  # (n, 4, k), axis 1 in State order
             label = f"{fam.name} ({fam.bootstrap} bootstrap refits, percentile)"
             coverage.append(
-                (label, {name: (lo[:, i], hi[:, i]) for i, name in enumerate(("relapse", "trm", "efs", "os"))})
+                (label, {s.field: (lo[:, s], hi[:, s]) for s in (State.RELAPSE, State.TRM, State.EFS, State.OS)})
             )
         print(f"  done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 

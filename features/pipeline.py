@@ -5,7 +5,7 @@ DataFrame with stable, readable column names. Everything it learns comes from th
 (medians for imputation, the category levels present, the reference year, standardisation parameters), so that
 cross-validation folds and the served model transform new patients exactly as the training data were transformed.
 
-Derived predictors (literature basis in ``/work/shared/spec/synthetic-cohort.md``):
+Derived predictors (literature basis in ``docs/synthetic-cohort.md``):
 
 * ``age_at_hsct_years`` = (age at diagnosis + months diagnosis→HSCT) / 12 and ``age_at_hsct_over_10y``
   (Ladenstein 2008); ``age_at_diagnosis_over_18m``; ``years_diagnosis_to_hsct``;
@@ -578,7 +578,7 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 
 
 #: The pre-specified ("clinical") predictor set of the Cox family: the factors of the literature table in
-#: ``/work/shared/spec/synthetic-cohort.md`` (relapse: disease phase and status at HSCT, Curie score > 2, MYCN,
+#: ``docs/synthetic-cohort.md`` (relapse: disease phase and status at HSCT, Curie score > 2, MYCN,
 #: metastatic sites, prior autologous HSCT, age > 10 years, KIR-ligand mismatch with a haplo donor, anti-GD2,
 #: conditioning, the interval diagnosis → HSCT in relapsed disease; TRM: HCT-CI, donor type and graft manipulation,
 #: Lansky < 90, era, conditioning, prior autologous HSCT, age) with their missing flags. Chosen before looking at any

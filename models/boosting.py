@@ -3,7 +3,7 @@
 For each cause k, xgboost fits a boosted log-relative hazard f_k(x) by maximising the Cox partial likelihood
 (Breslow ties) with the other cause treated as censoring; the label is ``+time`` for an event of cause k and ``−time``
 for a censored or competing observation (xgboost's convention). Given the fitted margin, the cumulative baseline hazard
-is Breslow's estimator (Breslow 1972, discussion of Cox; see ``statistics.md``):
+is Breslow's estimator (Breslow 1972, discussion of Cox; see ``docs/statistics.md``):
 
     ΔΛ_k0(s) = d_k(s) / Σ_{j : T_j ≥ s} exp(f_k(x_j)),        ΔΛ_k(s | x) = ΔΛ_k0(s) · exp(f_k(x)),
 

@@ -16,7 +16,7 @@ within a period, and the CIF formulas below use the period of each event time. A
 
 Intervals: a patient's CIF depends on both causes' coefficients and baselines; we use the nonparametric bootstrap of
 the whole fit (``n_bootstrap`` resamples of patients, refitted; 95% percentile intervals), the fallback that
-``statistics.md`` prescribes when a closed-form delta method is not available for the combined quantity. All
+``docs/statistics.md`` prescribes when a closed-form delta method is not available for the combined quantity. All
 replicates are evaluated at once in closed form: the baselines are stacked on one shared grid of event times
 (a resample's event times are a subset of the original ones), so prediction is a few array operations.
 """

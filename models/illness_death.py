@@ -36,7 +36,7 @@ from sklearn.base import BaseEstimator, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 
-from nbrisk.core import DAYS_PER_MONTH, Band, NbriskError, RiskCurves, months_to_days
+from nbrisk.core import DAYS_PER_MONTH, NbriskError, RiskCurves, State, months_to_days
 from nbrisk.models._base import check_competing_risks_target, step_lookup, used_columns
 from nbrisk.models._coxph import TIES, fit_coxph
 from nbrisk.models.cox import (
@@ -335,8 +335,9 @@ class IllnessDeathModel(BaseEstimator):
 
         Returns
         -------
-        (n, 4, k) array (0 relapse, 1 TRM, 2 EFS, 3 OS), or ``(estimate, lower, upper)`` of that shape with 95%
-        bootstrap percentile intervals (needs ``n_bootstrap > 0``, else ``NotImplementedError``).
+        (n, 4, k) array, axis 1 in :class:`~nbrisk.core.State` order (EFS, relapse, TRM, OS), or
+        ``(estimate, lower, upper)`` of that shape with 95% bootstrap percentile intervals (needs
+        ``n_bootstrap > 0``, else ``NotImplementedError``).
         """
         if return_interval and not self.replicates_:
             raise NotImplementedError("intervals need n_bootstrap > 0 at fit time")
@@ -359,13 +360,13 @@ class IllnessDeathModel(BaseEstimator):
         return est, lo, hi
 
     def _states(self, Xa, X, times, with_replicates):
-        """Relapse, TRM, EFS, OS at sorted ``times``: the main fit (n, 4, k) and the replicates (n, 4, k, R − 1)
+        """The states at sorted ``times``: the main fit (n, 4, k) and the replicates (n, 4, k, R − 1)
         (replicates last, ready for the percentiles; float32 for Cox replicates: they only feed the percentiles)."""
         reps = self.replicates_ if with_replicates else []
         R, n, k = 1 + len(reps), Xa.shape[0], len(times)
         if float(times.max()) <= 0:  # only day 0: everyone event-free and alive
             out = np.empty((n, 4, k, R))
-            out[:, :2], out[:, 2:] = 0.0, 1.0
+            out[:, [State.RELAPSE, State.TRM]], out[:, [State.EFS, State.OS]] = 0.0, 1.0
             return out[..., 0], out[..., 1:]
         step = float(self.grid_months) * DAYS_PER_MONTH
         edges = np.union1d(np.arange(0.0, float(times.max()), step)[1:], times[times > 0])  # bin right-ends
@@ -398,7 +399,7 @@ class IllnessDeathModel(BaseEstimator):
             main = stacked_cause_specific_cif(st["grid"], st["baseline"][:1], lp[:1], edges, knots=st["knots"])[0]
         else:
             main = self.cr_model_.predict_cumulative_incidence(X, edges)
-        est = combine(main[:, 0].T[:, None], main[:, 1].T[:, None], post_risk[:1], slice(0, 1))[0]
+        est = combine(main[:, State.EFS].T[:, None], main[:, State.RELAPSE].T[:, None], post_risk[:1], slice(0, 1))[0]
         if not reps:
             return est, np.empty((n, 4, k, 0))
         # the replicates (float32 where in closed form: they only feed the percentiles): the binned closed form for
@@ -423,8 +424,8 @@ class IllnessDeathModel(BaseEstimator):
             if closed:
                 efs, f1 = binned(a, b)
             else:
-                efs = np.moveaxis(rep_cif[:, a:b, 0], -1, 0)
-                f1 = np.moveaxis(rep_cif[:, a:b, 1], -1, 0)
+                efs = np.moveaxis(rep_cif[:, a:b, State.EFS], -1, 0)
+                f1 = np.moveaxis(rep_cif[:, a:b, State.RELAPSE], -1, 0)
             reps_out[a:b] = np.moveaxis(combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R)), 0, -1)
         return est, reps_out
 
@@ -457,24 +458,21 @@ class IllnessDeathModel(BaseEstimator):
         return state
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
-        """(n, 3, k) event-free, relapse, TRM (as every estimator), intervals from the same replicates."""
+        """(n, 3, k) event-free, relapse, TRM (as every estimator: the first three states), intervals from the same
+        replicates."""
         res = self.predict_states(X, times, return_interval=return_interval)
-        order = [2, 0, 1]
+        cif = slice(State.EFS, State.TRM + 1)
         if return_interval:
-            return tuple(r[:, order] for r in res)
-        return res[:, order]
+            return tuple(r[:, cif] for r in res)
+        return res[:, cif]
 
     def predict_curves(self, X, horizons_months) -> RiskCurves:
         """:class:`~nbrisk.core.RiskCurves` at ``horizons_months`` (months after HSCT), with intervals if available."""
         h = np.atleast_1d(np.asarray(horizons_months, dtype=float))
         times = months_to_days(h)
         if self.supports_intervals and self.replicates_:
-            est, lo, hi = self.predict_states(X, times, return_interval=True)
-            bands = [Band(est[:, i], lo[:, i], hi[:, i]) for i in range(4)]
-        else:
-            est = self.predict_states(X, times)
-            bands = [Band(est[:, i]) for i in range(4)]
-        return RiskCurves(h, *bands)
+            return RiskCurves.from_states(h, *self.predict_states(X, times, return_interval=True))
+        return RiskCurves.from_states(h, self.predict_states(X, times))
 
 
 class _BinnedReplicates:
@@ -610,7 +608,8 @@ class _StateCombiner:
 
     ``tables`` (R, k, E): Λ12,0(t_h − s_b) exp(γ (g(s_b) − ḡ)) per member, horizon and relapse bin. Called with
     ``efs``, ``f1`` (E, R', c) and ``post_risk`` (R', c) for the members ``members`` (a slice of R); returns
-    (R', c, 4, k). Loops over the (horizon, bin) pairs on (members × patients) arrays, in the dtype of ``f1``.
+    (R', c, 4, k) in :class:`~nbrisk.core.State` order. Loops over the (horizon, bin) pairs on (members × patients)
+    arrays, in the dtype of ``f1``.
     """
 
     def __init__(self, tables: np.ndarray, hcol: np.ndarray, zero: np.ndarray):
@@ -631,7 +630,7 @@ class _StateCombiner:
         tmp = np.empty((Rm, c), dtype=dt)
         for h in range(k):
             if self.zero[h]:
-                out[:, :, 0:2, h], out[:, :, 2:, h] = 0.0, 1.0
+                out[:, :, [State.RELAPSE, State.TRM], h], out[:, :, [State.EFS, State.OS], h] = 0.0, 1.0
                 continue
             col = int(self.hcol[h])
             if Rm * c <= _SMALL_CELLS:  # few patients: one array over all bins (Python overhead dominates)
@@ -646,7 +645,7 @@ class _StateCombiner:
                     alive += tmp
             e_h, f1_h = efs[col], f1[col]
             f2_h = np.clip(1.0 - e_h - f1_h, 0.0, 1.0)
-            out[:, :, 0, h], out[:, :, 1, h], out[:, :, 2, h] = f1_h, f2_h, e_h
+            out[:, :, State.EFS, h], out[:, :, State.RELAPSE, h], out[:, :, State.TRM, h] = e_h, f1_h, f2_h
             # OS = EFS + relapsed-and-alive; the clip only guards round-off (OS ≤ 1 − TRM since S12 ≤ 1)
-            out[:, :, 3, h] = np.clip(e_h + alive, e_h, 1.0 - f2_h)
+            out[:, :, State.OS, h] = np.clip(e_h + alive, e_h, 1.0 - f2_h)
         return out

@@ -1,4 +1,4 @@
-"""Bootstrap percentile intervals for any competing-risks estimator (statistics.md, "Intervals for a patient's
+"""Bootstrap percentile intervals for any competing-risks estimator (docs/statistics.md, "Intervals for a patient's
 prediction": where no closed form is available, refit on resamples and take percentiles).
 
 :class:`BootstrapIntervals` fits the base estimator on the data and on ``n_bootstrap`` resamples of patients

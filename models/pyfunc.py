@@ -17,6 +17,7 @@ Only this module and :mod:`nbrisk.training.tracking` import MLflow.
 
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any
@@ -165,7 +166,8 @@ def resolve_model_version(uri: str) -> tuple[str, str | None]:
     Other URIs (``runs:/``, ``models:/m-<id>``, local paths) are immutable and returned as they are.
     """
     if not uri.startswith("models:/"):
-        return uri, None
+        pin = read_pin(uri)
+        return uri, (pin["version"] if pin else None)
     body = uri[len("models:/") :]
     client = mlflow.MlflowClient()
     try:
@@ -180,6 +182,20 @@ def resolve_model_version(uri: str) -> tuple[str, str | None]:
     except mlflow.exceptions.MlflowException as exc:
         raise NbriskError(f"model not found: {uri} ({_first_line(exc)})") from None
     return uri, None
+
+
+#: Written by ``nbrisk bento build`` into the model folder it copies into a Bento: which registered version it is.
+PIN_FILE = "nbrisk-pin.json"
+
+
+def read_pin(model_dir: str) -> dict[str, str] | None:
+    """The pin of a model folder copied into a Bento (``{"name", "version", "source_uri", "run_id"}``), or None
+    when ``model_dir`` is not such a folder."""
+    path = Path(model_dir) / PIN_FILE
+    try:
+        return json.loads(path.read_text()) if path.is_file() else None
+    except (OSError, ValueError):
+        return None
 
 
 def load_risk_model(uri: str | None = None):
@@ -233,5 +249,6 @@ __all__ = [
     "load_risk_model",
     "log_risk_model",
     "model_signature",
+    "read_pin",
     "resolve_model_version",
 ]

@@ -6,8 +6,9 @@ A :class:`RiskModel` bundles, fitted on one training cohort:
 * ``illness_death`` — :class:`nbrisk.models.illness_death.IllnessDeathModel`: the relapse/TRM competing-risks model
   plus the post-relapse survival model, which together give coherent OS (``os ≥ efs``, ``1 − os ≥ trm``);
 * ``risk_cutoffs`` — the 2-year EFS tertile cut-offs of the training cohort (fixed at training, never re-derived);
-* ``training_summary`` — n, events by cause, synthetic flag, data fingerprint, numeric ranges, category counts, the
-  training distribution of predicted 2-year relapse/TRM, validation metrics with CIs, model name/family, trained_at.
+* ``training_summary`` — a frozen :class:`nbrisk.core.TrainingSummary`: n, events by cause, synthetic flag, data
+  fingerprint, numeric ranges, category counts, the training distribution of predicted 2-year risks, the observed
+  cohort curve and similar-patient groups, typed validation metrics with CIs, model name/family, trained_at.
 
 Prediction intervals (95%, pointwise) come from the illness–death model: a bootstrap of the whole fitted pair
 (relapse/TRM model + post-relapse model; refit on patient resamples, percentile intervals; evaluated in closed form
@@ -21,14 +22,26 @@ Use :func:`fit_risk_model` to build one from validated records and derived outco
 from __future__ import annotations
 
 import datetime as dt
+import math
+import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, Band, NbriskError, RiskCurves
+from nbrisk.core import (
+    SYNTHETIC_LABEL,
+    TRAINING_SUMMARY_VERSION,
+    Band,
+    Cause,
+    NbriskError,
+    ObservedGroup,
+    RiskCurves,
+    TrainingSummary,
+    ValidationMetric,
+)
 from nbrisk.models._base import CIFCoherenceWarning
 
 #: Horizon (months) of the risk groups and of the training-distribution summary.
@@ -44,16 +57,16 @@ class RiskModel:
     feature_pipeline : fitted ``RecordFeatures``.
     illness_death : fitted ``IllnessDeathModel``.
     risk_cutoffs : ``(c_low, c_high)`` 2-year EFS tertile cut-offs: EFS < c_low → ``high``, EFS ≥ c_high → ``low``.
-    training_summary : dict (see the module docstring).
+    training_summary : :class:`nbrisk.core.TrainingSummary` (see the module docstring).
     """
 
     def __init__(
-        self, feature_pipeline, illness_death, risk_cutoffs: tuple[float, float], training_summary: dict[str, Any]
+        self, feature_pipeline, illness_death, risk_cutoffs: tuple[float, float], training_summary: TrainingSummary
     ):
         self.feature_pipeline = feature_pipeline
         self.illness_death = illness_death
         self.risk_cutoffs = (float(risk_cutoffs[0]), float(risk_cutoffs[1]))
-        self.training_summary = dict(training_summary)
+        self.training_summary = training_summary
 
     # ------------------------------------------------------------------------------------------------------------
     @property
@@ -90,7 +103,7 @@ class RiskModel:
         if h.size == 0 or np.any(~np.isfinite(h)) or np.any(h <= 0):
             raise NbriskError("horizons must be positive numbers of months")
         with warnings.catch_warnings():
-            # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (statistics.md);
+            # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (docs/statistics.md);
             # it is counted once at training (training_summary['cif_rescaled']), not repeated per request.
             warnings.simplefilter("ignore", CIFCoherenceWarning)
             return self.illness_death.predict_curves(self.transform(records), np.unique(h))
@@ -335,45 +348,149 @@ def fit_risk_model(
             rescaled += 1
         else:  # anything else is passed on as it came
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    est = np.stack([curves.relapse.estimate, curves.trm.estimate, curves.efs.estimate, curves.os.estimate], axis=1)
     efs2 = curves.efs.estimate[:, 1]
     cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
-    summary = training_summary(records, outcomes, X, est, horizons, synthetic=synthetic, fingerprint=fingerprint)
-    summary.update(
-        {
-            "model_name": model_name,
-            "family": family or type(estimator).__name__,
-            "params": {k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
-            "validation_metrics": dict(validation_metrics or {}),
-            "interval_method": "none"
-            if curves.relapse.lower is None
-            else ("bootstrap" if n_interval_bootstrap > 0 else "model"),
-            "n_interval_bootstrap": int(n_interval_bootstrap),
-            # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
-            "cif_rescaled": rescaled,
-            # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
-            "incoherent_fraction": getattr(id_model.cr_model_, "incoherent_fraction_", None),
-            "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        }
+    summary = training_summary(
+        records,
+        outcomes,
+        X,
+        curves,
+        synthetic=synthetic,
+        fingerprint=fingerprint,
+        model_name=model_name,
+        family=family or type(estimator).__name__,
+        params={k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
+        validation_metrics=typed_metrics(validation_metrics or {}),
+        interval_method="none"
+        if curves.relapse.lower is None
+        else ("bootstrap" if n_interval_bootstrap > 0 else "model"),
+        n_interval_bootstrap=int(n_interval_bootstrap),
+        # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
+        cif_rescaled=rescaled,
+        # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
+        incoherent_fraction=getattr(id_model.cr_model_, "incoherent_fraction_", None),
     )
     return RiskModel(features, id_model, cutoffs, summary)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# the training summary (a frozen nbrisk.core.TrainingSummary)
+
+#: Flat metric names of the training jobs (``relapse_cindex_24m``, ``relapse_cindex_24m_lower``, ``os_ibs``):
+#: outcome, metric, optional horizon in months, optional CI bound.
+_METRIC_KEY = re.compile(
+    r"^(?P<outcome>relapse|trm|efs|os)_(?P<name>[a-z0-9_]+?)(?:_(?P<h>\d+(?:\.\d+)?)m)?(?:_(?P<ci>lower|upper))?$"
+)
+#: The training jobs' short metric names → the names a ValidationMetric carries.
+METRIC_NAMES = {"cindex": "c_index", "cal_slope": "calibration_slope", "cal_intercept": "calibration_intercept"}
+#: Monthly grid (months) of the stored cohort curve; the patient report draws it beside the patient's curve.
+COHORT_CURVE_MONTHS = np.arange(0.0, 61.0, 1.0)
+#: The "similar patients" of the report: training patients in the same tenth of predicted 2-year EFS.
+N_SIMILAR_GROUPS = 10
+#: No observed outcomes are stored (or shown) for a group of fewer patients than this.
+MIN_GROUP_SIZE = 10
+
+
+def typed_metrics(flat: Mapping[str, Any]) -> tuple[ValidationMetric, ...]:
+    """Flat validation metrics as the training jobs log them → typed :class:`~nbrisk.core.ValidationMetric` records.
+
+    ``{"relapse_cindex_24m": 0.66, "relapse_cindex_24m_lower": 0.61, "relapse_cindex_24m_upper": 0.70}`` → one
+    record with its CI. Keys of other shapes (timings, ``loco_…``, ``corrected_…``) and non-finite values are not
+    metrics of the pooled validation and are skipped; a CI is kept only when both bounds are present.
+    """
+    points: dict[tuple[str, str, float | None], float] = {}
+    bounds: dict[tuple[str, str, float | None, str], float] = {}
+    for key, value in flat.items():
+        m = _METRIC_KEY.match(str(key))
+        if m is None or value is None or isinstance(value, bool):
+            continue
+        v = float(value)
+        if not math.isfinite(v):
+            continue
+        ident = (m["outcome"], METRIC_NAMES.get(m["name"], m["name"]), None if m["h"] is None else float(m["h"]))
+        if m["ci"]:
+            bounds[(*ident, m["ci"])] = v
+        else:
+            points[ident] = v
+    out = []
+    for (outcome, name, h), v in sorted(points.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][2] or 0.0)):
+        lo, hi = bounds.get((outcome, name, h, "lower")), bounds.get((outcome, name, h, "upper"))
+        both = lo is not None and hi is not None
+        out.append(ValidationMetric(outcome, name, h, v, lo if both else None, hi if both else None))
+    return tuple(out)
+
+
+def _observed(time: np.ndarray, event: np.ndarray, horizons_days: np.ndarray, cause: Cause):
+    from nbrisk.models.nonparametric import cumulative_incidence
+
+    est, lo, hi = cumulative_incidence(time, event, cause, horizons_days)
+    return tuple((float(a), float(b), float(c)) for a, b, c in zip(est, lo, hi, strict=True))
+
+
+def similar_groups(
+    efs_2y: np.ndarray, outcomes: pd.DataFrame, horizons_months: Sequence[float]
+) -> tuple[ObservedGroup, ...]:
+    """Observed Aalen–Johansen relapse and TRM of training patients grouped by tenths of predicted 2-year EFS.
+
+    The similarity rule of the patient report: "training patients whose predicted 2-year event-free survival is in
+    the same tenth of the training cohort's predictions as this patient's". Groups smaller than
+    :data:`MIN_GROUP_SIZE` are not stored (aggregates of a handful of children could identify them).
+    """
+    from nbrisk.core import months_to_days
+
+    efs_2y = np.asarray(efs_2y, dtype=float)
+    edges = np.quantile(efs_2y, np.linspace(0.0, 1.0, N_SIMILAR_GROUPS + 1))
+    group = np.clip(np.searchsorted(edges, efs_2y, side="right") - 1, 0, N_SIMILAR_GROUPS - 1)
+    time = outcomes["time"].to_numpy(dtype=float)
+    event = outcomes["event"].to_numpy().astype(int)
+    hd = months_to_days(np.asarray(horizons_months, dtype=float))
+    out = []
+    for g in range(N_SIMILAR_GROUPS):
+        idx = np.flatnonzero(group == g)
+        if idx.size < MIN_GROUP_SIZE:
+            continue
+        lo, hi = float(edges[g]), float(edges[g + 1])
+        out.append(
+            ObservedGroup(
+                rule=f"training patients with a predicted 2-year event-free survival of {100 * lo:.1f}–{100 * hi:.1f}%"
+                f" (tenth {g + 1} of {N_SIMILAR_GROUPS} of the training cohort's predictions)",
+                lo=lo,
+                hi=hi,
+                n=int(idx.size),
+                n_relapse=int((event[idx] == Cause.RELAPSE).sum()),
+                n_trm=int((event[idx] == Cause.TRM).sum()),
+                horizons_months=tuple(float(h) for h in horizons_months),
+                relapse=_observed(time[idx], event[idx], hd, Cause.RELAPSE),
+                trm=_observed(time[idx], event[idx], hd, Cause.TRM),
+            )
+        )
+    return tuple(out)
 
 
 def training_summary(
     records: pd.DataFrame,
     outcomes: pd.DataFrame,
     X,
-    est: np.ndarray,
-    horizons: np.ndarray,
+    curves: RiskCurves,
     *,
     synthetic: bool,
     fingerprint: str | None,
-) -> dict[str, Any]:
-    """Aggregate, non-identifying description of the training cohort (no patient-level values)."""
-    from nbrisk.core import Cause
+    model_name: str,
+    family: str,
+    **extra: Any,
+) -> TrainingSummary:
+    """Aggregate, non-identifying description of the training cohort and the fit (no patient-level values).
+
+    ``curves`` are the fitted model's predictions for the training cohort at 12/24/36/60 months (apparent
+    predictions): their 2-year percentiles place a new patient in the cohort, and their 2-year EFS defines the
+    similar-patient groups. ``extra`` fills the remaining :class:`~nbrisk.core.TrainingSummary` fields.
+    """
+    from nbrisk.core import months_to_days
     from nbrisk.features.record import FIELDS, PREDICTOR_FIELDS
+    from nbrisk.models.nonparametric import aalen_johansen
 
     ev = outcomes["event"].to_numpy()
+    time = outcomes["time"].to_numpy(dtype=float)
     numeric_ranges, category_counts, missing = {}, {}, {}
     for f in PREDICTOR_FIELDS:
         if f not in records.columns:
@@ -388,29 +505,37 @@ def training_summary(
         elif spec.kind in ("enum", "boolean"):
             category_counts[f] = {str(k): int(v) for k, v in col.value_counts(dropna=True).items()}
     pct = [5, 25, 50, 75, 95]
-    idx2 = int(np.flatnonzero(horizons == RISK_GROUP_HORIZON_MONTHS)[0])
+    j2 = int(np.flatnonzero(np.isclose(curves.horizons_months, RISK_GROUP_HORIZON_MONTHS))[0])
     dist = {
-        name: dict(zip([f"p{p}" for p in pct], (float(v) for v in np.percentile(est[:, i, idx2], pct)), strict=True))
-        for i, name in enumerate(("relapse", "trm", "efs", "os"))
+        name: {f"p{p}": float(v) for p, v in zip(pct, np.percentile(band.estimate[:, j2], pct), strict=True)}
+        for name, band in curves.bands().items()
     }
+    grid_days = months_to_days(COHORT_CURVE_MONTHS)
     Xa = np.asarray(X, dtype=float)
-    return {
-        "n": len(records),
-        "events": {
-            "censored": int((ev == Cause.CENSORED).sum()),
+    censored = ev == Cause.CENSORED
+    return TrainingSummary(
+        version=TRAINING_SUMMARY_VERSION,
+        model_name=model_name,
+        family=family,
+        trained_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        n=len(records),
+        events={
+            "censored": int(censored.sum()),
             "relapse": int((ev == Cause.RELAPSE).sum()),
             "trm": int((ev == Cause.TRM).sum()),
         },
-        "synthetic": bool(synthetic),
-        "label": SYNTHETIC_LABEL if synthetic else None,
-        "data_fingerprint": fingerprint,
-        "numeric_ranges": numeric_ranges,
-        "category_counts": category_counts,
-        "missing_counts": missing,
-        "predicted_2y_distribution": dist,
-        "feature_names": list(X.columns) if isinstance(X, pd.DataFrame) else None,
-        "feature_means": Xa.mean(axis=0).tolist(),
-        "median_followup_days": float(np.median(outcomes["time"][ev == Cause.CENSORED]))
-        if (ev == Cause.CENSORED).any()
-        else None,
-    }
+        synthetic=bool(synthetic),
+        data_fingerprint=fingerprint,
+        numeric_ranges=numeric_ranges,
+        category_counts=category_counts,
+        missing_counts=missing,
+        predicted_2y_distribution=dist,
+        feature_names=tuple(str(c) for c in X.columns) if isinstance(X, pd.DataFrame) else (),
+        feature_means=tuple(float(v) for v in Xa.mean(axis=0)),
+        median_followup_days=float(np.median(time[censored])) if censored.any() else None,
+        cohort_months=tuple(float(m) for m in COHORT_CURVE_MONTHS),
+        cohort_relapse=tuple(float(v) for v in aalen_johansen(time, ev, Cause.RELAPSE).at(grid_days)),
+        cohort_trm=tuple(float(v) for v in aalen_johansen(time, ev, Cause.TRM).at(grid_days)),
+        similar_groups=similar_groups(curves.efs.estimate[:, j2], outcomes, curves.horizons_months.tolist()),
+        **extra,
+    )

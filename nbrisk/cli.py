@@ -22,7 +22,9 @@ app = typer.Typer(
 data_app = typer.Typer(help="Cohort files: generate, validate, describe.", no_args_is_help=True)
 keys_app = typer.Typer(help="API keys for the HTTP service.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+bento_app = typer.Typer(help="Deployable units: a Bento pinning one registered model version.", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
+app.add_typer(bento_app, name="bento")
 
 
 def _run(fn, *args, **kwargs):
@@ -66,13 +68,17 @@ def data_describe(file: Annotated[Path, typer.Argument(help="CSV or Parquet coho
 @app.command("train")
 def train(
     data: Annotated[Path | None, typer.Option(help="cohort file; default: the embedded synthetic cohort")] = None,
-    config: Annotated[Path | None, typer.Option(help="training config (TOML); default configs/default.toml")] = None,
+    config: Annotated[Path | None, typer.Option(help="TOML file or packaged config name (default, quick)")] = None,
     experiment: Annotated[str, typer.Option(help="MLflow experiment name")] = "nbrisk",
+    cluster: Annotated[
+        str | None,
+        typer.Option(help="run every fit on a Dask cluster: scheduler address (tcp://host:8786) or 'local'"),
+    ] = None,
 ):
     """Fit every configured model with the configured validation, log to MLflow, register, print a leaderboard."""
     from nbrisk.training import commands
 
-    _run(commands.train, data=data, config=config, experiment=experiment)
+    _run(commands.train, data=data, config=config, experiment=experiment, cluster=cluster)
 
 
 @app.command("compare")
@@ -153,6 +159,24 @@ def keys_revoke(name: Annotated[str, typer.Argument(help="key name")]):
     from nbrisk.serving import commands
 
     _run(commands.keys_revoke, name=name)
+
+
+@bento_app.command("build")
+def bento_build(
+    model: Annotated[
+        str | None, typer.Option(help="registered model: models:/NAME@ALIAS or models:/NAME/VERSION")
+    ] = None,
+    wheel: Annotated[
+        Path | None, typer.Option(help="a built nbrisk wheel (default: build one from the checkout)")
+    ] = None,
+):
+    """Build a Bento of the service that serves ONE registered model version (default: the champion's), copied in."""
+    from nbrisk.serving.bento import build_bento
+
+    tag = _run(build_bento, model_uri=model, wheel=wheel)
+    typer.echo(
+        f"built Bento {tag}: serve it with `bentoml serve {tag}`, containerize with `bentoml containerize {tag}`"
+    )
 
 
 def main() -> None:  # pragma: no cover

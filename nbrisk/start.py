@@ -18,9 +18,10 @@ import sys
 from pathlib import Path
 
 from nbrisk.core import SYNTHETIC_LABEL, NbriskError
+from nbrisk.training.config import packaged_config
 
-#: Training config used when no champion exists (small: minutes on 2 cores).
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "quick.toml"
+#: Training config used when no champion exists (small: minutes on 2 cores), shipped in ``nbrisk.configs``.
+DEFAULT_CONFIG = packaged_config("quick.toml")
 FIRST_KEY_NAME = "first-key"
 
 

@@ -325,6 +325,8 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
             + (", ".join(f"{k}={v}" for k, v in p.items()) or "defaults")
             + f"; prediction intervals: {s.get('interval_method', 'none')}"
             + (f" ({s.get('n_interval_bootstrap')} refits)" if s.get("n_interval_bootstrap") else "")
+            + (f" — {s.get('interval_statement')}" if s.get("interval_statement") else "")
+            + (f"; inputs: {s.get('inputs')}" if s.get("inputs") else "")
             + f". Validation: {scheme}.",
         ),
         FilledItem(

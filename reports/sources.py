@@ -1,7 +1,7 @@
 """Where the reports get a registered model and its training run from (the I/O edge of :mod:`nbrisk.reports`).
 
 Loading the :class:`~nbrisk.models.risk_model.RiskModel` goes through :func:`nbrisk.models.pyfunc.load_risk_model`
-and the registry/run metadata through :mod:`nbrisk.training.tracking` (engineer F). Two small reads that tracking does
+and the registry/run metadata through :mod:`nbrisk.training.tracking`. Two small reads that tracking does
 not offer yet — the validation tables a training run logged as JSON artifacts (calibration deciles, net benefit) and
 the sibling model runs of the same training (the comparison on the same folds) — are done here with MLflow's client,
 read-only; they belong in ``training/tracking.py`` and should move there.

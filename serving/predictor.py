@@ -2,7 +2,7 @@
 
 :class:`Predictor` holds one fitted :class:`nbrisk.models.risk_model.RiskModel` and its registry identity
 (:class:`ServedModel`), and turns already-parsed request objects into answers shaped exactly like ``POST /v1/risk``
-(``/work/shared/spec/interfaces.md``)::
+(``docs/http-api.md``)::
 
     {"model": {"name", "version", "alias", "trained_at", "synthetic_training_data", "label"},
      "results": [{"patient_id", "horizons_months", "relapse": {"estimate", "lower", "upper"}, "trm": {...},
@@ -18,6 +18,7 @@ Risk groups need the 2-year EFS, so 24 months is always predicted (and dropped f
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -102,7 +103,7 @@ class Predictor:
     def from_uri(cls, uri: str | None = None) -> Predictor:
         """Load the RiskModel behind an MLflow model URI (default: settings' ``models:/nbrisk@champion``).
 
-        Uses engineer F's :func:`nbrisk.models.pyfunc.load_risk_model` (downloads and unpickles the artifact) and
+        Uses :func:`nbrisk.models.pyfunc.load_risk_model` (downloads and unpickles the artifact) and
         resolves an alias to its version so that answers name the exact version served. Raises
         :class:`ModelUnavailable` with a one-line reason when the registry has no such model or cannot be reached.
         """
@@ -110,7 +111,7 @@ class Predictor:
 
         uri = uri or get_settings().model_uri
         try:
-            from nbrisk.models.pyfunc import load_risk_model, resolve_model_version
+            from nbrisk.models.pyfunc import load_risk_model, read_pin, resolve_model_version
 
             # load first: it points MLflow at the configured tracking/registry URIs; then pin the version, and load
             # that exact version (a cache hit unless the alias moved in between).
@@ -122,6 +123,9 @@ class Predictor:
         except Exception as exc:  # registry down, corrupt artifact, ...: one line, never the stack of a crash loop
             raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}") from None
         name, alias = _split_models_uri(uri)
+        pin = read_pin(uri)
+        if pin is not None:  # a model folder pinned inside a Bento: name it by its registered version
+            name, alias = pin["name"], None
         return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
 
     @classmethod
@@ -323,7 +327,7 @@ class Predictor:
     def report(
         self, patient: Mapping[str, Any], fmt: str = "pdf", shape_problems: Sequence[ProblemDetail] = ()
     ) -> bytes:
-        """The tumour-board report (PDF or HTML bytes) for one patient, rendered by engineer H's
+        """The tumour-board report (PDF or HTML bytes) for one patient, rendered by
         :func:`nbrisk.reports.render.render_patient_report` from the same validated record and model."""
         typed = self.validate([patient], shape_problems)
         try:
@@ -342,7 +346,7 @@ class Predictor:
         metrics with CIs, model specification) built from the RiskModel's ``training_summary`` — aggregates only,
         no patient-level value."""
         rm = self.risk_model
-        s: dict[str, Any] = dict(getattr(rm, "training_summary", {}) or {})
+        s = training_summary_of(rm)
         training = {
             k: s.get(k)
             for k in (
@@ -360,7 +364,16 @@ class Predictor:
         }
         spec = {
             k: s.get(k)
-            for k in ("model_name", "family", "params", "interval_method", "n_interval_bootstrap", "feature_names")
+            for k in (
+                "model_name",
+                "family",
+                "inputs",
+                "params",
+                "interval_method",
+                "n_interval_bootstrap",
+                "interval_statement",
+                "feature_names",
+            )
             if k in s
         }
         spec["risk_cutoffs_efs_2y"] = list(getattr(rm, "risk_cutoffs", ()) or ())
@@ -371,7 +384,7 @@ class Predictor:
             "label": SYNTHETIC_LABEL if self.served.synthetic_training_data else None,
             "intended_use": INTENDED_USE,
             "training_data": training,
-            "validation_metrics": s.get("validation_metrics", {}),
+            "validation_metrics": [dataclasses.asdict(m) for m in s.validation_metrics],
             "specification": spec,
             "outputs": {
                 "relapse": "cumulative incidence of relapse/progression (competing risk with TRM)",
@@ -407,12 +420,12 @@ def raw_frame(patients: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
 
 
 class ReportUnavailable(NbriskError):
-    """The report renderer (engineer H's ``nbrisk.reports.render``) is not installed."""
+    """The report renderer (``nbrisk.reports.render``) is not installed."""
 
 
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
-    s = getattr(risk_model, "training_summary", {}) or {}
-    synthetic = bool(getattr(risk_model, "synthetic", s.get("synthetic", False)))
+    s = training_summary_of(risk_model)
+    synthetic = s.synthetic
     return ServedModel(
         name=name,
         version=version,

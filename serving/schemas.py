@@ -6,7 +6,7 @@ and :mod:`nbrisk.serving.service` only maps :class:`RequestError` to a status co
 Parsing is deliberately defensive because every byte of a request body is untrusted: malformed JSON, non-finite
 numbers (``NaN``, ``Infinity``, ``1e400``), integers with thousands of digits, deeply nested arrays, objects where a
 scalar belongs, or wrong types must all end as a 4xx answer naming the patient index and the field, never as a 5xx.
-The record contract itself (vocabularies, ranges, consistency rules) is engineer A's
+The record contract itself (vocabularies, ranges, consistency rules, ``docs/patient-record.md``) is
 :func:`nbrisk.features.record.validate_records`, the same code that checks a cohort file; this module only makes
 sure that what reaches it is a list of flat JSON objects of scalars.
 """

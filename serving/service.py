@@ -1,5 +1,5 @@
 """The risk service: a BentoML service (``nbrisk.serving.service:RiskService``) exposing the HTTP API of
-``/work/shared/spec/interfaces.md``.
+``docs/http-api.md``.
 
 Design (thin serving, STYLE principle 8): all work happens in the framework-free
 :class:`nbrisk.serving.predictor.Predictor`; this module only speaks HTTP.
@@ -60,6 +60,7 @@ from nbrisk.serving.schemas import (
     report_request_schema,
     risk_request_schema,
 )
+from nbrisk.serving.web import web_app
 
 logger = logging.getLogger("nbrisk.serving")
 
@@ -282,6 +283,7 @@ class ModelState:
     traffic={"timeout": 120},
 )
 @bentoml.asgi_app(api, path="/v1")
+@bentoml.asgi_app(web_app, path="/")  # the calculator page (serving/web.py) replaces BentoML's index
 class RiskService:
     """nbrisk risk service: relapse / TRM cumulative incidence, EFS and OS with 95% intervals, risk groups,
     tumour-board reports and the model card. SYNTHETIC models are labelled as such in every answer."""

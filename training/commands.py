@@ -80,8 +80,21 @@ def leaderboard_table(rows: list[dict[str, Any]], horizon: float, title: str) ->
     return t
 
 
-def train(data: Path | None = None, config: Path | None = None, experiment: str = "nbrisk") -> int:
-    """``nbrisk train``: fit, validate, log and register; print the leaderboard."""
+def train(
+    data: Path | None = None, config: Path | None = None, experiment: str = "nbrisk", cluster: str | None = None
+) -> int:
+    """``nbrisk train``: fit, validate, log and register; print the leaderboard.
+
+    ``cluster``: Dask scheduler address or ``local`` (overrides the config's ``cluster``); a second bar then shows
+    the cluster's tasks done / submitted and the workers in use.
+    """
+    from nbrisk.training.cluster import check_address
+
+    if cluster is not None:
+        try:
+            cluster = check_address(cluster)
+        except ValueError as exc:
+            raise NbriskError(str(exc)) from None
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     from nbrisk.features.record import CohortValidationError
@@ -102,9 +115,28 @@ def train(data: Path | None = None, config: Path | None = None, experiment: str 
         def progress(name: str, done: int, total: int) -> None:
             bar.update(task, description=f"training {name}", completed=done, total=total)
 
+        tasks = None
+
+        def cluster_progress(p) -> None:
+            nonlocal tasks
+            if tasks is None:
+                tasks = bar.add_task("cluster tasks", total=None)
+            bar.update(
+                tasks,
+                description=f"cluster tasks (workers in use {p.workers_busy}/{p.workers})",
+                completed=p.done,
+                total=max(p.total, 1),
+            )
+
         try:
             result = jobs.train(
-                data=data, config=config, experiment=experiment, progress=progress, log=lambda m: console.print(m)
+                data=data,
+                config=config,
+                experiment=experiment,
+                progress=progress,
+                log=lambda m: console.print(m),
+                cluster=cluster,
+                cluster_progress=cluster_progress,
             )
         except CohortValidationError as exc:
             bar.stop()

@@ -12,6 +12,7 @@ import hashlib
 import itertools
 import json
 import tomllib
+from importlib.resources import files
 from pathlib import Path
 from typing import Any, Literal
 
@@ -19,8 +20,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from nbrisk.core import NbriskError
 
-#: Where the shipped configs live (the repository's top-level ``configs/`` next to ``training/``).
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+#: Where the shipped configs live: the package ``nbrisk.configs`` (the repository's top-level ``configs/`` folder,
+#: installed with the wheel), found through importlib.resources so a clone and an installed wheel behave alike.
+CONFIG_DIR = Path(str(files("nbrisk.configs")))
 
 #: Model families a config may name → the import path of the estimator class.
 FAMILIES: dict[str, str] = {
@@ -155,12 +157,22 @@ class TrainConfig(_Frozen):
 
     seed: int = 2026
     n_jobs: int = Field(1, ge=-1, le=64)
+    #: Dask scheduler address (``tcp://host:8786``) or ``local`` to run every fit as a task there; None: the local
+    #: process pool of ``n_jobs`` (nbrisk.training.cluster)
+    cluster: str | None = None
     horizons_months: tuple[float, ...] = (12, 24, 36, 60)
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     final: FinalConfig = Field(default_factory=FinalConfig)
     promotion: PromotionConfig = Field(default_factory=PromotionConfig)
     models: tuple[ModelSpec, ...]
+
+    @field_validator("cluster")
+    @classmethod
+    def _cluster(cls, v: str | None) -> str | None:
+        from nbrisk.training.cluster import check_address
+
+        return None if v is None else check_address(v)
 
     @field_validator("horizons_months")
     @classmethod
@@ -210,18 +222,39 @@ class TrainConfig(_Frozen):
         raise KeyError(name)
 
 
+def packaged_config(name: str) -> Path:
+    """Path of a config shipped with the package (``"default.toml"``, ``"quick.toml"``)."""
+    return CONFIG_DIR / name
+
+
 def default_config_path() -> Path:
-    return CONFIG_DIR / "default.toml"
+    """The full training configuration used when ``--config`` is not given (``configs/default.toml``)."""
+    return packaged_config("default.toml")
+
+
+def resolve_config_path(path: str | Path | None = None) -> Path:
+    """The config file meant by ``path``: ``None`` → the packaged ``default.toml``; an existing file → itself; else
+    the name of a packaged config (``quick`` or ``quick.toml``, so ``nbrisk train --config quick`` works from an
+    installed wheel). Raises :class:`NbriskError` when it is none of these."""
+    if path is None:
+        return default_config_path()
+    path = Path(path)
+    if path.is_file():
+        return path
+    if path.parent == Path("."):
+        packaged = packaged_config(path.name if path.suffix == ".toml" else f"{path.name}.toml")
+        if packaged.is_file():
+            return packaged
+    shipped = ", ".join(sorted(p.stem for p in CONFIG_DIR.glob("*.toml")))
+    raise NbriskError(f"config file not found: {path} (packaged configs: {shipped})")
 
 
 def load_config(path: str | Path | None = None) -> TrainConfig:
-    """Read and validate a training config; ``None`` → ``configs/default.toml``.
+    """Read and validate a training config (see :func:`resolve_config_path`; ``None`` → ``configs/default.toml``).
 
     Raises :class:`NbriskError` with a one-line message on a missing file, bad TOML or a schema violation.
     """
-    path = Path(path) if path is not None else default_config_path()
-    if not path.is_file():
-        raise NbriskError(f"config file not found: {path}")
+    path = resolve_config_path(path)
     try:
         raw = tomllib.loads(path.read_text(encoding="utf-8"))
     except tomllib.TOMLDecodeError as exc:

@@ -23,6 +23,7 @@ summary that rewards discrimination and calibration together), ties broken by th
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
 from collections.abc import Callable
@@ -214,14 +215,27 @@ def train(
     experiment: str = "nbrisk",
     progress: Callable[[str, int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    cluster: str | None = None,
+    cluster_progress: Callable[[Any], None] | None = None,
 ) -> TrainResult:
     """Validate, compare and register every configured model (see the module docstring).
 
     ``progress(task, done, total)`` and ``log(message)`` are optional callbacks (the CLI draws a progress bar).
+    ``cluster``: a Dask scheduler address or ``local`` (default: the config's ``cluster``, else the local pool); every
+    fit is then a task there (:mod:`nbrisk.training.cluster`), ``cluster_progress`` receives its task counts.
     """
+    from nbrisk.training.cluster import training_cluster
+
+    cfg = config if isinstance(config, TrainConfig) else load_config(config)
+    with training_cluster(cluster if cluster is not None else cfg.cluster, on_progress=cluster_progress):
+        return _train(data, config, experiment, progress, log)
+
+
+def _train(data, config, experiment, progress, log) -> TrainResult:
     from nbrisk.models.risk_model import fit_risk_model
     from nbrisk.training import plots, tracking
     from nbrisk.training import validation as V
+    from nbrisk.training.cluster import run_fit, share_data
 
     say = log or (lambda _msg: None)
     tick = progress or (lambda _task, _done, _total: None)
@@ -229,10 +243,9 @@ def train(
     cfg = config if isinstance(config, TrainConfig) else load_config(config)
     config_text = None
     if not isinstance(config, TrainConfig):
-        path = Path(config) if config is not None else None
-        from nbrisk.training.config import default_config_path
+        from nbrisk.training.config import resolve_config_path
 
-        config_text = (path or default_config_path()).read_text(encoding="utf-8")
+        config_text = resolve_config_path(config).read_text(encoding="utf-8")
 
     # 1-2. data (a bad file stops here, before MLflow is touched)
     td = load_training_data(data, cfg)
@@ -242,6 +255,7 @@ def train(
         + (f"  [{SYNTHETIC_LABEL}]" if td.synthetic else "")
     )
     records, outcomes = td.records, td.outcomes
+    share_data(records, outcomes)  # to every worker once, when training on a cluster
     event = outcomes["event"].to_numpy()
     horizons = list(cfg.horizons_months)
     vcfg = cfg.validation
@@ -281,8 +295,8 @@ def train(
         risk_model = None
         params = spec.candidates()[0]
         if not spec.is_null:
-            params = V.tune(spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
-            final = V.fit_candidate(spec, params, records, outcomes, cfg.seed)
+            params = run_fit(V.tune, spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
+            final = run_fit(V.fit_candidate, spec, params, records, outcomes, cfg.seed)
             n_opt = vcfg.n_optimism if spec.optimism else 0
             opt = V.optimism_corrected(
                 spec, params, final, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
@@ -295,7 +309,8 @@ def train(
                 if loco is not None:
                     tables["leave_center_out"] = loco
                     extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
-            risk_model = fit_risk_model(
+            risk_model = run_fit(
+                fit_risk_model,
                 records,
                 outcomes,
                 spec.make_estimator(random_state=cfg.seed, **params),
@@ -312,17 +327,19 @@ def train(
                 params=params,
                 features=V.make_features(spec.splines),
             )
-            risk_model.training_summary.update(interval_statement(cfg, spec, risk_model.supports_intervals))
-            risk_model.training_summary["inputs"] = describe_inputs(spec)
-            risk_model.training_summary["validation"] = {
-                "scheme": (
+            # the validation results complete the model's (frozen) training summary
+            risk_model.training_summary = dataclasses.replace(
+                risk_model.training_summary,
+                **interval_statement(cfg, spec, risk_model.supports_intervals),
+                inputs=describe_inputs(spec),
+                validation_scheme=(
                     f"out-of-fold predictions of {vcfg.n_splits}-fold cross-validation × {vcfg.n_repeats} "
                     f"repeat(s) stratified by cause, hyper-parameters tuned in a {vcfg.inner_splits}-fold "
                     f"inner loop; 95% CIs from {vcfg.n_bootstrap} patient bootstrap resamples"
                 ),
-                "optimism_corrected": {k[len("corrected_") :]: v for k, v in opt.items() if k.startswith("corrected_")},
-                "leave_center_out": {k[len("loco_") :]: v for k, v in extra.items() if k.startswith("loco_")},
-            }
+                optimism_corrected={k[len("corrected_") :]: v for k, v in opt.items() if k.startswith("corrected_")},
+                leave_center_out={k[len("loco_") :]: v for k, v in extra.items() if k.startswith("loco_")},
+            )
         tables["calibration"] = _calibration_tables(outcomes, cv.pooled, horizons)
         tables["net_benefit"] = _net_benefit_tables(outcomes, cv.pooled, horizons)
         seconds = time.perf_counter() - t0

@@ -5,7 +5,7 @@ All functions take the evaluation data as arrays ``event`` (n,) (0 censored, 1 r
 horizon ``tau`` (same unit as ``time``), and the ``cause``. The censoring distribution Ĝ (Kaplan–Meier with
 censoring as the event) is estimated from the evaluation data unless a
 :class:`~nbrisk.models.nonparametric.CensoringSurvival` is passed as ``censoring``. Definitions follow
-``/work/shared/spec/statistics.md`` and van Geloven et al. (2022, BMJ 377:e069249).
+``docs/statistics.md`` and van Geloven et al. (2022, BMJ 377:e069249).
 
 For convenience the functions that training calls with a target DataFrame also accept ``y`` (columns ``event`` and
 ``time``) in place of ``event, time``: ``net_benefit(y, cif, tau, thresholds, cause=1)``,

@@ -331,3 +331,19 @@ def log_benchmark_run(experiment: str, run_name: str, params: dict[str, Any], me
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics(_clean_metrics(metrics))
         return run.info.run_id
+
+
+def download_model_version(name: str, version: str, dest: Path) -> str:
+    """Copy the MLflow model folder of registered ``name``/``version`` to ``dest`` (replaced if present); returns the
+    run id that logged it (empty when unknown)."""
+    import shutil
+    import tempfile
+
+    configure()
+    dest = Path(dest)
+    if dest.exists():
+        shutil.rmtree(dest)
+    with tempfile.TemporaryDirectory(prefix="nbrisk-model-") as tmp:
+        local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
+        shutil.copytree(local, dest)
+    return mlflow.MlflowClient().get_model_version(name, version).run_id or ""

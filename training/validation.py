@@ -11,7 +11,7 @@ refitted inside every training fold (imputation and scaling learn nothing from t
 * :func:`cross_validate` — out-of-fold CIFs for every patient and repeat, per-fold metrics.
 * :func:`bootstrap_indices` + :func:`pooled_metrics` — metrics of the out-of-fold predictions with percentile 95%
   CIs over patient-level bootstrap resamples, the same resamples for every model (so differences between models
-  have CIs too; ``statistics.md``).
+  have CIs too; ``docs/statistics.md``).
 * :func:`optimism_corrected` — Harrell's bootstrap optimism correction of the final model's apparent performance
   (Harrell, Lee & Mark 1996, Stat Med 15:361; Steyerberg 2019, ch. 17).
 * :func:`leave_center_out` — internal–external validation: each center in turn is the test set
@@ -93,13 +93,12 @@ class FittedCandidate:
         return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
 
     def predict(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
-        """(n, 4, k) predictions at ``times_days``: 0 event-free, 1 relapse CIF, 2 TRM CIF (the estimator
-        convention) and 3 overall survival (illness–death)."""
+        """(n, 4, k) predictions at ``times_days``, axis 1 in :class:`~nbrisk.core.State` order (EFS, relapse CIF,
+        TRM CIF, overall survival)."""
         with warnings.catch_warnings():
-            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (statistics.md); not news here
+            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (docs/statistics.md); not news
             warnings.simplefilter("ignore", CIFCoherenceWarning)
-            states = self.model.predict_states(self.transform(records), times_days)  # relapse, trm, efs, os
-        return states[:, [2, 0, 1, 3]]
+            return self.model.predict_states(self.transform(records), times_days)
 
 
 def make_features(splines: bool = False):
@@ -160,7 +159,7 @@ def fit_candidate(
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# metrics (engineer C's training/metrics.py) behind one small adapter
+# metrics (nbrisk.training.metrics) behind one small adapter
 
 
 def metric_key(cause: str, metric: str, horizon_months: float) -> str:
@@ -347,11 +346,10 @@ def pooled_metrics(
     the bootstrapped (cheap-set) ones; ``replicates[name]`` the B replicate values (kept for paired comparisons).
     """
     point = evaluate(outcomes, cif, horizons_months, full=True)
-
-    def one(idx: np.ndarray) -> dict[str, float]:
-        return evaluate(outcomes.iloc[idx].reset_index(drop=True), cif[idx], horizons_months)
-
-    reps = Parallel(n_jobs=n_jobs)(delayed(one)(idx) for idx in boot) if len(boot) else []
+    # module-level task functions with the data as arguments (not closures): a cluster backend then sends the data
+    # once instead of with every task (nbrisk.training.cluster)
+    jobs = (delayed(_bootstrap_metrics)(outcomes, cif, horizons_months, idx) for idx in boot)
+    reps = Parallel(n_jobs=n_jobs)(jobs) if len(boot) else []
     replicates: dict[str, list[float]] = {}
     out = dict(point)
     for name in point:
@@ -362,6 +360,10 @@ def pooled_metrics(
         finite = vals[np.isfinite(vals)]
         out[f"{name}_lower"], out[f"{name}_upper"] = (float(q) for q in np.percentile(finite, [2.5, 97.5]))
     return out, replicates
+
+
+def _bootstrap_metrics(outcomes, cif, horizons_months, idx: np.ndarray) -> dict[str, float]:
+    return evaluate(outcomes.iloc[idx].reset_index(drop=True), cif[idx], horizons_months)
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float] | None:
@@ -406,15 +408,8 @@ def optimism_corrected(
     if n_boot <= 0:
         return {f"apparent_{k}": v for k, v in apparent.items()}
     boot = bootstrap_indices(outcomes["event"].to_numpy(), n_boot, seed + 7919)
-
-    def one(idx: np.ndarray) -> dict[str, float]:
-        rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
-        model_b = fit_candidate(spec, params, rec_b, out_b, seed, evaluate_on=[records])
-        m_boot = evaluate(out_b, model_b.predict(rec_b, times), horizons_months)
-        m_orig = evaluate(outcomes, model_b.predict(records, times), horizons_months)
-        return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
-
-    optimisms = Parallel(n_jobs=n_jobs)(delayed(one)(idx) for idx in boot)
+    jobs = (delayed(_optimism)(spec, params, records, outcomes, horizons_months, seed, idx) for idx in boot)
+    optimisms = Parallel(n_jobs=n_jobs)(jobs)
     out: dict[str, float] = {}
     for k, v in apparent.items():
         vals = np.array([o.get(k, np.nan) for o in optimisms], dtype=float)
@@ -423,6 +418,15 @@ def optimism_corrected(
         out[f"optimism_{k}"] = opt
         out[f"corrected_{k}"] = v - opt
     return out
+
+
+def _optimism(spec, params, records, outcomes, horizons_months, seed, idx: np.ndarray) -> dict[str, float]:
+    times = months_to_days(horizons_months)
+    rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
+    model_b = fit_candidate(spec, params, rec_b, out_b, seed, evaluate_on=[records])
+    m_boot = evaluate(out_b, model_b.predict(rec_b, times), horizons_months)
+    m_orig = evaluate(outcomes, model_b.predict(records, times), horizons_months)
+    return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -458,19 +462,9 @@ def leave_center_out(
     centers = center_groups(records, min_center_size)
     if centers is None:
         return None
-    times = months_to_days(horizons_months)
     labels = sorted(centers.unique())
-
-    def one(c: str):
-        test = np.flatnonzero(centers.to_numpy() == c)
-        train = np.flatnonzero(centers.to_numpy() != c)
-        fitted = fit_candidate(
-            spec, params, records.iloc[train], outcomes.iloc[train], seed, evaluate_on=[records.iloc[test]]
-        )
-        cif = fitted.predict(records.iloc[test], times)
-        return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)
-
-    per_center = {c: {"n": n, **m} for c, n, m in Parallel(n_jobs=n_jobs)(delayed(one)(c) for c in labels)}
+    jobs = (delayed(_left_out)(spec, params, records, outcomes, horizons_months, seed, centers, c) for c in labels)
+    per_center = {c: {"n": n, **m} for c, n, m in Parallel(n_jobs=n_jobs)(jobs)}
     summary: dict[str, float] = {}
     names = sorted({k for m in per_center.values() for k in m if k != "n"})
     for name in names:
@@ -480,3 +474,13 @@ def leave_center_out(
             summary[f"{name}_min"] = float(np.nanmin(vals))
             summary[f"{name}_max"] = float(np.nanmax(vals))
     return {"per_center": per_center, "summary": summary}
+
+
+def _left_out(spec, params, records, outcomes, horizons_months, seed, centers: pd.Series, c: str):
+    test = np.flatnonzero(centers.to_numpy() == c)
+    train = np.flatnonzero(centers.to_numpy() != c)
+    fitted = fit_candidate(
+        spec, params, records.iloc[train], outcomes.iloc[train], seed, evaluate_on=[records.iloc[test]]
+    )
+    cif = fitted.predict(records.iloc[test], months_to_days(horizons_months))
+    return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)

@@ -1,4 +1,4 @@
-"""Data tests of the public dataset loaders: counts against references.md, coding, no outcome leakage."""
+"""Data tests of the public dataset loaders: counts against docs/statistics.md, coding, no outcome leakage."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from nbrisk.features.public import (
     load_sksurv_bmt,
 )
 
-# (loader, n, censored, cause 1, cause 2); bmt, ebmt1 and mgus2 counts are stated in references.md, ebmt4 and the
+# (loader, n, censored, cause 1, cause 2); bmt, ebmt1 and mgus2 counts are stated in docs/statistics.md, ebmt4 and the
 # sksurv bmt counts are those of the source columns (rel.s / srv.s; sksurv status) checked below independently.
 EXPECTED = [
     (load_kmsurv_bmt, 137, 54, 42, 41),

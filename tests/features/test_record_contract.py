@@ -1,4 +1,4 @@
-"""The record contract: every field rule and every consistency rule of spec/patient-record.md has a failing case."""
+"""The record contract: every field rule and every consistency rule of docs/patient-record.md has a failing case."""
 
 from __future__ import annotations
 

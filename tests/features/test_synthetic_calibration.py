@@ -1,6 +1,6 @@
 """Calibration of the synthetic cohort at the spec's n = 20,000 (slow: CI runs these with ``-m slow``).
 
-Spec (synthetic-cohort.md): the `base` marginal CIFs hit the targets table within ±5 percentage points at n = 20,000;
+docs/synthetic-cohort.md: the `base` marginal CIFs hit the targets table within ±5 percentage points at n = 20,000;
 the targets are marginal in the absence of censoring, which the Aalen–Johansen estimate on the censored cohort
 estimates. The presets follow their anchors.
 """

@@ -93,7 +93,7 @@ def truth(cohort) -> dict[str, np.ndarray]:
 
 
 def _contract_problems(df: pd.DataFrame) -> dict[str, int]:
-    """Count violations of the consistency rules of patient-record.md, written independently of features/record.py."""
+    """Count violations of the consistency rules (docs/patient-record.md), written apart from features/record.py."""
     age_y = (df["age_at_diagnosis_months"] + df["months_diagnosis_to_hsct"]) / 12
     hla = df["hla_mismatches"]
     dt = df["donor_type"]
@@ -135,7 +135,7 @@ def _contract_problems(df: pd.DataFrame) -> dict[str, int]:
 
 
 def _wolbers_cindex(event: np.ndarray, time_: np.ndarray, risk: np.ndarray, tau: float, cause: int) -> float:
-    """Wolbers et al. 2009 C-index, straight from the definition in statistics.md (O(cases × n), vectorised).
+    """Wolbers et al. 2009 C-index, straight from the definition in docs/statistics.md (O(cases × n), vectorised).
 
     Pairs (i, j): T_i ≤ τ, δ_i = k, and T_j > T_i or δ_j ∉ {0, k}; concordant if risk_i > risk_j, ties ½.
     """
@@ -150,7 +150,7 @@ def _wolbers_cindex(event: np.ndarray, time_: np.ndarray, risk: np.ndarray, tau:
 
 # ------------------------------------------------------------------------------------------------- the contract
 def test_columns_ids_and_centers(cohort):
-    # Exactly the contract's fields, in the order of the tables of patient-record.md (features/record.py groups the
+    # Exactly the contract's fields, in the order of the tables of docs/patient-record.md (features/record.py groups the
     # donor fields differently, so only the set is compared with FIELDS).
     assert list(cohort.columns) == list(SPEC_ORDER)
     assert set(cohort.columns) == set(FIELDS)

@@ -85,12 +85,12 @@ def _estimator_class(name: str):
     models = import_module("nbrisk.models")
     try:
         return getattr(models, name)
-    except (ImportError, AttributeError) as exc:  # module of another engineer not committed yet
+    except (ImportError, AttributeError) as exc:  # a family not in this build
         pytest.skip(f"{name} not available yet: {exc}")
 
 
 def _supported_params(cls, params: dict) -> dict:
-    """Keep only the parameters the class accepts (another engineer's model may lack e.g. ``n_bootstrap``)."""
+    """Keep only the parameters the class accepts (a model may lack e.g. ``n_bootstrap``)."""
     accepted = set(inspect.signature(cls.__init__).parameters)
     return {k: v for k, v in params.items() if k in accepted}
 

@@ -10,7 +10,7 @@ from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
 from nbrisk.core import Cause
-from nbrisk.models.fine_gray import FineGray, coherent_cifs, finegray_expand
+from nbrisk.models.fine_gray import FineGray, coherent_cifs
 
 
 def test_mgus2_published_fine_gray_coefficients():
@@ -18,7 +18,7 @@ def test_mgus2_published_fine_gray_coefficients():
 
     data = load_mgus2()
     X = data.X[["male"]]
-    assert np.bincount(data.y.event).tolist() == [409, 115, 860]  # published counts (references.md)
+    assert np.bincount(data.y.event).tolist() == [409, 115, 860]  # published counts (docs/statistics.md)
     # the reference (R survival vignette "compete": finegray + coxph) uses Efron ties and model-based SEs
     model = FineGray(ties="efron").fit(X, data.y)
     # published to 4 decimals (progression) and 5 decimals (death): rounding error ≤ 5e-5 and ≤ 5e-6
@@ -26,7 +26,7 @@ def test_mgus2_published_fine_gray_coefficients():
     assert model.coef_se_model_[0, 0] == pytest.approx(0.1866, abs=5e-5)
     assert model.coef_[1, 0] == pytest.approx(0.23349, abs=5e-6)
     assert model.coef_se_model_[1, 0] == pytest.approx(0.06894, abs=5e-6)
-    # cmprsk::crr's Breslow ties move the death coefficient by ~1e-3 on these tied monthly times (references.md)
+    # cmprsk::crr's Breslow ties move the death coefficient by ~1e-3 on these tied monthly times (docs/statistics.md)
     breslow = FineGray(ties="breslow").fit(X, data.y)
     assert 1e-4 < abs(breslow.coef_[1, 0] - model.coef_[1, 0]) < 2e-3
 
@@ -60,20 +60,6 @@ def test_without_censoring_competing_patients_stay_at_risk_forever():
         t = np.where(is_k | (y.event == 0), y.time, y.time.max() + 1.0)
         ref = CoxPHSurvivalAnalysis().fit(X, Surv.from_arrays(is_k, t))
         np.testing.assert_allclose(model.coef_[k], ref.coef_, atol=1e-6)
-
-
-def test_expansion_weights_follow_the_censoring_distribution():
-    _, y = _competing(2, n=200)
-    ex = finegray_expand(y.time.to_numpy(), y.event.to_numpy(), int(Cause.RELAPSE))
-    assert np.all((ex["weight"] > 0) & (ex["weight"] <= 1 + 1e-12))
-    assert np.all(ex["start"] < ex["stop"])
-    extra = ex["row"] >= 0
-    extra[: len(y)] = False
-    # every extra row belongs to a patient with the other cause, and its weights do not increase over time
-    assert set(y.event.to_numpy()[ex["row"][extra]]) == {int(Cause.TRM)}
-    for j in np.unique(ex["row"][extra])[:20]:
-        w = ex["weight"][extra][ex["row"][extra] == j]
-        assert np.all(np.diff(w) <= 1e-12)
 
 
 def _simulate_fine_gray(seed, n, beta1, beta2, p=0.3):
@@ -156,34 +142,3 @@ def test_incoherent_sum_is_detected_and_capped_monotonically():
     got = model.predict_cumulative_incidence(many, times)
     np.testing.assert_allclose(got[:, 1], step_lookup(model.event_times_[:keep], f1, times, 0.0), atol=1e-14)
     np.testing.assert_allclose(got[:, 2], step_lookup(model.event_times_[:keep], f2, times, 0.0), atol=1e-14)
-
-
-def test_merged_expansion_gives_the_same_fit_with_fewer_rows():
-    # the partial likelihood only evaluates risk sets at cause-k event times, so splitting other-cause patients at
-    # every censoring jump (merge=False, the textbook form) or only where Ĝ(t−) changes between those times
-    # (merge=True) must give identical β, SEs and baseline hazards at a common reference x
-    from nbrisk.models._coxph import fit_coxph
-
-    X, y = _competing(6, n=400)
-    fits, sizes = [], []
-    for merge in (False, True):
-        ex = finegray_expand(y.time.to_numpy(), y.event.to_numpy(), int(Cause.TRM), merge=merge)
-        sizes.append(len(ex["row"]))
-        fits.append(
-            fit_coxph(
-                X.to_numpy()[ex["row"]],
-                ex["stop"],
-                ex["status"],
-                start=ex["start"],
-                weights=ex["weight"],
-                cluster=ex["row"],
-            )
-        )
-    assert sizes[1] < sizes[0]
-    a, b = fits
-    np.testing.assert_allclose(a.coef, b.coef, atol=1e-10)
-    np.testing.assert_allclose(a.se_model, b.se_model, atol=1e-10)
-    np.testing.assert_allclose(a.se_robust, b.se_robust, atol=1e-10)
-    np.testing.assert_allclose(
-        a.baseline[None][1] * np.exp(-a.coef @ a.center), b.baseline[None][1] * np.exp(-b.coef @ b.center), rtol=1e-9
-    )

@@ -11,7 +11,7 @@ from sklearn.base import BaseEstimator, clone
 from sksurv.linear_model import CoxPHSurvivalAnalysis
 from sksurv.util import Surv
 
-from nbrisk.core import DAYS_PER_MONTH, Cause, RiskCurves
+from nbrisk.core import DAYS_PER_MONTH, Cause, RiskCurves, State
 from nbrisk.models.cox import CauseSpecificCox
 from nbrisk.models.illness_death import IllnessDeathModel, PostRelapseModel
 
@@ -58,8 +58,8 @@ def test_overall_survival_recovers_known_truth():
     true_efs = np.exp(-(l1 + l2) * h)
     # binomial SE of OS at n = 3000 is ≤ 0.009 and the fitted β ≈ 0 adds little: 0.03 ≈ 3 SE; the monthly grid's
     # mid-bin approximation adds < 0.005 here (λ12 · 15 days × relapse mass per month ≤ 0.075 × 0.04)
-    np.testing.assert_allclose(states[2], true_efs, atol=0.03)
-    np.testing.assert_allclose(states[3], _true_os(h, l1, l2, l12), atol=0.03)
+    np.testing.assert_allclose(states[State.EFS], true_efs, atol=0.03)
+    np.testing.assert_allclose(states[State.OS], _true_os(h, l1, l2, l12), atol=0.03)
     # a finer grid changes OS by less than the stated approximation bound
     fine = (
         clone(model)
@@ -67,7 +67,7 @@ def test_overall_survival_recovers_known_truth():
         .fit(X, y)
         .predict_states(pd.DataFrame({"x": [0.0]}), h * DAYS_PER_MONTH)[0]
     )
-    np.testing.assert_allclose(states[3], fine[3], atol=5e-3)
+    np.testing.assert_allclose(states[State.OS], fine[State.OS], atol=5e-3)
 
 
 def test_overall_survival_equals_brute_force_convolution():
@@ -80,12 +80,12 @@ def test_overall_survival_equals_brute_force_convolution():
     edges = np.union1d(np.arange(0.0, times.max(), DAYS_PER_MONTH)[1:], times)
     f = model.cr_model_.predict_cumulative_incidence(x, edges)[0]
     mids = 0.5 * (np.concatenate([[0.0], edges[:-1]]) + edges)
-    df1 = np.diff(np.concatenate([[0.0], f[1]]))
+    df1 = np.diff(np.concatenate([[0.0], f[State.RELAPSE]]))
     for j, t in enumerate(times):
-        os_ = f[0, edges == t][0]
+        os_ = f[State.EFS, edges == t][0]
         for b in np.flatnonzero(edges <= t):
             os_ += df1[b] * model.post_relapse_.predict_survival(x, [mids[b]], [t - mids[b]])[0, 0]
-        assert got[3, j] == pytest.approx(os_, abs=1e-12)
+        assert got[State.OS, j] == pytest.approx(os_, abs=1e-12)
 
 
 def test_post_relapse_model_matches_sksurv_cox():
@@ -120,7 +120,8 @@ def test_contract_fit_from_derived_outcomes_intervals_and_pickle():
     est, lo, hi = model.predict_states(X.iloc[:20], [0.0, 100.0, 700.0], return_interval=True)
     assert est.shape == (20, 4, 3)
     assert np.all(lo <= est) and np.all(est <= hi)
-    np.testing.assert_array_equal(est[:, :, 0], [[0.0, 0.0, 1.0, 1.0]] * 20)
+    at_zero = {State.EFS: 1.0, State.RELAPSE: 0.0, State.TRM: 0.0, State.OS: 1.0}  # everyone event-free and alive
+    np.testing.assert_array_equal(est[:, :, 0], [[at_zero[s] for s in State]] * 20)
     cif = model.predict_cumulative_incidence(X.iloc[:5], [100.0, 700.0])
     np.testing.assert_allclose(cif, model.cr_model_.predict_cumulative_incidence(X.iloc[:5], [100.0, 700.0]))
     again = pickle.loads(pickle.dumps(model))

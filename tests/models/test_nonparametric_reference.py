@@ -1,6 +1,6 @@
 """Reference tests of the non-parametric estimators against published numbers and scikit-survival.
 
-Published values: /work/shared/spec/references.md (CAMIS: R cmprsk/tidycmprsk = SAS PROC LIFETEST on KMsurv::bmt;
+Published values (docs/statistics.md, "Reference values"; CAMIS: R cmprsk/tidycmprsk = SAS PROC LIFETEST on KMsurv::bmt;
 R survival "compete" vignette on mgus2).
 """
 

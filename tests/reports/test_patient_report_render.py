@@ -1,6 +1,6 @@
 """The tumour-board patient report: content, agreement with the predictor, HTML and PDF rendering.
 
-The model is engineer F's session fixture ``risk_model`` (a real cause-specific Cox RiskModel fitted on the synthetic
+The model is the session fixture ``risk_model`` (a real cause-specific Cox RiskModel fitted on the synthetic
 cohort). Expected numbers are computed here independently of the report code, through the path of ``POST /v1/risk``:
 ``validate_record`` → ``RiskModel.predict(typed, (12, 24, 36, 60))``.
 """
@@ -264,7 +264,7 @@ def test_pdf_report_has_the_predictor_numbers_and_plots(risk_model, patients, wh
     flat = re.sub(r"\s+", "", text)
     for number in _numbers_as_printed(_expected(risk_model, record)):
         assert re.sub(r"\s+", "", number) in flat, number
-    # ... which are the numbers POST /v1/risk answers (engineer G's predictor, rounded to 6 decimals there)
+    # ... which are the numbers POST /v1/risk answers (the service's predictor, rounded to 6 decimals there)
     from nbrisk.serving.predictor import Predictor
 
     answer = Predictor.from_risk_model(risk_model).risk([record], list(HORIZONS))["results"][0]

@@ -1,7 +1,7 @@
 """``nbrisk report``: the CLI shell over the patient and model reports.
 
 Fast tests cover user mistakes that must fail before any model is loaded (one line, exit code ≠ 0, no
-traceback). The end-to-end tests train the quick config into a temporary MLflow (engineer F's
+traceback). The end-to-end tests train the quick config into a temporary MLflow (the
 ``registered_champion`` fixture: a real registered pyfunc model, no mocks) and are marked slow.
 """
 

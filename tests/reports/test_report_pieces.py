@@ -1,7 +1,7 @@
 """The report's building blocks: SVG plots, metric-key parsing, warnings, the service's call path, the model report.
 
 The model report is built here from hand-gathered sources shaped like an MLflow training run (metric keys and
-validation tables exactly as engineer F's training jobs log them, computed with ``nbrisk.training.metrics`` on the
+validation tables exactly as the training jobs log them, computed with ``nbrisk.training.metrics`` on the
 fixture model's own cohort) so that it is tested without a tracking server; the slow CLI test covers the real run.
 """
 
@@ -92,7 +92,7 @@ def test_flat_metric_keys_of_both_spellings():
 
 
 def test_service_call_path_with_a_typed_row_gives_the_same_report(risk_model):
-    # engineer G's predictor validates the request first and passes typed.iloc[[0]]
+    # the service's predictor validates the request first and passes typed.iloc[[0]]
     rec = example_record(with_outcomes=False)
     import pandas as pd
 
@@ -212,7 +212,7 @@ def test_model_report_fills_tripod_items_from_the_run(model_sources):
 
 
 def test_report_numbers_equal_the_v1_risk_answer(risk_model):
-    """The report's table is what POST /v1/risk answers for the same patient (engineer G's Predictor, no HTTP)."""
+    """The report's table is what POST /v1/risk answers for the same patient (the service's Predictor, no HTTP)."""
     from nbrisk.serving.predictor import ANSWER_DECIMALS, Predictor
 
     rec = example_record(with_outcomes=False)

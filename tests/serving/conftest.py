@@ -1,6 +1,6 @@
 """Fixtures of the serving tests: a real fitted RiskModel served through the real loader and the real BentoML app.
 
-* ``model_dir`` — engineer F's session ``risk_model`` fixture written as an MLflow model folder
+* ``model_dir`` — the session ``risk_model`` fixture written as an MLflow model folder
   (``<dir>/artifacts/risk_model.pkl``, the layout ``nbrisk.models.pyfunc.load_risk_model`` reads), so the fast tests go
   through the production loader without the tens of seconds a registry round-trip costs; the registry itself is
   exercised by the slow tests.

@@ -1,4 +1,4 @@
-"""The framework-free predictor, on a real fitted RiskModel (engineer F's ``risk_model`` fixture)."""
+"""The framework-free predictor, on a real fitted RiskModel (the session ``risk_model`` fixture)."""
 
 from __future__ import annotations
 
@@ -127,7 +127,7 @@ def test_duplicate_patient_ids_are_refused(predictor):
 
 
 def test_unseen_category_error_maps_to_patient_and_field():
-    """A category the training cohort never had (engineer A's pipeline raises UnseenCategoryError) → 422 naming
+    """A category the training cohort never had (the feature pipeline raises UnseenCategoryError) → 422 naming
     each patient and the field. (The fixture cohort has every level, so the error is built directly.)"""
     from nbrisk.features.pipeline import UnseenCategoryError
     from nbrisk.serving.predictor import _model_input_error

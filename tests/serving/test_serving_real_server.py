@@ -1,5 +1,5 @@
 """End to end over real HTTP: ``bentoml serve nbrisk.serving.service:RiskService`` serving the champion registered
-in a temporary MLflow registry (engineer F's ``registered_champion`` fixture), and the same server started with no
+in a temporary MLflow registry (the ``registered_champion`` fixture), and the same server started with no
 champion at all (503, not a crash loop). Slow: a real training run, real server processes."""
 
 from __future__ import annotations

@@ -25,7 +25,7 @@ def test_shipped_configs_validate():
         "CauseSpecificForest",
         "CauseSpecificBoosting",
     }
-    assert default.validation.n_bootstrap >= 200  # statistics.md: >= 200 resamples for CIs
+    assert default.validation.n_bootstrap >= 200  # docs/statistics.md: >= 200 resamples for CIs
     assert default.horizons_months == (12, 24, 36, 60)
     assert [m.family for m in quick.models] == ["AalenJohansen", "CauseSpecificCox"]
     assert quick.validation.n_splits == 2
