@@ -112,3 +112,41 @@ def test_registered_candidate_is_refused_when_off_in_the_large(registered_champi
     refused = promote("nbrisk", version, "candidate", config=tight)
     assert not refused["promoted"]
     assert any("miscalibrated in the large" in r for r in refused["reasons"])
+
+
+def test_training_recalibrates_a_family_that_is_off_and_judges_it_cross_fitted(synthetic_cohort, risk_model):
+    from nbrisk.core import RiskCurves
+    from nbrisk.models.recalibration import recalibrate_curves
+    from nbrisk.training.jobs import recalibrate_if_off
+    from nbrisk.training.validation import make_folds
+
+    cfg = _cfg()
+    y = synthetic_cohort.outcomes
+    horizons = list(cfg.horizons_months)
+    days = months_to_days(horizons)
+    # a model that ranks like the real one but predicts 40% too much relapse and TRM for everyone
+    curves = risk_model.predict(synthetic_cohort.records, horizons)
+    pred = curves.states().copy()
+    pred[:, 1] = np.minimum(pred[:, 1] * 1.4, 0.95)
+    pred[:, 2] = np.minimum(pred[:, 2] * 1.4, 0.04 + pred[:, 2])
+    pooled = calibration_in_the_large_metrics(y, pred, horizons)
+    assert pooled["relapse_citl_24m"] > 0.1
+    folds = make_folds(y["event"].to_numpy(), 5, 1, 0)
+    recal, note = recalibrate_if_off(cfg, y, pred, folds, pooled)
+    assert recal is not None and "recalibrated in the large" in note
+    assert pooled["relapse_citl_raw_24m"] > 0.1
+    # cross-fitted (the shift never saw the patients it is judged on): noisy at n = 400, but far nearer 0
+    assert all(abs(pooled[f"{c}_citl_{h:g}m"]) < 0.05 for c in ("relapse", "trm") for h in horizons)
+    # the served curves: recalibrated, still coherent (RiskCurves.check: bounds, monotone, EFS = 1 − rel − TRM ...)
+    off = RiskCurves.from_states(curves.horizons_months, pred, curves.states("lower"), curves.states("upper"))
+    fixed = recalibrate_curves(off, recal)
+    fixed.check()
+    got = calibration_in_the_large(y["event"], y["time"], fixed.relapse.estimate, days, 1)
+    assert np.all(np.abs(got) < 0.01)  # in sample: the shift was learnt on these very predictions
+    # a calibrated family is left alone
+    assert (
+        recalibrate_if_off(
+            cfg, y, curves.states(), folds, calibration_in_the_large_metrics(y, curves.states(), horizons)
+        )[0]
+        is None
+    )
