@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import pickle
 import platform
 import sys
 import time
@@ -303,7 +304,21 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=20261201)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--rows-out", type=Path, help="also pickle the raw rows here (to merge runs split by world)")
+    ap.add_argument("--merge", type=Path, nargs="+", help="write the report from pickled rows of earlier runs")
     args = ap.parse_args(argv)
+    if args.merge:
+        rows, oracles, minutes, loads = [], {}, 0.0, []
+        for path in args.merge:
+            part = pickle.loads(path.read_bytes())
+            rows += part["rows"]
+            oracles.update(part["oracles"])
+            minutes += part["minutes"]
+            loads += part["loads"]
+            vars(args).update({k: v for k, v in part["args"].items() if k not in ("merge", "out", "rows_out")})
+        args.merged = (minutes, loads)
+        report(rows, oracles, args, time.perf_counter(), loads[0], done=len(oracles), total=len(oracles))
+        return 0
     if args.quick:
         args.worlds, args.n_train, args.n_val, args.n_test = "base,offtable", 600, 500, 800
         args.replications, args.bootstrap, args.trees, args.dd_bootstrap = 2, 10, 20, 10
@@ -317,6 +332,16 @@ def main(argv=None) -> int:
         oracles[w] = o
         # written after every world, so that a long run interrupted by the machine's load still leaves figures
         report(rows, oracles, args, t0, load0, done=len(oracles), total=len(worlds))
+        if args.rows_out:
+            keep = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+            blob = {
+                "rows": rows,
+                "oracles": oracles,
+                "args": keep,
+                "minutes": (time.perf_counter() - t0) / 60,
+                "loads": [load0, os.getloadavg()[0]],
+            }
+            args.rows_out.write_bytes(pickle.dumps(blob))
     return 0
 
 
@@ -324,6 +349,11 @@ def report(rows, oracles, args, t0, load0, done, total):
     main_rows, cov_rows, checks, cov_check = summarise(rows, oracles, args)
     oracle_line = "; ".join(f"{w} {o['relapse']:.3f} / {o['trm']:.3f}" for w, o in oracles.items())
     minutes = (time.perf_counter() - t0) / 60
+    load_end = os.getloadavg()[0]
+    merged = getattr(args, "merged", None)
+    if merged:  # runs split by world and run side by side: the sum of their wall times, their loads
+        minutes, loads = merged
+        load0, load_end = min(loads), max(loads)
     partial = "" if done == total else f"\n**Partial run: {done} of {total} worlds done.**\n"
     text = f"""# Worlds benchmark — {SYNTHETIC_LABEL}
 {partial}
@@ -334,7 +364,7 @@ Command: `nice -n 10 uv run python benchmarks/worlds.py{" --quick" if args.quick
 `nbrisk train` cohort and the forest has {args.trees} trees per cause because the machine has 2 cores shared with
 other jobs; no inner tuning (fixed ridge alpha 3 / 30). Clinical Cox with {args.bootstrap} bootstrap refits,
 data-driven Cox with {args.dd_bootstrap}.
-Machine: {platform.machine()}, 2 cores, 1-min load {load0:.1f} at start, {os.getloadavg()[0]:.1f} at end;
+Machine: {platform.machine()}, 2 cores, 1-min load {load0:.1f} at start, {load_end:.1f} at end;
 total {minutes:.1f} min.
 
 Oracle 24-month C-index (relapse / TRM) of each world's test cohort: {oracle_line}.
