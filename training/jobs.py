@@ -362,6 +362,9 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
             )
         )
         bump(1)
+        if risk_model is not None:
+            summ = risk_model.training_summary
+            say(f"  intervals: {summ.interval_statement}" + (f"; {summ.recalibration}" if summ.recalibration else ""))
         say(f"  done in {seconds:.1f} s")
 
     # 4. log and register
@@ -546,8 +549,8 @@ def interval_statement(cfg: TrainConfig, spec: Any, has_intervals: bool) -> dict
         return {"interval_statement": text, "interval_coverage": spec.interval_coverage.strip()}
     return {
         "interval_statement": (
-            "no interval: this model family's intervals did not reach 90-97% coverage of the true CIF in every "
-            "benchmark world (benchmarks/results/worlds.md), so none is served"
+            "no interval: none is served for this model (n_interval_bootstrap = 0); no family's bootstrap intervals "
+            "reached 90-97% coverage of the true CIF in every benchmark world (benchmarks/results/worlds.md)"
         ),
         "interval_coverage": "",
     }
