@@ -32,11 +32,11 @@ import numpy as np
 import pandas as pd
 from _common import markdown_table, write_results
 
-from nbrisk.core import SYNTHETIC_LABEL, State, months_to_days
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, State, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage.md"
-HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
+HORIZONS_MONTHS = tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)
 CURVES = ("relapse", "trm", "efs", "os")
 
 

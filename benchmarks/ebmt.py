@@ -71,7 +71,7 @@ def _fit_predict(family: str, params: dict, X_tr, y_tr, post_tr, X_te, times_day
     model = IllnessDeathModel(spec.make_estimator(random_state=seed), n_bootstrap=0, random_state=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", CIFCoherenceWarning)  # tail rescaling: part of the estimators' definition
-        model.fit(X_tr, y_tr, post_tr)
+        model.fit(X_tr, pd.concat([y_tr.reset_index(drop=True), post_tr.reset_index(drop=True)], axis=1))
         return model.predict_states(X_te, times_days)  # axis 1 in State order (EFS, relapse, TRM, OS)
 
 

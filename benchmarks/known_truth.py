@@ -45,11 +45,11 @@ import numpy as np
 import pandas as pd
 from _common import markdown_table, write_results
 
-from nbrisk.core import SYNTHETIC_LABEL, Cause, State, months_to_days
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, Cause, State, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "known_truth.md"
-HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
+HORIZONS_MONTHS = tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)
 TAU_MONTHS = 24.0
 
 

@@ -39,9 +39,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS
+
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "serving.md"
-HORIZONS = [12, 24, 36, 60]
+HORIZONS = list(DEFAULT_HORIZONS_MONTHS)
 
 WRK_SCRIPT = r"""
 wrk.method = "POST"

@@ -31,11 +31,11 @@ from pathlib import Path
 import pandas as pd
 from _common import markdown_table, median_time, write_results
 
-from nbrisk.core import SYNTHETIC_LABEL, months_to_days
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed_models.md"
-HORIZONS_MONTHS = (12.0, 24.0, 36.0, 60.0)
+HORIZONS_MONTHS = tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)
 
 
 def machine() -> str:

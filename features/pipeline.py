@@ -222,20 +222,33 @@ class _Inputs:
     labels: dict[str, np.ndarray] = field(default_factory=dict)  # factor level of each record
 
 
-def _extract(records: pd.DataFrame) -> _Inputs:
-    series = dict(records.items())  # one pass; selecting a sub-frame costs milliseconds (block copies)
-    objs = {f: series[f].to_numpy(dtype=object) for f in _REQUIRED_INPUTS if f not in _NUMERIC_INPUTS}
-    objs["disease_status_at_hsct"] = series["disease_status_at_hsct"].to_numpy(dtype=object)
+def _extract(records: pd.DataFrame | Mapping[str, np.ndarray]) -> _Inputs:
+    # one pass; selecting a sub-frame costs milliseconds (block copies). A mapping holds the typed columns of
+    # nbrisk.features.record.validate_columns as numpy arrays (the HTTP service's path: no frame at all).
+    series = dict(records.items())
+    objs = {f: _object_column(series[f]) for f in _REQUIRED_INPUTS if f not in _NUMERIC_INPUTS}
+    objs["disease_status_at_hsct"] = _object_column(series["disease_status_at_hsct"])
     raw = {}
     for f in _NUMERIC_INPUTS:
         col = series[f]
         if col.dtype.kind in "fiub":
-            raw[f] = col.to_numpy(dtype=float, na_value=np.nan)
+            raw[f] = col.to_numpy(dtype=float, na_value=np.nan) if isinstance(col, pd.Series) else col.astype(float)
         else:
-            raw[f] = _to_float(col.to_numpy(dtype=object))
+            raw[f] = _to_float(_object_column(col))
     center = series.get("center_id")
-    objs["center_id"] = np.full(len(records), None, dtype=object) if center is None else center.to_numpy(dtype=object)
+    objs["center_id"] = np.full(_n_rows(records), None, dtype=object) if center is None else _object_column(center)
     return _Inputs(raw=raw, objs=objs)
+
+
+def _object_column(col: pd.Series | np.ndarray) -> np.ndarray:
+    return col.to_numpy(dtype=object) if isinstance(col, pd.Series) else np.asarray(col, dtype=object)
+
+
+def _n_rows(records: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
+    """Number of records of a frame, or of a mapping of equally long columns."""
+    if isinstance(records, pd.DataFrame):
+        return len(records)
+    return len(next(iter(records.values()))) if records else 0
 
 
 class RecordFeatures(TransformerMixin, BaseEstimator):
@@ -399,7 +412,8 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
             if name in self.scale_:
                 mu, sd = self.scale_[name]
                 matrix[:, j] = (matrix[:, j] - mu) / sd
-        return pd.DataFrame(matrix, columns=list(self.feature_names_out_), index=records.index, copy=False)
+        index = records.index if isinstance(records, pd.DataFrame) else pd.RangeIndex(_n_rows(records))
+        return pd.DataFrame(matrix, columns=list(self.feature_names_out_), index=index, copy=False)
 
     def get_feature_names_out(self, input_features: Any = None) -> np.ndarray:
         check_is_fitted(self, "feature_names_out_")
@@ -412,7 +426,7 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         unseen category (that is :meth:`transform`'s job); messages name fields, never identifiers."""
         check_is_fitted(self, "feature_names_out_")
         records = self._check_records(X)
-        n = len(records)
+        n = _n_rows(records)
         out: list[list[str]] = [[] for _ in range(n)]
         inp = self._complete(_extract(records))
         for f, v in inp.raw.items():
@@ -436,10 +450,12 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 
     # ------------------------------------------------------------------------------------------------------------
     @staticmethod
-    def _check_records(X: Any) -> pd.DataFrame:
-        if not isinstance(X, pd.DataFrame):
-            raise NbriskError("the feature pipeline expects a DataFrame of validated records")
-        missing = [f for f in _REQUIRED_INPUTS if f not in X.columns]
+    def _check_records(X: Any) -> pd.DataFrame | Mapping[str, np.ndarray]:
+        """The records as given: a DataFrame, or a mapping of typed numpy columns (``validate_columns``)."""
+        columns = isinstance(X, Mapping) and all(isinstance(v, np.ndarray) for v in X.values())
+        if not (isinstance(X, pd.DataFrame) or columns):
+            raise NbriskError("the feature pipeline expects a DataFrame of validated records (or their typed columns)")
+        missing = [f for f in _REQUIRED_INPUTS if f not in X]
         if missing:
             raise NbriskError(f"records lack predictor field(s): {', '.join(missing)}")
         return X

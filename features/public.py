@@ -12,6 +12,7 @@ Event counts and published numbers these loaders must reproduce are listed in ``
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -84,7 +85,9 @@ def _target(event: np.ndarray, time: np.ndarray) -> pd.DataFrame:
     return y
 
 
-def _dummies(series: pd.Series, prefix: str, reference: str, levels: list[str], names: list[str]) -> pd.DataFrame:
+def _dummies(
+    series: pd.Series, prefix: str, reference: object, levels: Sequence[object], names: list[str]
+) -> pd.DataFrame:
     """0/1 columns ``{prefix}_{name}`` for each non-reference level (explicit, so names never depend on data)."""
     unknown = set(series.dropna().unique()) - set(levels) - {reference}
     if unknown:

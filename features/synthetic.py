@@ -16,11 +16,11 @@ Data-generating process (all times in months from the allogeneic graft infusion,
   at HSCT (CR 1, VGPR/PR 1.8, MR/SD 2.5, PD 4.0; Hale 2013, Flaadt 2023) and ``w(t) = 1.6, 1, 0.5`` in months
   0–6, 6–12, > 12: the **time-varying** effect (residual disease at HSCT shows itself early, so ≈ 75% of patients
   in PD progress within a year; the hazard ratio fades after a year). ``η1`` holds the other relapse effects of the
-  spec table, among them two **non-linear** ones: a plateau-shaped effect of a short interval diagnosis →
-  HSCT in relapsed disease (HR 2.0 up to 18 months,
-  fading linearly to 1 at 30 months; a proxy of a short time to first relapse, London 2011, Kreitz 2019) and a step
-  at age 10 years at HSCT (Ladenstein 2008).
-* TRM: ``λ2(t | x) = λ20(t) exp(η2(x))`` with the TRM effects of the spec table (HCT-CI, donor / graft
+  literature table (``docs/synthetic-cohort.md``), among them two **non-linear** ones: a plateau-shaped effect
+  of a short interval diagnosis → HSCT in relapsed disease (HR 2.0 up to 18 months, fading linearly to 1 at 30
+  months; a proxy of a short time to first relapse, London 2011, Kreitz 2019) and a step at age 10 years at HSCT
+  (Ladenstein 2008).
+* TRM: ``λ2(t | x) = λ20(t) exp(η2(x))`` with the TRM effects of the literature table (HCT-CI, donor / graft
   manipulation, Lansky, era, conditioning, prior auto-HSCT, age).
 * Death after relapse: ``λ12(u | x, t_r) = λ120(u) exp(η12(x) + log 1.5 · 1{t_r < 6 months})`` in the time since
   relapse ``u`` (clock reset), so that OS(t) ≥ EFS(t).
@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk.core import DAYS_PER_MONTH, SYNTHETIC_LABEL, NbriskError
+from nbrisk.features.record import FIELDS
 
 __all__ = [
     "CENTERS",
@@ -73,58 +74,17 @@ __all__ = [
     "true_risk",
 ]
 
-#: Presets of the generator: ``base`` (the spec's calibration table), ``historical`` (older era: high TRM, 5-year
-#: OS ≈ 8%), ``optimistic`` (haploidentical graft + post-HSCT anti-GD2 era: 5-year EFS ≈ 43%, OS ≈ 53%).
+#: Presets of the generator: ``base`` (the calibration table of ``docs/synthetic-cohort.md``), ``historical`` (older
+#: era: high TRM, 5-year OS ≈ 8%), ``optimistic`` (haploidentical graft + post-HSCT anti-GD2 era: 5-year EFS ≈ 43%,
+#: OS ≈ 53%).
 PRESETS: tuple[str, ...] = ("base", "historical", "optimistic")
 
-#: Columns of a generated cohort: the record contract, in spec order.
-COLUMNS: tuple[str, ...] = (
-    "patient_id",
-    "center_id",
-    "sex",
-    "age_at_diagnosis_months",
-    "months_diagnosis_to_hsct",
-    "inrg_stage",
-    "mycn_status",
-    "chr11q_aberration",
-    "alk_status",
-    "inpc_histology",
-    "ldh_at_diagnosis_u_l",
-    "metastatic_sites_at_diagnosis",
-    "bone_marrow_metastasis_at_diagnosis",
-    "disease_phase",
-    "prior_auto_hsct",
-    "disease_status_at_hsct",
-    "curie_score_at_hsct",
-    "bone_marrow_tumor_percent_at_hsct",
-    "mrd_at_hsct",
-    "lansky_score",
-    "hct_ci",
-    "donor_type",
-    "hla_mismatches",
-    "kir_ligand_mismatch",
-    "graft_source",
-    "graft_manipulation",
-    "cd34_dose_1e6_per_kg",
-    "conditioning_intensity",
-    "serotherapy",
-    "gvhd_prophylaxis",
-    "recipient_cmv",
-    "donor_cmv",
-    "donor_age_years",
-    "donor_sex",
-    "planned_post_hsct_immunotherapy",
-    "hsct_year",
-    "date_hsct",
-    "date_relapse",
-    "date_death",
-    "cause_of_death",
-    "date_last_followup",
-)
+#: Columns of a generated cohort: every field of the record contract, in its order (:data:`FIELDS`).
+COLUMNS: tuple[str, ...] = tuple(FIELDS)
 
 #: Target marginal outcomes (percent at 12/24/36/60 months) in the absence of censoring, per preset. ``base`` is the
-#: spec's table; the other two follow the spec's anchors (historical: 1-year TRM ≈ 20%, 5-year OS 7–10%;
-#: optimistic: 5-year EFS ≈ 43%, OS ≈ 53%, TRM ≤ 5%), the intermediate values being our interpolation.
+#: calibration table of ``docs/synthetic-cohort.md``; the other two follow its anchors (historical: 1-year TRM ≈ 20%,
+#: 5-year OS 7–10%; optimistic: 5-year EFS ≈ 43%, OS ≈ 53%, TRM ≤ 5%), the intermediate values our interpolation.
 TARGETS: dict[str, dict[str, tuple[float, float, float, float]]] = {
     "base": {"relapse": (45, 62, 67, 70), "trm": (10, 12, 13, 14), "efs": (45, 26, 20, 16), "os": (65, 40, 30, 20)},
     "historical": {
@@ -154,7 +114,7 @@ _CENTER_CORD = np.array([0.3, 0.0, -0.2, 0.0, 0.2, 0.0, 0.7, -0.3, 0.0, 0.4])
 _CENTER_LTFU = np.array([1.0, 1.0, 1.5, 1.0, 0.8, 1.0, 1.0, 2.5, 1.0, 1.0])
 
 # ---------------------------------------------------------------------------------------------------------------
-# Effect sizes (hazard ratios) from the spec table.
+# Effect sizes (hazard ratios) from the literature table of docs/synthetic-cohort.md.
 # ---------------------------------------------------------------------------------------------------------------
 _LOG = math.log
 _STATUS_RELAPSE = {"cr": 0.0, "vgpr": _LOG(1.8), "pr": _LOG(1.8), "mr": _LOG(2.5), "sd": _LOG(2.5), "pd": _LOG(4.0)}
@@ -409,7 +369,7 @@ def _draw(rng: np.random.Generator, probs: np.ndarray) -> np.ndarray:
     return np.minimum((u[:, None] >= cum).sum(axis=1), probs.shape[1] - 1)
 
 
-def _pick(rng: np.random.Generator, n: int, probs: Sequence[float]) -> np.ndarray:
+def _pick(rng: np.random.Generator, n: int, probs: Sequence[float] | np.ndarray) -> np.ndarray:
     return _draw(rng, np.broadcast_to(np.asarray(probs, dtype=float), (n, len(probs))))
 
 
@@ -474,7 +434,7 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
         ["upfront_consolidation", "refractory", "first_relapse", "second_or_later_relapse"], dtype=object
     )
     out["disease_phase"] = phases[phase]
-    # Diagnosis → allo-HSCT: median ≈ 27 months after a prior auto-HSCT, ≈ 9 without (spec); shorter upfront.
+    # Diagnosis → allo-HSCT: median ≈ 27 months after a prior auto-HSCT, ≈ 9 without (literature); shorter upfront.
     med = np.where(prior >= 1, 27.0, 10.5) * np.array([0.6, 0.9, 1.1, 1.4])[phase] * np.where(prior == 2, 1.1, 1.0)
     months = _lognormal(rng, med, 0.45, n)
     months = np.floor(np.clip(months, 2.0, np.minimum(180.0, 299.0 - age_dx)) * 10) / 10
@@ -483,7 +443,7 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
     out["months_diagnosis_to_hsct"] = months
     age_hsct_years = (age_dx + months) / 12.0
 
-    # Status at HSCT: spec shares (with prior auto) redistributed proportionally, shifted by phase.
+    # Status at HSCT: published shares (with prior auto) redistributed proportionally, shifted by phase.
     status_names = np.asarray(["CR", "VGPR", "PR", "MR", "SD", "PD"], dtype=object)
     base_status = np.array([0.17, 0.09, 0.17, 0.02, 0.06, 0.24])
     phase_mult = np.array(
@@ -556,8 +516,8 @@ def _covariates(n: int, rng: np.random.Generator, preset: str) -> dict[str, np.n
             ]
         )
     else:
-        ab, cd3, cd34, none = era.haplo_manip
-        w = np.broadcast_to(np.array([none, ab, cd3, cd34]), (n, 4))
+        ab, cd3, cd34_sel, none = era.haplo_manip
+        w = np.broadcast_to(np.array([none, ab, cd3, cd34_sel]), (n, 4))
     manip[haplo] = _draw(rng, w[haplo])
     mm_ab = mmud & (rng.random(n) < 0.2 * _sigmoid(0.4 * (year - 2011)))
     manip[mm_ab] = 1
@@ -1078,7 +1038,7 @@ def _outcomes(records: pd.DataFrame, rng: np.random.Generator, preset: str, leve
         "date_hsct": np.datetime_as_string(date_hsct, unit="D").astype(object),
         "date_relapse": iso(event_day, relapse_seen),
         "date_death": iso(death_day, dead),
-        "cause_of_death": np.where(dead, cause, None).astype(object),
+        "cause_of_death": np.where(dead, cause, np.full(n, None, dtype=object)).astype(object),
         "date_last_followup": iso(last_day, np.ones(n, dtype=bool)),
     }
 
@@ -1096,7 +1056,7 @@ def make_synthetic_cohort(n: int, seed: int, preset: str = "base") -> pd.DataFra
 
     Returns
     -------
-    DataFrame with exactly :data:`COLUMNS` (the contract, in spec order): ``patient_id`` ``SYN-000001`` …
+    DataFrame with exactly :data:`COLUMNS` (the contract, in its order): ``patient_id`` ``SYN-000001`` …
     (the ``SYN-`` prefix marks a synthetic cohort), dates as ISO strings (``None`` when absent), numbers as plain
     numbers (``NaN``/``<NA>`` when missing; integer fields as ``Int64``), the boolean field as ``bool`` and enums
     in the contract's vocabulary. Built on synthetic data: :data:`SYNTHETIC_LABEL` applies.

@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import fnmatch
 import warnings
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
+from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
 
 from nbrisk.core import Cause
 
@@ -45,6 +49,81 @@ def used_columns(estimator, n_features: int, patterns) -> np.ndarray:
 def feature_names(estimator, n_features: int) -> list[str]:
     """The column names seen in fit, or ``x0``, ``x1``, … when X was an array."""
     return [str(c) for c in getattr(estimator, "feature_names_in_", [f"x{j}" for j in range(n_features)])]
+
+
+def percentile_interval(
+    reps: np.ndarray, estimate: np.ndarray, level: float = 0.95, replicates_last: bool = False, overwrite: bool = False
+):
+    """Pointwise percentile interval over the first axis of ``reps``, widened to contain ``estimate``.
+
+    The quantiles are numpy's default ("linear", type 7 of Hyndman & Fan 1996), computed by sorting the replicate axis
+    moved last (contiguous: ~10× faster than ``np.quantile`` over a leading axis); a cell with a NaN replicate (a
+    diverged refit) gets NaN bounds, as ``np.quantile`` gives.
+
+    The bootstrap percentile interval of a quantity whose estimate sits at the edge of its bootstrap distribution
+    (e.g. a CIF of 0 before the first event) may exclude the estimate by round-off or skew; the contract requires
+    lower ≤ estimate ≤ upper, so the interval is clipped to include it.
+
+    ``replicates_last``: the replicates are on the last axis of ``reps`` instead of the first; ``overwrite`` (with
+    it): sort ``reps`` in place.
+    """
+    q = (1.0 - level) / 2.0
+    reps = np.asarray(reps)
+    if replicates_last and overwrite:
+        reps.sort(axis=-1)  # in place: no copy of a large array (NaN sorts last)
+        srt = reps
+    elif replicates_last:
+        srt = np.sort(reps, axis=-1)
+    else:
+        srt = np.sort(np.ascontiguousarray(np.moveaxis(reps, 0, -1)), axis=-1)
+    R = srt.shape[-1]
+    nan = np.isnan(srt[..., -1])
+
+    def quantile(p):
+        h = p * (R - 1)
+        i = int(np.floor(h))
+        j = min(i + 1, R - 1)
+        a, b = srt[..., i], srt[..., j]
+        return np.where(nan, np.nan, a + (h - i) * (b - a))
+
+    return np.minimum(quantile(q), estimate), np.maximum(quantile(1.0 - q), estimate)
+
+
+def bootstrap_draws(random_state, n: int, n_bootstrap: int) -> list[np.ndarray]:
+    """Patient indices of ``n_bootstrap`` resamples of ``n`` patients with replacement, each of size ``n`` (Efron &
+    Tibshirani 1993, ch. 6), drawn in order from ``check_random_state(random_state)``."""
+    rng = check_random_state(random_state)
+    return [rng.randint(0, n, size=n) for _ in range(int(n_bootstrap))]
+
+
+def refit_on_resamples(
+    fit: Callable[..., object], draws: Sequence[np.ndarray], n_jobs: int = 1, data: tuple = ()
+) -> tuple[list, int]:
+    """``fit(idx, *data)`` for every resample ``idx`` of ``draws``, in parallel (joblib ``Parallel``, so any joblib
+    backend applies).
+
+    Pass the training data through ``data`` and a module-level ``fit`` rather than a closure over the data: a
+    cluster backend (joblib's Dask backend) then scatters each argument to the workers once per loop instead of
+    shipping it with every refit.
+
+    A resample can separate a rare covariate and a Cox-type fit then warns that it did not converge: such replicates
+    are kept and counted rather than warned about one by one; any other warning is passed on as it came.
+
+    Returns ``(fits, n_not_converged)``: the fitted replicates in the order of ``draws``.
+    """
+    out = Parallel(n_jobs=n_jobs)(delayed(_fit_counting_nonconvergence)(fit, idx, *data) for idx in draws)
+    return [model for model, _ in out], int(sum(bad for _, bad in out))
+
+
+def _fit_counting_nonconvergence(fit, idx, *data):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = fit(idx, *data)
+    bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
+    for w in caught:  # anything but non-convergence on a resample is passed on
+        if not issubclass(w.category, ConvergenceWarning):
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return model, bad
 
 
 class CIFCoherenceWarning(UserWarning):
@@ -153,6 +232,27 @@ class CompetingRisksEstimator(BaseEstimator):
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):  # pragma: no cover
         raise NotImplementedError
+
+    @classmethod
+    def replicate_stack(cls, members: list):
+        """The fast bootstrap-replicate hook: an object that evaluates all ``members`` at once, or ``None``.
+
+        ``members`` are fitted estimators of one specification, the fit on all data first and then its bootstrap
+        replicates (as :class:`~nbrisk.models.illness_death.IllnessDeathModel` holds them). A family whose
+        predictions have a closed form returns an object with
+
+        * ``extra_edges(t_max)`` → bin edges the caller must add below ``t_max`` (e.g. knots of time-varying
+          effects), and
+        * ``evaluate(X, Xa, edges, n_members)`` → ``(main, replicates)``: the first member's ``(n, 3, E)`` CIFs at
+          ``edges``, and ``None`` when ``n_members`` is 1, else a callable ``replicates(a, b, small)`` giving EFS and
+          relapse CIF of members ``1 … n_members − 1`` for patients ``a:b`` at the edges, two ``(E, R − 1, b − a)``
+          arrays (``small``: the caller's hint that the chunk is small enough for whole-array work).
+
+        The default, ``None``, makes the caller ask each replicate's ``predict_cumulative_incidence`` in turn:
+        always correct, only slower. Examples: :meth:`nbrisk.models.cox.CauseSpecificCox.replicate_stack`,
+        :meth:`nbrisk.models.fine_gray.FineGray.replicate_stack`.
+        """
+        return None
 
     def _check_X(self, X) -> np.ndarray:
         if isinstance(X, pd.DataFrame):

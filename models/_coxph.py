@@ -158,8 +158,11 @@ def _stratum_terms(s: _Stratum, X: np.ndarray, eta: np.ndarray, want_hess: bool)
     D1 = _segment_sum(wrx[s.ev_idx], s.ev_starts)
     t, f, mm = s.den_t, s.den_f, s.den_m
     den = S0[t] - f * D0[t]
-    # guard against round-off making a denominator non-positive
-    den = np.maximum(den, 1e-300)
+    if not np.all(den > 0):
+        # a whole risk set underflowed (exp(η − max η) = 0 for every row in it, or only cancellation left): β is
+        # in the region a diverging fit runs into (separation), where the partial likelihood can no longer be
+        # evaluated; the caller treats this β as having no finite log-likelihood and steps back
+        return -np.inf, None, None, None
     a = (S1[t] - f[:, None] * D1[t]) / den[:, None]  # (rows, p) weighted mean of x over the (reduced) risk set
     ll = float(np.sum(s.w[s.ev_idx] * eta[s.ev_idx]) - np.sum(mm * np.log(den)))
     h = np.bincount(t, weights=mm / den, minlength=m)  # baseline hazard increments ΔΛ0(t)
@@ -286,6 +289,8 @@ def _fit_coxph(
             # shift eta within the stratum for overflow safety; the partial likelihood is invariant to it
             shift = float(np.max(eta[s.rows]))
             lls, gs, hs, q = _stratum_terms(s, Xc, eta[s.rows] - shift, want_hess)
+            if q is None:  # not evaluable at this β (see _stratum_terms)
+                return -np.inf, np.full(p, np.nan), np.full((p, p), np.nan), None
             lls += shift * float(np.sum(s.w[s.ev_idx])) - shift * float(np.sum(s.den_m))
             q["shift"] = shift
             ll += lls
@@ -301,6 +306,8 @@ def _fit_coxph(
 
     beta = np.zeros(p) if init is None else np.asarray(init, dtype=float).copy()
     ll, grad, info, qs = evaluate(beta)
+    if qs is None:
+        raise ValueError("the initial coefficients make a whole risk set's relative risk underflow to 0")
     ll_null = ll if init is None else evaluate(np.zeros(p), want_hess=False)[0]
     converged = p == 0
     it = 0
@@ -308,7 +315,7 @@ def _fit_coxph(
         if p == 0:
             break
         if not (np.all(np.isfinite(grad)) and np.all(np.isfinite(info))):
-            break  # risk sets underflowed at a diverging β (separation): keep β, reported as not converged
+            break  # not evaluable any further: keep β, reported as not converged
         try:
             step = np.linalg.solve(info, grad)
         except np.linalg.LinAlgError:
@@ -324,7 +331,9 @@ def _fit_coxph(
             new_ll, new_grad, new_info, new_qs = evaluate(new_beta)
             halvings += 1
         if not np.isfinite(new_ll) or not np.all(np.isfinite(new_beta)):
-            break  # no finite improvement left: keep the last finite β (reported as not converged)
+            # no finite improvement left (a Newton step so large — a near-singular information under separation —
+            # that even 2⁻³⁰ of it reaches β where risk sets underflow): keep the last finite β, not converged
+            break
         # converged when the log-likelihood is flat (relative change ≤ tol, R's coxph rule); Newton's quadratic
         # convergence leaves β within ~step² ≪ 1e-6 of the maximum. Under separation the log-likelihood flattens
         # while β keeps growing: that is also "converged", with the coefficient flagged as possibly infinite.
@@ -335,8 +344,8 @@ def _fit_coxph(
             break
     if not converged:
         warnings.warn(
-            f"Cox partial likelihood did not converge in {max_iter} iterations (max |beta| = "
-            f"{np.max(np.abs(beta)):.3g}); a covariate may separate the events — consider alpha > 0",
+            f"Cox partial likelihood did not converge (stopped after {it} of at most {max_iter} iterations, "
+            f"max |beta| = {np.max(np.abs(beta)):.3g}); a covariate may separate the events — consider alpha > 0",
             ConvergenceWarning,
             stacklevel=3,
         )

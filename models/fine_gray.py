@@ -38,19 +38,18 @@ from contextlib import contextmanager
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils.validation import check_is_fitted
 from threadpoolctl import ThreadpoolController
 
-from nbrisk.core import Cause
+from nbrisk.core import CAUSES, Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
     check_competing_risks_target,
     step_lookup,
 )
+from nbrisk.models._cox_kernels import LP_CLIP
 from nbrisk.models._coxph import TIES, CoxPHResult
-from nbrisk.models.cox import LP_CLIP
 from nbrisk.models.nonparametric import censoring_survival
-
-CAUSES = (Cause.RELAPSE, Cause.TRM)
 
 
 class _RiskSets:
@@ -416,6 +415,7 @@ class FineGray(CompetingRisksEstimator):
         """
         if return_interval:
             raise NotImplementedError("FineGray has no closed-form intervals; wrap it in BootstrapIntervals")
+        check_is_fitted(self, "cumulative_baseline_")
         Xa = self._check_X(X)
         times = np.atleast_1d(np.asarray(times, dtype=float))
         keep = int(np.searchsorted(self.event_times_, times.max(), side="right")) if len(times) else 0
@@ -442,14 +442,26 @@ class FineGray(CompetingRisksEstimator):
 
     def incoherent_patients(self, X, times) -> np.ndarray:
         """(n,) bool: whose uncapped F1 + F2 exceeds 1 at some event time ≤ max(times) (capped in predictions)."""
+        check_is_fitted(self, "cumulative_baseline_")
         Xa = self._check_X(X)
         keep = int(np.searchsorted(self.event_times_, np.max(times), side="right"))
         if keep == 0:
             return np.zeros(Xa.shape[0], dtype=bool)
         return self._raw_cifs(Xa, keep)[1]
 
+    @classmethod
+    def replicate_stack(cls, members: list):
+        """All members evaluated at once in closed form (:mod:`nbrisk.models._fine_gray_kernels`) when every one is
+        a Fine–Gray fit; else ``None`` (the generic path)."""
+        if not all(isinstance(m, FineGray) for m in members):
+            return None
+        from nbrisk.models._fine_gray_kernels import FineGrayReplicateStack
+
+        return FineGrayReplicateStack(members)
+
     def predict_linear_predictor(self, X) -> np.ndarray:
         """(2, n) γ_kᵀ(x − centre) per cause."""
+        check_is_fitted(self, "coef_")
         return self._lp(self._check_X(X))
 
     def _lp(self, Xa: np.ndarray) -> np.ndarray:
@@ -457,5 +469,6 @@ class FineGray(CompetingRisksEstimator):
 
     def contributions(self, X) -> np.ndarray:
         """(n, 2, p) per-feature log subdistribution-HR contributions γ_kj (x_j − centre_kj)."""
+        check_is_fitted(self, "coef_")
         Xa = self._check_X(X)
         return (Xa[:, None, :] - self.center_[None]) * self.coef_[None]

@@ -20,36 +20,32 @@ much less in practice because the errors of early and late relapses within a bin
 ``grid_months`` shrinks it proportionally. The coherence invariants hold exactly for any grid.
 
 Intervals. ``n_bootstrap`` resamples of patients; on each the competing-risks model *and* the post-relapse model are
-refitted, so the four curves' 95% percentile intervals come from the same replicates (coherent). When both models
-are Cox models, all replicates are evaluated at once in closed form (stacked baselines), which is what makes one
-patient with intervals take a few milliseconds and 10,000 patients about a second.
+refitted, so the four curves' 95% percentile intervals come from the same replicates (coherent). The post-relapse
+Cox models of all replicates are always evaluated at once; so are the competing-risks models when their family
+offers the fast replicate hook (:meth:`~nbrisk.models._base.CompetingRisksEstimator.replicate_stack`: the
+cause-specific Cox and Fine–Gray families), which is what makes one patient with intervals take a few milliseconds
+and 10,000 patients about a second. Any other family is asked for each replicate's predictions in turn.
 """
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 import pandas as pd
-from joblib import Parallel, delayed
 from sklearn.base import BaseEstimator, clone
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
 from nbrisk.core import DAYS_PER_MONTH, NbriskError, RiskCurves, State, months_to_days
-from nbrisk.models._base import check_competing_risks_target, step_lookup, used_columns
-from nbrisk.models._coxph import TIES, fit_coxph
-from nbrisk.models.cox import (
-    LP_CLIP,
-    CauseSpecificCox,
-    binned_chunk,
-    binned_hazard_moments,
-    cox_linear_predictors,
+from nbrisk.models._base import (
+    CompetingRisksEstimator,
+    bootstrap_draws,
+    check_competing_risks_target,
     percentile_interval,
-    periods_of,
-    stacked_cause_specific_cif,
+    refit_on_resamples,
+    used_columns,
 )
-from nbrisk.models.fine_gray import FineGray
+from nbrisk.models._cox_kernels import LP_CLIP
+from nbrisk.models._coxph import TIES, fit_coxph
+from nbrisk.models.cox import CauseSpecificCox
 
 POST_COLUMNS = ("relapse_time", "post_relapse_time", "post_relapse_event")
 #: Up to this many (replicate × patient) cells, the OS convolution works on whole arrays over all bins at once.
@@ -103,15 +99,16 @@ class PostRelapseModel(BaseEstimator):
         self.ties = ties
         self.features = features
 
-    def fit(self, X, post: pd.DataFrame):
+    def fit(self, X, y: pd.DataFrame):
         """Fit on the patients who relapsed.
 
         Parameters
         ----------
         X : (n, p) covariates of all patients (rows without a relapse are ignored).
-        post : DataFrame with ``relapse_time`` (days, NaN without relapse), ``post_relapse_time`` (days, > 0) and
-            ``post_relapse_event`` (1 death after relapse, 0 alive at last follow-up).
+        y : DataFrame with ``relapse_time`` (days, NaN without relapse), ``post_relapse_time`` (days, > 0) and
+            ``post_relapse_event`` (1 death after relapse, 0 alive at last follow-up); other columns are ignored.
         """
+        post = y
         if self.ties not in TIES:
             raise ValueError(f"ties must be one of {TIES}, got {self.ties!r}")
         missing = set(POST_COLUMNS) - set(post.columns)
@@ -186,7 +183,13 @@ def _fit_pair(cr_model, post_model, X, y, post, cr_params):
     return cr, pm
 
 
-class IllnessDeathModel(BaseEstimator):
+def _bootstrap_pair(idx, cr_model, post_model, X, y_cr, post, inner):
+    """One interval refit on the patient resample ``idx`` (a module-level task: see :func:`refit_on_resamples`)."""
+    rows = [frame.iloc[idx].reset_index(drop=True) for frame in (X, y_cr, post)]
+    return _fit_pair(cr_model, post_model, rows[0], rows[1], rows[2], inner)
+
+
+class IllnessDeathModel(CompetingRisksEstimator):
     """Relapse / TRM competing-risks model + post-relapse survival → relapse, TRM, EFS and coherent OS with intervals.
 
     Parameters
@@ -195,7 +198,8 @@ class IllnessDeathModel(BaseEstimator):
     post_relapse : an unfitted :class:`PostRelapseModel` (default ``PostRelapseModel()``, on the competing-risks
         model's ``features`` when it has that parameter set).
     n_bootstrap : refits of both models on patient resamples for 95% percentile intervals (0: no intervals).
-    random_state : seed of the resamples. n_jobs : parallel refits (joblib).
+    random_state : seed of the resamples (None: fresh randomness, as in scikit-learn). n_jobs : parallel refits
+        (joblib).
     grid_months : width of the relapse-time bins of the OS convolution (see the module docstring).
 
     Attributes
@@ -209,7 +213,7 @@ class IllnessDeathModel(BaseEstimator):
         cr_model=None,
         post_relapse=None,
         n_bootstrap: int = 50,
-        random_state=0,
+        random_state=None,
         n_jobs: int = 1,
         grid_months: float = 1.0,
     ):
@@ -224,28 +228,23 @@ class IllnessDeathModel(BaseEstimator):
     def supports_intervals(self) -> bool:
         return int(self.n_bootstrap) > 0
 
-    def fit(self, X, y, post: pd.DataFrame | None = None):
+    def fit(self, X, y):
         """Fit the competing-risks model on (X, y) and the post-relapse model on the relapsed patients.
 
         Parameters
         ----------
         X : (n, p) DataFrame of numeric predictors.
-        y : DataFrame with ``event`` and ``time`` (days); may also hold the post-relapse columns (the frame of
-            :func:`nbrisk.features.outcomes.derive_outcomes` can be passed as is).
-        post : DataFrame with ``relapse_time``, ``post_relapse_time``, ``post_relapse_event`` (NaN / 0 for patients
-            without relapse); default: those columns of ``y``.
+        y : DataFrame with ``event`` and ``time`` (days) and the post-relapse follow-up ``relapse_time``,
+            ``post_relapse_time``, ``post_relapse_event`` (NaN / 0 for patients without relapse): the frame of
+            :func:`nbrisk.features.outcomes.derive_outcomes` as is.
         """
         if not isinstance(y, pd.DataFrame):
             raise TypeError("y must be a DataFrame with columns 'event' and 'time'")
-        if post is None:
-            missing = set(POST_COLUMNS) - set(y.columns)
-            if missing:
-                raise NbriskError(f"the illness–death model needs post-relapse follow-up columns {sorted(missing)}")
-            post = y
+        missing = set(POST_COLUMNS) - set(y.columns)
+        if missing:
+            raise NbriskError(f"the illness–death model needs post-relapse follow-up columns {sorted(missing)}")
         event, time = check_competing_risks_target(y)
-        post = post.reset_index(drop=True)
-        if len(post) != len(event):
-            raise ValueError(f"post has {len(post)} rows but y has {len(event)}")
+        post = y[list(POST_COLUMNS)].reset_index(drop=True)
         y_cr = pd.DataFrame({"event": event, "time": time})
         if not isinstance(X, pd.DataFrame):
             X = pd.DataFrame(np.asarray(X, dtype=float))
@@ -264,38 +263,20 @@ class IllnessDeathModel(BaseEstimator):
         self.replicates_ = []
         self.bootstrap_not_converged_ = 0
         if B > 0:
-            rng = check_random_state(self.random_state)
-            n = len(event)
-            draws = [rng.randint(0, n, size=n) for _ in range(B)]
             # replicates never bootstrap internally (that would be B² fits)
             inner = {"n_bootstrap": 0} if "n_bootstrap" in cr_model.get_params() else {}
 
-            def one(idx):
-                with warnings.catch_warnings(record=True) as caught:
-                    warnings.simplefilter("always", ConvergenceWarning)
-                    pair = _fit_pair(
-                        cr_model,
-                        post_model,
-                        X.iloc[idx].reset_index(drop=True),
-                        y_cr.iloc[idx].reset_index(drop=True),
-                        post.iloc[idx].reset_index(drop=True),
-                        inner,
-                    )
-                bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-                for w in caught:  # anything else is re-raised as it came
-                    if not issubclass(w.category, ConvergenceWarning):
-                        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-                return pair, bad
-
-            out = Parallel(n_jobs=self.n_jobs)(delayed(one)(idx) for idx in draws)
-            self.replicates_ = [pair for pair, _ in out]
-            self.bootstrap_not_converged_ = int(sum(bad for _, bad in out))
+            draws = bootstrap_draws(self.random_state, len(event), B)
+            # the data go as task arguments, not in a closure: on a cluster backend joblib then sends X, y and
+            # post once per loop instead of with every refit (nbrisk.training.cluster)
+            self.replicates_, self.bootstrap_not_converged_ = refit_on_resamples(
+                _bootstrap_pair, draws, self.n_jobs, data=(cr_model, post_model, X, y_cr, post, inner)
+            )
         self._build_stack()
         return self
 
-    # ------------------------------------------------------------------ closed-form stacks for Cox models
+    # ------------------------------------------------------------------ all members evaluated at once
     def _build_stack(self):
-        self.__dict__.pop("_replicate_cache", None)
         members = [(self.cr_model_, self.post_relapse_), *self.replicates_]
         # post-relapse models of all members on one grid of death times after relapse: (R, m12) cumulative hazards
         posts = [pm for _, pm in members]
@@ -312,23 +293,9 @@ class IllnessDeathModel(BaseEstimator):
             coef=np.stack([pm.coef_ for pm in posts]),
             center=np.stack([pm.center_ for pm in posts]),
         )
-        self._cox_stack_ = None
-        knots = getattr(self.cr_model_, "knots_", None)
-        if all(
-            isinstance(cr, CauseSpecificCox) and cr.strata_ == [None] and np.array_equal(cr.knots_, knots)
-            for cr, _ in members
-        ):
-            grid = self.cr_model_.event_times_
-            base = np.zeros((len(members), 1, 2, len(grid)))
-            for r, (cr, _) in enumerate(members):
-                base[r, :, :, np.searchsorted(grid, cr.event_times_)] = np.moveaxis(cr.baseline_hazard_, -1, 0)
-            self._cox_stack_ = dict(
-                grid=grid,
-                baseline=base,
-                coef=np.stack([cr.coef_by_period_ for cr, _ in members]),  # (R, P, 2, p)
-                intercept=np.stack([cr.intercept_ for cr, _ in members]),  # (R, 2)
-                knots=knots,
-            )
+        # the competing-risks family's fast replicate hook (None: each replicate is asked in turn)
+        hook = getattr(self.cr_model_, "replicate_stack", None)
+        self._cr_stack_ = hook([cr for cr, _ in members]) if callable(hook) else None
 
     def predict_states(self, X, times, return_interval: bool = False):
         """Relapse, TRM, EFS and OS at ``times`` (days after HSCT).
@@ -339,6 +306,7 @@ class IllnessDeathModel(BaseEstimator):
         ``(estimate, lower, upper)`` of that shape with 95% bootstrap percentile intervals (needs
         ``n_bootstrap > 0``, else ``NotImplementedError``).
         """
+        check_is_fitted(self, "replicates_")
         if return_interval and not self.replicates_:
             raise NotImplementedError("intervals need n_bootstrap > 0 at fit time")
         if isinstance(X, pd.DataFrame):
@@ -370,9 +338,10 @@ class IllnessDeathModel(BaseEstimator):
             return out[..., 0], out[..., 1:]
         step = float(self.grid_months) * DAYS_PER_MONTH
         edges = np.union1d(np.arange(0.0, float(times.max()), step)[1:], times[times > 0])  # bin right-ends
-        st = self._cox_stack_
-        if st is not None and len(st["knots"]):  # a bin lies within one period of the time-varying effects
-            edges = np.union1d(edges, st["knots"][st["knots"] < float(times.max())])
+        stack = self._cr_stack_
+        extra = stack.extra_edges(float(times.max())) if stack is not None else ()
+        if len(extra):  # e.g. the knots of time-varying effects: a bin lies within one period
+            edges = np.union1d(edges, extra)
         E = len(edges)
         mid = 0.5 * (np.concatenate([[0.0], edges[:-1]]) + edges)  # relapse time assumed for each bin
         hcol = np.searchsorted(edges, times)  # column of each horizon (times > 0 are edges)
@@ -393,69 +362,40 @@ class IllnessDeathModel(BaseEstimator):
         post_risk = np.exp(np.clip(post_lp.T, -LP_CLIP, LP_CLIP))  # (R, n)
         combine = _StateCombiner(tables, hcol, zero)
 
-        # the main fit: exact CIFs at the edges (float64)
-        if st is not None:
-            lp = cox_linear_predictors(st["coef"][:R], st["intercept"][:R], Xa)  # (R, P, 2, n)
-            main = stacked_cause_specific_cif(st["grid"], st["baseline"][:1], lp[:1], edges, knots=st["knots"])[0]
+        # the main fit: exact CIFs at the edges (float64); the replicates in closed form if the family offers it
+        if stack is not None:
+            main, binned = stack.evaluate(X, Xa, edges, R)
         else:
-            main = self.cr_model_.predict_cumulative_incidence(X, edges)
+            main, binned = self.cr_model_.predict_cumulative_incidence(X, edges), None
         est = combine(main[:, State.EFS].T[:, None], main[:, State.RELAPSE].T[:, None], post_risk[:1], slice(0, 1))[0]
         if not reps:
             return est, np.empty((n, 4, k, 0))
-        # the replicates (float32 where in closed form: they only feed the percentiles): the binned closed form for
-        # Cox models, all Fine–Gray replicates at once, otherwise each replicate's own predictions
-        fine_gray = all(isinstance(cr, FineGray) for cr, _ in reps)
-        if st is not None:
-            binned = _BinnedReplicates(self._binned_moments(edges), lp[1:], periods_of(edges, st["knots"]))
-        elif fine_gray:
-            binned = _FineGrayReplicates(
-                self._cached(
-                    ("fine_gray", edges.tobytes()), lambda: _FineGrayReplicates.tables([cr for cr, _ in reps], edges)
-                ),
-                Xa,
-            )
-        else:
+        # the replicates (float32 where in closed form: they only feed the percentiles), else each replicate's own
+        # predictions
+        closed = binned is not None
+        if not closed:
             rep_cif = np.stack([cr.predict_cumulative_incidence(X, edges) for cr, _ in reps])  # (R−1, n, 3, E)
-        closed = st is not None or fine_gray
         chunk = max(1, _CHUNK_CELLS // (R - 1))
         reps_out = np.empty((n, 4, k, R - 1), dtype=np.float32 if closed else float)
         for a in range(0, n, chunk):
             b = min(n, a + chunk)
             if closed:
-                efs, f1 = binned(a, b)
+                efs, f1 = binned(a, b, (R - 1) * (b - a) <= _SMALL_CELLS)
             else:
                 efs = np.moveaxis(rep_cif[:, a:b, State.EFS], -1, 0)
                 f1 = np.moveaxis(rep_cif[:, a:b, State.RELAPSE], -1, 0)
             reps_out[a:b] = np.moveaxis(combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R)), 0, -1)
         return est, reps_out
 
-    def _cached(self, key, build):
-        """A value derived from the fitted replicates and the requested edges only, cached per key: the same horizons
-        are asked for again and again, and this work is most of a one-patient request otherwise."""
-        cache = self.__dict__.setdefault("_replicate_cache", {})
-        if key not in cache:
-            if len(cache) >= 16:
-                cache.clear()
-            cache[key] = build()
-        return cache[key]
-
-    def _binned_moments(self, edges: np.ndarray) -> dict:
-        """Per-bin baseline sums of the Cox replicates on ``edges``, as (E, R − 1, 1) float32 arrays (cached)."""
-
-        def build():
-            st = self._cox_stack_
-            moments = binned_hazard_moments(st["grid"], st["baseline"][1:], edges)
-            return {
-                name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
-                for name, v in moments.items()
-            }
-
-        return self._cached(("cox", edges.tobytes()), build)
-
     def __getstate__(self):
-        state = super().__getstate__()
-        state.pop("_replicate_cache", None)  # derived, rebuilt on demand
+        state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
+        state.pop("_cr_stack_", None)  # derived from the fitted members: rebuilt on load
         return state
+
+    def __setstate__(self, state):
+        super().__setstate__(state)
+        if "replicates_" in state:
+            self._build_stack()
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
         """(n, 3, k) event-free, relapse, TRM (as every estimator: the first three states), intervals from the same
@@ -466,141 +406,15 @@ class IllnessDeathModel(BaseEstimator):
             return tuple(r[:, cif] for r in res)
         return res[:, cif]
 
-    def predict_curves(self, X, horizons_months) -> RiskCurves:
-        """:class:`~nbrisk.core.RiskCurves` at ``horizons_months`` (months after HSCT), with intervals if available."""
+    def predict_curves(self, X, horizons_months, intervals: bool = True) -> RiskCurves:
+        """:class:`~nbrisk.core.RiskCurves` at ``horizons_months`` (months after HSCT), with intervals if available
+        (and ``intervals``: ``False`` skips the replicates)."""
+        check_is_fitted(self, "replicates_")
         h = np.atleast_1d(np.asarray(horizons_months, dtype=float))
         times = months_to_days(h)
-        if self.supports_intervals and self.replicates_:
+        if intervals and self.supports_intervals and self.replicates_:
             return RiskCurves.from_states(h, *self.predict_states(X, times, return_interval=True))
         return RiskCurves.from_states(h, self.predict_states(X, times))
-
-
-class _BinnedReplicates:
-    """EFS and F1 of the Cox bootstrap replicates at the bin edges, one chunk of patients at a time, in float32.
-
-    The binned closed form of :func:`nbrisk.models.cox.binned_chunk` (second-order expansion of the log event-free
-    factor within a bin, the bin's event mass shared in proportion r_k H_k). For a few patients it calls that
-    function; for many it is written as a loop over the bins on (replicates × patients) arrays, which stay in cache,
-    instead of cumulative sums along a short last axis.
-    Linear predictors are clipped to ±40 (hazard ratio e⁴⁰: only diverged replicates) so that r² stays finite in
-    float32.
-    """
-
-    def __init__(self, moments: dict, lp: np.ndarray, per_bin: np.ndarray):
-        self.m = moments  # per-bin sums, (E, R, 1) float32 (IllnessDeathModel._binned_moments)
-        self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, P, 2, n)
-        self.per_bin = per_bin  # (E,) period of each bin
-
-    def __call__(self, a: int, b: int):
-        m = self.m
-        if self.lp.shape[0] * (b - a) <= _SMALL_CELLS:  # few patients: binned_chunk on whole arrays
-            lp = np.moveaxis(self.lp[:, self.per_bin, :, a:b], 1, -1)  # (R, 2, c, E): each bin's period
-            efs, f1, _ = binned_chunk({key: v.transpose(1, 2, 0) for key, v in m.items()}, lp[:, 0], lp[:, 1])
-            return efs.transpose(2, 0, 1), f1.transpose(2, 0, 1)
-        R1 = np.exp(self.lp[:, :, 0, a:b]).swapaxes(0, 1)  # (P, R, c)
-        R2 = np.exp(self.lp[:, :, 1, a:b]).swapaxes(0, 1)
-        E = m["H1"].shape[0]
-        # minus the second-order terms of the log event-free factor: −½ r1², −r1 r2, −½ r2² (times Q11, Q12, Q22)
-        N11, N12, N22 = -0.5 * R1 * R1, -R1 * R2, -0.5 * R2 * R2
-        shape = (E, *R1.shape[1:])
-        if getattr(self, "_buffers", (None,))[0] is None or self._buffers[0].shape != shape:
-            # reused from chunk to chunk (same shape but the last): no fresh pages to fault in every time
-            self._buffers = (np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32))
-        efs_out, f1_out = self._buffers
-        efs = np.ones_like(R1[0])
-        f1 = np.zeros_like(efs)
-        z1, tot, ls, tmp = (np.empty_like(efs) for _ in range(4))
-        for e in range(E):
-            q = self.per_bin[e]
-            np.multiply(m["H1"][e], R1[q], out=z1)
-            np.multiply(m["H2"][e], R2[q], out=tot)
-            tot += z1
-            # log event-free factor of the bin: −(r1 H1 + r2 H2) − ½ (r1² Q11 + 2 r1 r2 Q12 + r2² Q22) (every term ≤ 0)
-            np.multiply(m["Q11"][e], N11[q], out=ls)
-            ls += np.multiply(m["Q12"][e], N12[q], out=tmp)
-            ls += np.multiply(m["Q22"][e], N22[q], out=tmp)
-            ls -= tot
-            np.exp(ls, out=ls)
-            new = efs_out[e]
-            np.multiply(ls, efs, out=new)  # EFS at the bin's end
-            np.subtract(efs, new, out=tmp)  # the bin's event mass, shared in proportion r1 H1 : r2 H2
-            np.maximum(tot, 1e-30, out=tot)  # tot = 0 only where z1 = 0
-            np.divide(z1, tot, out=z1)
-            tmp *= z1
-            f1 += tmp
-            f1_out[e] = f1  # (F2 = 1 − EFS − F1 is clipped at 0 by the caller: round-off only)
-            efs = new
-        return efs_out, f1_out
-
-
-class _FineGrayReplicates:
-    """EFS and F1 of Fine–Gray bootstrap replicates at the bin edges, all replicates at once in closed form.
-
-    F_k(t | x) = 1 − exp(−Λ̃_k0(t) exp(γ_kᵀ(x − c_k))) for every replicate and patient; the few (replicate, patient)
-    pairs whose uncapped F1 + F2 exceeds 1 by the last edge are capped as the replicate itself caps them (the rule
-    of :func:`nbrisk.models.fine_gray.coherent_cifs`: at the first event time where the sum exceeds 1 — found by
-    bisection, the sum being monotone — the increments are scaled to reach 1, then both stay constant), so the
-    result equals each replicate's ``predict_cumulative_incidence``. Returned in float32, (E, R, c), like
-    :class:`_BinnedReplicates`.
-    """
-
-    @staticmethod
-    def tables(members: list, edges: np.ndarray) -> dict:
-        """What depends on the replicates and the edges only (cached by the caller per set of edges)."""
-        # every replicate's baselines on the union of their event times ≤ the last edge (for the capping: values
-        # only change at a replicate's own event times, so its first crossing of 1 is the same on this grid)
-        grid = np.unique(np.concatenate([m.event_times_ for m in members]))
-        grid = grid[grid <= edges[-1]]
-        coef = np.stack([m.coef_ for m in members])  # (R, 2, p)
-        return dict(
-            edges=edges,
-            grid=grid,
-            coef=coef,
-            offset=np.einsum("rkp,rkp->rk", coef, np.stack([m.center_ for m in members])),
-            cum=np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, edges, 0.0) for m in members]),
-            cum_grid=np.stack([step_lookup(m.event_times_, m.cumulative_baseline_, grid, 0.0) for m in members]),
-            col=np.searchsorted(grid, edges, side="right") - 1,  # last grid time ≤ each edge
-        )
-
-    def __init__(self, tables: dict, Xa: np.ndarray):
-        self.edges, self.grid, self.cum, self.cum_grid, self.col = (
-            tables[k] for k in ("edges", "grid", "cum", "cum_grid", "col")
-        )
-        coef = tables["coef"]
-        lp = (coef.reshape(-1, coef.shape[-1]) @ Xa.T).reshape(*coef.shape[:2], -1)
-        self.risk = np.exp(np.clip(lp - tables["offset"][:, :, None], -LP_CLIP, LP_CLIP))
-
-    def __call__(self, a: int, b: int):
-        f = -np.expm1(-self.cum[:, :, None, :] * self.risk[:, :, a:b, None])  # (R, 2, c, E)
-        bad = f[:, 0, :, -1] + f[:, 1, :, -1] > 1.0  # (R, c): F1 + F2 only grows with time
-        r, i = np.nonzero(bad)
-        if len(r):  # the capped pairs: the rule of coherent_cifs, with the first crossing found by bisection
-            r1, r2 = self.risk[r, 0, a + i], self.risk[r, 1, a + i]
-
-            def raw(j):  # uncapped (F1, F2) of every pair at grid index j (pairs,)
-                jj = np.maximum(j, 0)
-                g1 = -np.expm1(-self.cum_grid[r, 0, jj] * r1)
-                g2 = -np.expm1(-self.cum_grid[r, 1, jj] * r2)
-                return np.where(j >= 0, g1, 0.0), np.where(j >= 0, g2, 0.0)
-
-            lo, hi = np.zeros(len(r), dtype=int), np.full(len(r), len(self.grid) - 1)
-            while np.any(lo < hi):  # F1 + F2 only grows: the first grid index where it exceeds 1
-                mid = (lo + hi) // 2
-                g1, g2 = raw(mid)
-                over = g1 + g2 > 1.0
-                hi, lo = np.where(over, mid, hi), np.where(over, lo, mid + 1)
-            p1, p2 = raw(lo - 1)
-            c1, c2 = raw(lo)
-            d = (c1 - p1) + (c2 - p2)
-            scale = np.divide(1.0 - p1 - p2, d, out=np.zeros_like(d), where=d > 0)
-            after = self.col[None, :] >= lo[:, None]  # (pairs, E): from the crossing on, both CIFs stay constant
-            f[r, 0, i] = np.where(after, (p1 + (c1 - p1) * scale)[:, None], f[r, 0, i])
-            f[r, 1, i] = np.where(after, (p2 + (c2 - p2) * scale)[:, None], f[r, 1, i])
-        efs = np.clip(1.0 - f[:, 0] - f[:, 1], 0.0, 1.0)
-        return (
-            np.ascontiguousarray(efs.transpose(2, 0, 1), dtype=np.float32),
-            np.ascontiguousarray(f[:, 0].transpose(2, 0, 1), dtype=np.float32),
-        )
 
 
 class _StateCombiner:

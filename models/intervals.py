@@ -16,29 +16,21 @@ closed form.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from joblib import Parallel, delayed
 from sklearn.base import clone
-from sklearn.exceptions import ConvergenceWarning
-from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted
 
-from nbrisk.models._base import CompetingRisksEstimator, check_competing_risks_target
-from nbrisk.models.cox import percentile_interval
+from nbrisk.models._base import (
+    CompetingRisksEstimator,
+    bootstrap_draws,
+    check_competing_risks_target,
+    percentile_interval,
+    refit_on_resamples,
+)
 
 
-def _fit_replicate(estimator, X, y, idx, fit_params):
-    Xb = X.iloc[idx].reset_index(drop=True) if hasattr(X, "iloc") else np.asarray(X)[idx]
-    yb = y.iloc[idx].reset_index(drop=True) if hasattr(y, "iloc") else np.asarray(y)[idx]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        model = clone(estimator).fit(Xb, yb, **fit_params)
-    bad = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    for w in caught:  # anything but non-convergence on a resample is passed on
-        if not issubclass(w.category, ConvergenceWarning):
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return model, bad
+def _rows(data, idx: np.ndarray):
+    return data.iloc[idx].reset_index(drop=True) if hasattr(data, "iloc") else np.asarray(data)[idx]
 
 
 class BootstrapIntervals(CompetingRisksEstimator):
@@ -48,7 +40,8 @@ class BootstrapIntervals(CompetingRisksEstimator):
     ----------
     estimator : unfitted estimator with ``fit(X, y)`` and ``predict_cumulative_incidence(X, times)``.
     n_bootstrap : number of resamples (50 gives stable 95% percentiles to about ±1–2 percentage points of
-        coverage; use more for publication). random_state : seed of the resamples. n_jobs : parallel refits (joblib).
+        coverage; use more for publication). random_state : seed of the resamples (None: fresh randomness, as in
+        scikit-learn). n_jobs : parallel refits (joblib).
     level : coverage of the pointwise intervals.
 
     Attributes
@@ -60,7 +53,7 @@ class BootstrapIntervals(CompetingRisksEstimator):
 
     supports_intervals = True
 
-    def __init__(self, estimator=None, n_bootstrap: int = 50, random_state=0, n_jobs: int = 1, level: float = 0.95):
+    def __init__(self, estimator=None, n_bootstrap: int = 50, random_state=None, n_jobs: int = 1, level: float = 0.95):
         self.estimator = estimator
         self.n_bootstrap = n_bootstrap
         self.random_state = random_state
@@ -79,17 +72,17 @@ class BootstrapIntervals(CompetingRisksEstimator):
         if "n_bootstrap" in base.get_params():  # no bootstrap inside the bootstrap
             base = clone(base).set_params(n_bootstrap=0)
         self.estimator_ = clone(base).fit(X, y, **fit_params)
-        rng = check_random_state(self.random_state)
-        n = len(y)
-        draws = [rng.randint(0, n, size=n) for _ in range(int(self.n_bootstrap))]
-        out = Parallel(n_jobs=self.n_jobs)(delayed(_fit_replicate)(base, X, y, idx, fit_params) for idx in draws)
-        self.estimators_ = [m for m, _ in out]
-        self.n_not_converged_ = int(sum(bad for _, bad in out))
+
+        draws = bootstrap_draws(self.random_state, len(y), self.n_bootstrap)
+        self.estimators_, self.n_not_converged_ = refit_on_resamples(
+            _refit_clone, draws, self.n_jobs, data=(base, X, y, fit_params)
+        )
         return self
 
     def predict_cumulative_incidence(self, X, times, return_interval: bool = False):
         """(n, 3, k) event-free, cause 1, cause 2 from the full-data fit; with ``return_interval`` also the
         percentile bounds of the replicates, ``(estimate, lower, upper)``."""
+        check_is_fitted(self, "estimators_")
         est = self.estimator_.predict_cumulative_incidence(X, times)
         if not return_interval:
             return est
@@ -105,3 +98,8 @@ class BootstrapIntervals(CompetingRisksEstimator):
     def contributions(self, X):
         """Delegates to the full-data fit (regression models only)."""
         return self.estimator_.contributions(X)
+
+
+def _refit_clone(idx, base, X, y, fit_params):
+    """One replicate: a clone of ``base`` fitted on the resample ``idx`` (module level: see refit_on_resamples)."""
+    return clone(base).fit(_rows(X, idx), _rows(y, idx), **fit_params)

@@ -29,7 +29,7 @@ from mlflow.models import ModelSignature
 from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
 from mlflow.types.schema import AnyType
 
-from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError, first_line
 
 #: Name of the pickled RiskModel inside the MLflow model's artifacts.
 ARTIFACT_KEY = "risk_model"
@@ -165,23 +165,23 @@ def resolve_model_version(uri: str) -> tuple[str, str | None]:
 
     Other URIs (``runs:/``, ``models:/m-<id>``, local paths) are immutable and returned as they are.
     """
-    if not uri.startswith("models:/"):
+    from nbrisk.training.tracking import parse_models_uri
+
+    ref = parse_models_uri(uri)
+    if ref is None:
         pin = read_pin(uri)
         return uri, (pin["version"] if pin else None)
-    body = uri[len("models:/") :]
+    if ref.alias is None and ref.version is None:
+        return uri, None
     client = mlflow.MlflowClient()
     try:
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            mv = client.get_model_version_by_alias(name, alias)
-            return f"models:/{name}/{mv.version}", str(mv.version)
-        if "/" in body:
-            name, version = body.split("/", 1)
-            mv = client.get_model_version(name, version)
-            return f"models:/{name}/{mv.version}", str(mv.version)
+        if ref.alias is not None:
+            mv = client.get_model_version_by_alias(ref.name, ref.alias)
+        else:
+            mv = client.get_model_version(ref.name, ref.version)
     except mlflow.exceptions.MlflowException as exc:
-        raise NbriskError(f"model not found: {uri} ({_first_line(exc)})") from None
-    return uri, None
+        raise NbriskError(f"model not found: {uri} ({first_line(exc)})") from None
+    return f"models:/{ref.name}/{mv.version}", str(mv.version)
 
 
 #: Written by ``nbrisk bento build`` into the model folder it copies into a Bento: which registered version it is.
@@ -205,10 +205,10 @@ def load_risk_model(uri: str | None = None):
     alias is picked up on the next call while a fixed version is loaded once.
     """
     from nbrisk.settings import get_settings
+    from nbrisk.training import tracking
 
     settings = get_settings()
-    mlflow.set_tracking_uri(settings.tracking_uri)
-    mlflow.set_registry_uri(settings.registry_uri)
+    tracking.configure()
     uri = uri or settings.model_uri
     resolved, _ = resolve_model_version(uri)
     key = f"{settings.tracking_uri}|{resolved}"
@@ -218,7 +218,7 @@ def load_risk_model(uri: str | None = None):
     try:
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"{resolved.rstrip('/')}/artifacts/{ARTIFACT_FILE}")
     except mlflow.exceptions.MlflowException as exc:
-        raise NbriskError(f"cannot load model {uri}: {_first_line(exc)}") from None
+        raise NbriskError(f"cannot load model {uri}: {first_line(exc)}") from None
     except OSError as exc:
         raise NbriskError(f"cannot load model {uri}: {exc}") from None
     model = _unpickle(Path(local))
@@ -235,11 +235,6 @@ def clear_cache() -> None:
 def _unpickle(path: Path):
     with path.open("rb") as fh:
         return cloudpickle.load(fh)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
 
 
 __all__ = [

@@ -16,7 +16,8 @@ for the cause-specific Cox family). The feature pipeline is held fixed across re
 model-estimation uncertainty. A model fitted without intervals returns ``lower``/``upper`` = ``None`` —
 never a fake interval.
 
-Use :func:`fit_risk_model` to build one from validated records and derived outcomes.
+:func:`fit_risk_model` is the one way to build one — for cross-validation refits, the final fit and its
+registration, and tests alike — from validated records and derived outcomes.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk.core import (
+    DEFAULT_HORIZONS_MONTHS,
     SYNTHETIC_LABEL,
     TRAINING_SUMMARY_VERSION,
     Band,
@@ -46,7 +48,6 @@ from nbrisk.models._base import CIFCoherenceWarning
 
 #: Horizon (months) of the risk groups and of the training-distribution summary.
 RISK_GROUP_HORIZON_MONTHS = 24.0
-RISK_GROUPS = ("low", "intermediate", "high")
 
 
 class RiskModel:
@@ -56,22 +57,38 @@ class RiskModel:
     ----------
     feature_pipeline : fitted ``RecordFeatures``.
     illness_death : fitted ``IllnessDeathModel``.
-    risk_cutoffs : ``(c_low, c_high)`` 2-year EFS tertile cut-offs: EFS < c_low → ``high``, EFS ≥ c_high → ``low``.
-    training_summary : :class:`nbrisk.core.TrainingSummary` (see the module docstring).
+    risk_cutoffs : ``(c_low, c_high)`` 2-year EFS tertile cut-offs: EFS < c_low → ``high``, EFS ≥ c_high → ``low``;
+        ``None`` for a validation refit (``fit_risk_model(..., describe=False)``), which has no risk groups.
+    training_summary : :class:`nbrisk.core.TrainingSummary` (see the module docstring); ``None`` for a validation
+        refit.
+    drop_columns : predictor columns removed after the feature pipeline (see ``evaluate_on`` of
+        :func:`fit_risk_model`). unseen_level_rows : how many evaluation records made that necessary.
     """
 
+    #: class-level defaults: what a model pickled before these attributes existed means
+    drop_columns: tuple[str, ...] = ()
+    unseen_level_rows: int = 0
+
     def __init__(
-        self, feature_pipeline, illness_death, risk_cutoffs: tuple[float, float], training_summary: TrainingSummary
+        self,
+        feature_pipeline,
+        illness_death,
+        risk_cutoffs: tuple[float, float] | None,
+        training_summary: TrainingSummary | None,
+        drop_columns: Sequence[str] = (),
+        unseen_level_rows: int = 0,
     ):
         self.feature_pipeline = feature_pipeline
         self.illness_death = illness_death
-        self.risk_cutoffs = (float(risk_cutoffs[0]), float(risk_cutoffs[1]))
+        self.risk_cutoffs = None if risk_cutoffs is None else (float(risk_cutoffs[0]), float(risk_cutoffs[1]))
         self.training_summary = training_summary
+        self.drop_columns = tuple(drop_columns)
+        self.unseen_level_rows = int(unseen_level_rows)
 
     # ------------------------------------------------------------------------------------------------------------
     @property
     def synthetic(self) -> bool:
-        return bool(self.training_summary.get("synthetic", False))
+        return self.training_summary is not None and bool(self.training_summary.get("synthetic", False))
 
     @property
     def label(self) -> str | None:
@@ -80,20 +97,26 @@ class RiskModel:
 
     @property
     def supports_intervals(self) -> bool:
-        return self.training_summary.get("interval_method", "none") != "none"
+        return self.illness_death.supports_intervals and bool(self.illness_death.replicates_)
 
     def transform(self, records: pd.DataFrame) -> pd.DataFrame:
         """Records (validated) → the numeric predictor frame the models were fitted on."""
-        return self.feature_pipeline.transform(records)
+        X = self.feature_pipeline.transform(records)
+        return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
 
     # ------------------------------------------------------------------------------------------------------------
-    def predict(self, records: pd.DataFrame, horizons_months=(12, 24, 36, 60)) -> RiskCurves:
+    def predict(
+        self, records: pd.DataFrame, horizons_months=DEFAULT_HORIZONS_MONTHS, intervals: bool = True
+    ) -> RiskCurves:
         """Relapse / TRM cumulative incidence, EFS and OS with 95% pointwise intervals.
 
         Parameters
         ----------
-        records : validated records (:func:`nbrisk.features.record.validate_records`), one row per patient.
+        records : validated records (:func:`nbrisk.features.record.validate_records`), one row per patient; or the
+            typed columns of :func:`nbrisk.features.record.validate_columns` (a mapping of numpy arrays: the HTTP
+            service's path, which builds no DataFrame).
         horizons_months : months after HSCT (each > 0); sorted and de-duplicated (curves are in time order).
+        intervals : ``False``: point estimates only (``lower``/``upper`` None), which skips the bootstrap replicates.
 
         Returns
         -------
@@ -106,7 +129,7 @@ class RiskModel:
             # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (docs/statistics.md);
             # it is counted once at training (training_summary['cif_rescaled']), not repeated per request.
             warnings.simplefilter("ignore", CIFCoherenceWarning)
-            curves = self.illness_death.predict_curves(self.transform(records), np.unique(h))
+            curves = self.illness_death.predict_curves(self.transform(records), np.unique(h), intervals=intervals)
         # calibration in the large learnt at training when the family was off (nbrisk.models.recalibration)
         recal = getattr(self, "recalibration", None)
         if recal is None:
@@ -125,6 +148,8 @@ class RiskModel:
         return self.risk_groups_from_efs(efs2)
 
     def risk_groups_from_efs(self, efs_2y: np.ndarray) -> np.ndarray:
+        if self.risk_cutoffs is None:
+            raise NbriskError("this model was fitted for validation only (no training summary, no risk groups)")
         c_low, c_high = self.risk_cutoffs
         efs_2y = np.asarray(efs_2y, dtype=float)
         return np.where(efs_2y < c_low, "high", np.where(efs_2y >= c_high, "low", "intermediate")).astype(object)
@@ -137,7 +162,7 @@ class RiskModel:
         (``training_summary['numeric_ranges']``) are checked here as well. Messages name fields, never values of
         identifiers.
         """
-        n = len(records)
+        n = len(records) if isinstance(records, pd.DataFrame) else len(records["patient_id"])
         out: list[list[str]] = [[] for _ in range(n)]
         fp = getattr(self.feature_pipeline, "input_warnings", None)
         if callable(fp):
@@ -145,9 +170,14 @@ class RiskModel:
                 out[i].extend(msgs)
         ranges = self.training_summary.get("numeric_ranges", {})
         for field, (lo, hi) in ranges.items():
-            if field not in records.columns:
+            if field not in records:
                 continue
-            vals = pd.to_numeric(records[field], errors="coerce").to_numpy(dtype=float)
+            col = records[field]
+            if isinstance(col, np.ndarray) and col.dtype.kind == "f":  # typed columns (the service): already floats
+                vals = col
+            else:
+                vals = pd.to_numeric(col, errors="coerce")
+                vals = vals.to_numpy(dtype=float) if isinstance(vals, pd.Series) else np.asarray(vals, dtype=float)
             for i in np.flatnonzero(np.isfinite(vals) & ((vals < lo) | (vals > hi))):
                 msg = f"{field} is outside the training data's range ({_fmt(lo)}–{_fmt(hi)})"
                 if msg not in out[i] and not any(field in m and "range" in m for m in out[i]):
@@ -204,7 +234,7 @@ class RiskModel:
         return curves_to_frame(records["patient_id"].astype(str).tolist(), select_horizons(curves, keep), groups)
 
     def __repr__(self) -> str:
-        s = self.training_summary
+        s = self.training_summary or {}
         return (
             f"RiskModel(model={s.get('model_name', '?')!r}, family={s.get('family', '?')!r}, "
             f"n={s.get('n', '?')}, synthetic={self.synthetic})"
@@ -300,18 +330,22 @@ def fit_risk_model(
     outcomes: pd.DataFrame,
     estimator,
     *,
+    n_interval_bootstrap: int = 0,
+    seed: int = 0,
+    n_jobs: int = 1,
+    features=None,
+    evaluate_on: Sequence[pd.DataFrame] = (),
+    describe: bool = True,
     model_name: str = "model",
     family: str | None = None,
     synthetic: bool = False,
     fingerprint: str | None = None,
-    n_interval_bootstrap: int = 0,
-    seed: int = 0,
-    n_jobs: int = 1,
     validation_metrics: dict[str, float] | None = None,
     params: dict[str, Any] | None = None,
-    features=None,
 ) -> RiskModel:
-    """Fit the whole pipeline on validated ``records`` and their ``derive_outcomes`` ``outcomes``.
+    """Fit the whole pipeline on validated ``records`` and their ``derive_outcomes`` ``outcomes``: the one model
+    factory (cross-validation and the other validation refits, the final fit that is validated *and* registered,
+    tests).
 
     Parameters
     ----------
@@ -320,34 +354,60 @@ def fit_risk_model(
         (``event``/``time`` for the relapse/TRM model; ``relapse_time``/``post_relapse_time``/
         ``post_relapse_event`` for the post-relapse model).
     estimator : an unfitted competing-risks estimator (e.g. ``CauseSpecificCox(alpha=1.0)``); it is cloned.
-    n_interval_bootstrap : bootstrap refits of the illness–death model for 95% percentile intervals (0: the
-        estimator's own intervals if it has them, else none).
+    n_interval_bootstrap : bootstrap refits of the illness–death model for 95% percentile intervals (0: none).
+    seed : seed of those refits. n_jobs : parallel refits (joblib).
     features : an unfitted feature pipeline (default ``make_feature_pipeline()``).
+    evaluate_on : records the model will be asked to predict (a CV test fold, a left-out center, the original cohort
+        for a bootstrap refit). A category level absent from a small training set (a rare donor type in one fold, a
+        center-specific practice, a level not drawn in a resample) would make the feature pipeline refuse those
+        records. In that case only, the pipeline's levels are learned from the training records plus the offending
+        evaluation records' **covariates** (no outcome is used), and every predictor column that is constant in the
+        training rows is dropped — so those patients are encoded at the reference level, which is what a model that
+        never saw the level can do. Their count is ``unseen_level_rows`` of the result.
+    describe : ``True``: describe the fit — predict the training cohort, derive the risk-group cut-offs (tertiles of
+        predicted 2-year EFS) and the :class:`~nbrisk.core.TrainingSummary` from ``model_name`` … ``params``.
+        ``False`` (validation refits, which are only asked for predictions): neither, which saves a prediction of
+        the whole training cohort per refit.
 
     Returns
     -------
-    A fitted :class:`RiskModel` whose risk cut-offs are the tertiles of the training cohort's predicted 2-year EFS.
+    A fitted :class:`RiskModel`.
     """
     from sklearn.base import clone
 
+    from nbrisk.features.pipeline import UnseenCategoryError, make_feature_pipeline
     from nbrisk.models.illness_death import IllnessDeathModel
 
-    if features is None:
-        from nbrisk.features.pipeline import make_feature_pipeline
-
-        features = make_feature_pipeline()
+    features = make_feature_pipeline() if features is None else features
     records = records.reset_index(drop=True)
     outcomes = outcomes.reset_index(drop=True)
-    X = features.fit_transform(records)
+    pipeline = clone(features).fit(records)
+    extra_rows: list[pd.DataFrame] = []
+    for rec in evaluate_on:
+        try:
+            pipeline.transform(rec)
+        except UnseenCategoryError as exc:
+            rows = sorted({p for _field, _value, pos in exc.unseen for p in pos})
+            extra_rows.append(rec.iloc[rows])
+    if extra_rows:
+        pipeline = clone(features).fit(pd.concat([records, *extra_rows], ignore_index=True))
+    X = pipeline.transform(records)
+    drop = tuple(c for c in X.columns if X[c].nunique() <= 1) if extra_rows else ()
+    X = X.drop(columns=list(drop))
     id_model = IllnessDeathModel(
         clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed, n_jobs=n_jobs
     )
+    unseen = int(sum(len(r) for r in extra_rows))
+    if not describe:
+        with warnings.catch_warnings():
+            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (docs/statistics.md)
+            warnings.simplefilter("ignore", CIFCoherenceWarning)
+            id_model.fit(X, outcomes)
+        return RiskModel(pipeline, id_model, None, None, drop, unseen)
     horizons = np.array([12.0, RISK_GROUP_HORIZON_MONTHS, 36.0, 60.0])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CIFCoherenceWarning)
-        id_model.fit(
-            X, outcomes[["event", "time"]], outcomes[["relapse_time", "post_relapse_time", "post_relapse_event"]]
-        )
+        id_model.fit(X, outcomes)
         curves = id_model.predict_curves(X, horizons)
     rescaled = 0
     for w in caught:
@@ -368,16 +428,14 @@ def fit_risk_model(
         family=family or type(estimator).__name__,
         params={k: v for k, v in (params or {}).items() if not str(k).startswith("_")},
         validation_metrics=typed_metrics(validation_metrics or {}),
-        interval_method="none"
-        if curves.relapse.lower is None
-        else ("bootstrap" if n_interval_bootstrap > 0 else "model"),
+        interval_method="none" if not curves.has_intervals else "bootstrap",
         n_interval_bootstrap=int(n_interval_bootstrap),
         # how many predictions of the training cohort needed the ΔΛ1 + ΔΛ2 > 1 tail rescaling (0 = none)
         cif_rescaled=rescaled,
         # Fine–Gray fitted cause by cause: share of training patients whose F1 + F2 exceeded 1 (capped)
         incoherent_fraction=getattr(id_model.cr_model_, "incoherent_fraction_", None),
     )
-    return RiskModel(features, id_model, cutoffs, summary)
+    return RiskModel(pipeline, id_model, cutoffs, summary, drop, unseen)
 
 
 # ----------------------------------------------------------------------------------------------------------------

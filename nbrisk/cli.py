@@ -6,13 +6,13 @@ Imports are lazy so that ``nbrisk --help`` is fast and a command loads only what
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from nbrisk.core import NbriskError
+from nbrisk.training.commands import DEFAULT_HORIZONS_TEXT
 
 app = typer.Typer(
     help="nbrisk: competing-risks (relapse vs TRM) risk models for neuroblastoma allo-HSCT.",
@@ -106,7 +106,7 @@ def predict(
     file: Annotated[Path, typer.Argument(help="patients (CSV/Parquet/JSON) in the record contract")],
     out: Annotated[Path, typer.Option(help="output long CSV")],
     model: Annotated[str | None, typer.Option(help="model URI; default models:/nbrisk@champion")] = None,
-    horizons: Annotated[str, typer.Option(help="comma-separated months")] = "12,24,36,60",
+    horizons: Annotated[str, typer.Option(help="comma-separated months")] = DEFAULT_HORIZONS_TEXT,
 ):
     """Score patients into a long CSV (estimates and 95% intervals per horizon, risk group)."""
     from nbrisk.training import commands
@@ -184,4 +184,4 @@ def main() -> None:  # pragma: no cover
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

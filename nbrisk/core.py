@@ -11,6 +11,7 @@ from enum import IntEnum
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 #: Days per month used everywhere a horizon in months meets a time in days (365.25 / 12).
 DAYS_PER_MONTH = 365.25 / 12.0
@@ -29,6 +30,15 @@ class Cause(IntEnum):
     CENSORED = 0
     RELAPSE = 1
     TRM = 2
+
+    @property
+    def key(self) -> str:
+        """The lower-case name used in metric names, frames and JSON (``"relapse"``, ``"trm"``)."""
+        return self.name.lower()
+
+
+#: The two competing causes (censoring is not a cause), in code order; ``cause.key`` names each.
+CAUSES: tuple[Cause, ...] = (Cause.RELAPSE, Cause.TRM)
 
 
 class State(IntEnum):
@@ -56,7 +66,14 @@ class State(IntEnum):
         return self.name.lower()
 
 
-def months_to_days(months: np.ndarray | list[float] | float) -> np.ndarray:
+def first_line(exc: BaseException, limit: int = 300) -> str:
+    """The first line of an exception's message (at most ``limit`` characters), or its type name when it has none:
+    what a one-line user-facing error quotes from a library's exception (never its traceback)."""
+    lines = str(exc).strip().splitlines()
+    return lines[0][:limit] if lines else type(exc).__name__
+
+
+def months_to_days(months: npt.ArrayLike) -> np.ndarray:
     """Convert months after HSCT to days (the unit of ``y['time']``)."""
     return np.asarray(months, dtype=float) * DAYS_PER_MONTH
 
@@ -326,3 +343,12 @@ def training_summary_of(model: Any) -> TrainingSummary:
         f"this model was registered by an older nbrisk ({found}; this version reads layout "
         f"{TRAINING_SUMMARY_VERSION}): retrain it with `nbrisk train` and promote the new version"
     )
+
+
+#: Risk groups by predicted 2-year event-free survival (tertile cut-offs of the training cohort, fixed at training):
+#: the one definition of their names, used by the API, the reports and the calculator page.
+RISK_GROUP_TITLES: dict[str, str] = {
+    "low": "Low risk",
+    "intermediate": "Intermediate risk",
+    "high": "High risk",
+}

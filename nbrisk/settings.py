@@ -20,6 +20,19 @@ class Settings:
     audit_db: Path
     model_uri: str
     registered_model_name: str = "nbrisk"
+    #: ``NBRISK_DATABASE_URL``: a PostgreSQL database (``postgresql+psycopg2://...``) for API keys and the audit
+    #: trail, shared by service replicas; None = the SQLite files ``keys_db`` and ``audit_db``.
+    database_url: str | None = None
+
+    @property
+    def keys_store(self) -> str | Path:
+        """Where API-key hashes live: the shared database when configured, else the SQLite file."""
+        return self.database_url or self.keys_db
+
+    @property
+    def audit_store(self) -> str | Path:
+        """Where audit rows go: the shared database when configured, else the SQLite file."""
+        return self.database_url or self.audit_db
 
 
 def get_settings() -> Settings:
@@ -27,7 +40,8 @@ def get_settings() -> Settings:
 
     ``NBRISK_HOME`` (default: current directory) holds ``mlruns/`` (MLflow SQLite store and artifacts) and
     ``.nbrisk/`` (API-key hashes and the audit trail). ``MLFLOW_TRACKING_URI`` overrides the tracking store,
-    ``NBRISK_MODEL_URI`` the served model (default ``models:/nbrisk@champion``).
+    ``NBRISK_MODEL_URI`` the served model (default ``models:/nbrisk@champion``), ``NBRISK_DATABASE_URL`` the
+    database of API keys and audit (default: SQLite files under ``.nbrisk/``).
     """
     home = Path(os.environ.get("NBRISK_HOME", os.getcwd())).resolve()
     mlruns = home / "mlruns"
@@ -42,4 +56,5 @@ def get_settings() -> Settings:
         keys_db=Path(os.environ.get("NBRISK_KEYS_DB", state / "keys.db")),
         audit_db=Path(os.environ.get("NBRISK_AUDIT_DB", state / "audit.db")),
         model_uri=os.environ.get("NBRISK_MODEL_URI", "models:/nbrisk@champion"),
+        database_url=os.environ.get("NBRISK_DATABASE_URL") or None,
     )

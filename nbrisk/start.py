@@ -3,7 +3,8 @@
 1. If the registry (``MLFLOW_TRACKING_URI``, default SQLite under ``mlruns/``) has no ``nbrisk@champion``, train on
    the embedded synthetic cohort with a config that finishes in a few minutes (``configs/quick.toml`` unless
    ``--config`` says otherwise); the first registered model becomes the champion.
-2. If no API key is active, create one named ``first-key`` and print it once (only its hash is stored).
+2. If no API key is active, create one named ``first-key`` and print it once, on a line of its own (only its hash
+   is stored; never repeated, e.g. in an example command).
 3. Replace this process with ``bentoml serve nbrisk.serving.service:RiskService`` on ``--host`` (default
    127.0.0.1: loopback only unless asked) and ``--port``.
 
@@ -55,7 +56,7 @@ def ensure_first_key() -> str | None:
     from nbrisk.serving.auth import KeyStore
     from nbrisk.settings import get_settings
 
-    store = KeyStore(get_settings().keys_db)
+    store = KeyStore(get_settings().keys_store)
     if store.has_active_keys():
         print("nbrisk: API keys exist (`nbrisk keys list`); create another with `nbrisk keys create NAME`", flush=True)
         return None
@@ -68,6 +69,15 @@ def ensure_first_key() -> str | None:
     key = store.create(name)
     print(f"nbrisk: created API key {name!r} — shown only now, store it safely:\n\n    {key}\n", flush=True)
     return key
+
+
+def serving_banner(host: str, port: int) -> str:
+    """The line printed before serving. It never holds a key: the first key is printed once, on a line of its own,
+    and an example command line is the kind of text that ends up in shell histories, tickets and captured logs."""
+    return (
+        f"nbrisk: serving on http://{host}:{port}  (try: KEY=<your key>; "
+        f'curl -H "Authorization: Bearer $KEY" http://{host}:{port}/v1/model)'
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,18 +93,13 @@ def main(argv: list[str] | None = None) -> int:
 
         cmd = serve_command(args.port, args.host)  # validates the port before minutes of training
         ensure_champion(args.config)
-        key = ensure_first_key()
+        ensure_first_key()
     except NbriskError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
     if args.no_serve:
         return 0
-    example = key or "<your key>"
-    print(
-        f"nbrisk: serving on http://{args.host}:{args.port}  (try: curl -H 'Authorization: Bearer {example}' "
-        f"http://{args.host}:{args.port}/v1/model)",
-        flush=True,
-    )
+    print(serving_banner(args.host, args.port), flush=True)
     env = serve_env(args.workers)
     os.execve(cmd[0], cmd, env)  # pragma: no cover - replaces the process
     return 0  # pragma: no cover

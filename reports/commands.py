@@ -1,7 +1,8 @@
 """``nbrisk report``: the tumour-board report for one patient, or the model report for a registered version.
 
-* ``nbrisk report PATIENT.json [--model URI] --out FILE.pdf|FILE.html`` — one patient (a JSON record, or the
-  ``{"patient": record}`` body of ``POST /v1/report``), scored by ``--model`` (default ``models:/nbrisk@champion``).
+* ``nbrisk report PATIENT.json [--model URI] --out FILE.pdf|FILE.html`` — one patient (a JSON record, the
+  ``{"patient": record}`` body of ``POST /v1/report`` or a ``POST /v1/risk`` body with one patient),
+  scored by ``--model`` (default ``models:/nbrisk@champion``).
 * ``nbrisk report --model VERSION --out FILE.html|FILE.pdf`` — the model report (TRIPOD+AI items) of a registered
   version (a number, ``models:/nbrisk/3`` or ``models:/nbrisk@candidate``).
 
@@ -30,7 +31,8 @@ def _format_of(out: Path) -> str:
 
 
 def read_patient(path: Path) -> dict[str, Any]:
-    """One patient record from a JSON file: a record object, ``{"patient": record}`` or a one-element list."""
+    """One patient record from a JSON file: a record object, ``{"patient": record}`` (the ``/v1/report`` body), a
+    ``/v1/risk`` body with one patient, or a one-element list."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -42,15 +44,9 @@ def read_patient(path: Path) -> dict[str, Any]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise NbriskError(f"{path.name} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg})") from None
-    if isinstance(obj, dict) and set(obj) == {"patient"}:
-        obj = obj["patient"]
-    if isinstance(obj, list):
-        if len(obj) != 1:
-            raise NbriskError(f"{path.name} holds {len(obj)} patients; the report is for one patient")
-        obj = obj[0]
-    if not isinstance(obj, dict):
-        raise NbriskError(f"{path.name} must hold one patient record (a JSON object)")
-    return obj
+    from nbrisk.reports.record import one_patient
+
+    return one_patient(obj, path.name)
 
 
 def _write(out: Path, data: bytes) -> None:

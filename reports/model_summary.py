@@ -15,8 +15,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nbrisk.core import SYNTHETIC_LABEL
-from nbrisk.reports.summary import INTENDED_USE, Metric, _flat_metrics
+from nbrisk.core import DAYS_PER_MONTH, SYNTHETIC_LABEL, ValidationMetric, training_summary_of
+from nbrisk.models.risk_model import typed_metrics
+from nbrisk.reports.summary import INTENDED_USE
+from nbrisk.reports.tripod import CHECKLIST, NOT_APPLICABLE, TO_COMPLETE
 
 #: Metrics of the performance table, in display order: key in the training jobs' metric names → label.
 PERFORMANCE_METRICS: tuple[tuple[str, str], ...] = (
@@ -31,31 +33,9 @@ CAUSES = (("relapse", "Relapse"), ("trm", "TRM"))
 #: Horizon (months) of the calibration plots, decision curves and the model comparison.
 PRIMARY_HORIZON_MONTHS = 24.0
 
-#: TRIPOD+AI items that need a person (the software cannot know them). (item, topic, what to write)
-HUMAN_ITEMS: tuple[tuple[str, str, str], ...] = (
-    ("1", "Title", "Identify the study as developing/evaluating a prediction model, the population and outcomes."),
-    ("2", "Abstract", "Structured summary (see TRIPOD+AI for Abstracts)."),
-    ("3a–c", "Background", "Healthcare context, rationale, intended users; known inequalities between groups."),
-    ("4", "Objectives", "Study objectives: development and/or evaluation."),
-    ("6a", "Study setting", "Setting and centres (e.g. transplant centres, registry), number and location."),
-    ("7", "Data preparation", "Pre-processing and quality checks beyond the record contract; data provenance."),
-    ("8b", "Outcome assessment", "Whether outcome assessment was blinded to predictors, and how it was done."),
-    ("9b–c", "Predictor assessment", "How and when predictors were measured; blinding; inter-observer issues."),
-    ("10", "Sample size", "How the sample size was decided (e.g. Riley et al. minimum sample size)."),
-    ("14", "Fairness", "Approaches to assess and address fairness across groups."),
-    ("17", "Ethics", "Ethical approval and consent."),
-    ("18a–f", "Open science", "Funding, conflicts of interest, protocol, registration, data and code sharing."),
-    ("19", "Patient and public involvement", "Details of patient and public involvement."),
-    ("20a", "Participant flow", "Flow of participants, including exclusions (a diagram)."),
-    ("25", "Interpretation", "Overall interpretation, including fairness and the clinical context."),
-    ("26", "Limitations", "Limitations of the study (non-representative sample, sample size, overfitting...)."),
-    (
-        "27a–c",
-        "Usability",
-        "How poor-quality or missing input is handled at use, user interaction and expertise "
-        "needed, and next steps (e.g. external validation, impact studies).",
-    ),
-)
+#: Below this calibration slope the report flags over-fitting (predictions too extreme); above the upper bound, too
+#: timid (Van Calster et al. 2019, BMC Med 17:230: a slope well below 1 signals overfitting).
+SLOPE_FLAG = (0.8, 1.2)
 
 
 @dataclass(frozen=True)
@@ -105,11 +85,24 @@ class ComparisonRow:
 
 @dataclass(frozen=True)
 class FilledItem:
-    """A TRIPOD+AI item the software filled: ``item`` number, ``topic`` and the ``text`` it reports."""
+    """One TRIPOD+AI item: ``item`` number and ``topic`` as in :data:`nbrisk.reports.tripod.CHECKLIST`, ``status``
+    (``filled``, ``authors`` or ``na``) and the ``text`` reported."""
 
     item: str
     topic: str
     text: str
+    status: str = "filled"
+
+
+@dataclass(frozen=True)
+class CoefficientRow:
+    """One coefficient of the relapse/TRM model: log hazard ratio with its model-based 95% CI."""
+
+    cause: str
+    feature: str
+    coef: float
+    lower: float
+    upper: float
 
 
 @dataclass(frozen=True)
@@ -131,7 +124,8 @@ class ModelSummary:
     decision: tuple[DecisionPanel, ...]
     comparison: tuple[ComparisonRow, ...]
     comparison_metrics: tuple[str, ...]
-    human_items: tuple[tuple[str, str, str], ...]
+    coefficients: tuple[CoefficientRow, ...]
+    flags: tuple[str, ...]
 
 
 def _h(months: float) -> str:
@@ -159,7 +153,7 @@ def _floats(values: Sequence[Any] | None) -> tuple[float, ...] | None:
     return tuple(float("nan") if v is None else float(v) for v in values)
 
 
-def _performance(metrics: Sequence[Metric]) -> tuple[PerformanceRow, ...]:
+def _performance(metrics: Sequence[ValidationMetric]) -> tuple[PerformanceRow, ...]:
     keep = {k for k, _ in PERFORMANCE_METRICS}
     rows = [
         PerformanceRow(m.outcome, m.name, m.horizon_months, m.estimate, m.lower, m.upper)
@@ -179,7 +173,7 @@ def _comparison(
     for sib in siblings:
         parsed = {
             (m.outcome, m.name): m
-            for m in _flat_metrics(sib.get("metrics", {}))
+            for m in typed_metrics(sib.get("metrics", {}))
             if m.horizon_months is not None and abs(m.horizon_months - horizon) < 1e-9
         }
         values = {}
@@ -213,12 +207,12 @@ def _code_version(tags: Mapping[str, str]) -> str:
     return out
 
 
-def _handling(spec: Any, s: Mapping[str, Any]) -> str:
-    miss = (s.get("missing_counts") or {}).get(spec.name)
-    n = s.get("n")
+def _handling(spec: Any, s: Any) -> str:
+    miss = s.missing_counts.get(spec.name)
+    n = s.n
     parts = []
     if spec.kind in ("number", "integer"):
-        rng = (s.get("numeric_ranges") or {}).get(spec.name)
+        rng = s.numeric_ranges.get(spec.name)
         parts.append(
             "continuous"
             + (f", observed {rng[0]:g}–{rng[1]:g}" if rng else "")
@@ -227,7 +221,7 @@ def _handling(spec: Any, s: Mapping[str, Any]) -> str:
     elif spec.kind == "boolean":
         parts.append("binary")
     else:
-        counts = (s.get("category_counts") or {}).get(spec.name) or {}
+        counts = s.category_counts.get(spec.name) or {}
         parts.append(f"categorical ({len(counts) or len(spec.allowed or ())} levels seen)")
     if miss:
         pct = f" ({100 * miss / n:.0f}%)" if n else ""
@@ -235,155 +229,158 @@ def _handling(spec: Any, s: Mapping[str, Any]) -> str:
     return "; ".join(parts)
 
 
+def coefficient_table(risk_model: Any) -> tuple[CoefficientRow, ...]:
+    """The relapse/TRM model's coefficients (used columns) with Wald 95% CIs, from its ``summary()`` (Cox)."""
+    cr = risk_model.illness_death.cr_model_
+    table = cr.summary() if callable(getattr(cr, "summary", None)) else None
+    if table is None:
+        return ()
+    return tuple(
+        CoefficientRow(
+            str(r.cause), str(r.feature), float(r.coef), float(r.coef - 1.96 * r.se), float(r.coef + 1.96 * r.se)
+        )
+        for r in table.itertuples()
+        if r.coef != 0.0
+    )
+
+
 def build_model_summary(sources, generated_at: dt.datetime | None = None) -> ModelSummary:
     """Compute the model report from gathered sources (see :func:`nbrisk.reports.sources.model_sources`)."""
     from nbrisk.features.record import FIELDS
+    from nbrisk.reports.inputs import model_inputs
 
     rm = sources.risk_model
-    s: Mapping[str, Any] = getattr(rm, "training_summary", None) or {}
+    s = training_summary_of(rm)
     run = sources.run or {}
-    metrics_flat = dict(run.get("metrics") or {}) or dict(s.get("validation_metrics") or {})
-    metrics = _flat_metrics(metrics_flat)
+    metrics = typed_metrics(run.get("metrics") or {}) or s.validation_metrics
     performance = _performance(metrics)
     horizons = tuple(sorted({r.horizon_months for r in performance}))
-    synthetic = bool(s.get("synthetic", False))
+    synthetic = s.synthetic
     fp = run.get("fingerprint") or {}
-    ev = s.get("events") or {}
+    ev = s.events
     pp = sources.parent_params or {}
     val = {k[len("config.validation.") :]: v for k, v in pp.items() if k.startswith("config.validation.")}
-
-    by_key = {(m.outcome, m.name, m.horizon_months): m for m in metrics}
+    used = model_inputs(rm)
+    predictors_all = [name for name, spec in FIELDS.items() if spec.is_predictor]
+    used_fields = [f for f in predictors_all if f in used.fields]
 
     def fmt_ci(cause: str, name: str, horizon: float) -> str:
-        m = by_key.get((cause, name, float(horizon)))
+        m = next((x for x in metrics if (x.outcome, x.name, x.horizon_months) == (cause, name, float(horizon))), None)
         if m is None:
             return "not computed"
-        ci = f" (95% CI {m.lower:.3f}–{m.upper:.3f})" if m.lower is not None else ""
+        ci = f" (95% CI {m.lower:.3f}–{m.upper:.3f})" if m.lower is not None else " (no bootstrap CI: not resampled)"
         return f"{m.estimate:.3f}{ci}"
 
-    years = (s.get("numeric_ranges") or {}).get("hsct_year")
+    flags = []
+    for cause, label in CAUSES:
+        for h in horizons:
+            m = next(
+                (x for x in metrics if (x.outcome, x.name, x.horizon_months) == (cause, "calibration_slope", h)), None
+            )
+            if m is not None and not SLOPE_FLAG[0] <= m.estimate <= SLOPE_FLAG[1]:
+                kind = "too extreme (over-fitting)" if m.estimate < SLOPE_FLAG[0] else "too timid"
+                flags.append(
+                    f"{label} calibration slope at {h:g} months is {m.estimate:.2f}, outside {SLOPE_FLAG[0]}–"
+                    f"{SLOPE_FLAG[1]}: predictions are {kind}."
+                )
+    years = s.numeric_ranges.get("hsct_year")
     scheme = (
         f"{val.get('n_splits', '?')}-fold cross-validation repeated {val.get('n_repeats', '?')} times"
         f" (stratified by event type), {val.get('n_bootstrap', '?')} bootstrap resamples of the pooled "
         f"out-of-fold predictions for 95% CIs"
         if val
-        else "see the training run's configuration"
+        else (s.validation_scheme or "see the training run's configuration")
     )
-    if val.get("leave_center_out", "").lower() == "true":
+    loco = val.get("leave_center_out", "").lower() == "true"
+    if loco:
         scheme += "; leave-one-center-out (internal–external) validation"
-    p = s.get("params") or {}
-    filled = (
-        FilledItem(
-            "5a",
-            "Data source",
-            (
-                f"{SYNTHETIC_LABEL}: the embedded synthetic cohort generator"
-                if synthetic
-                else "A cohort in the nbrisk record contract"
-            )
-            + (f" ({fp.get('source')})" if fp.get("source") else "")
-            + (f"; data fingerprint sha256 {str(s.get('data_fingerprint') or fp.get('sha256', ''))[:16]}"),
-        ),
-        FilledItem("5b", "Dates", f"HSCT years {years[0]:g}–{years[1]:g}" if years else "not recorded"),
-        FilledItem(
-            "6b",
-            "Eligibility",
-            "Record contract: stage M (INRG) neuroblastoma, age 0.5–25 years at "
-            "allo-HSCT; out-of-population records are refused.",
-        ),
-        FilledItem(
-            "8a",
-            "Outcomes",
-            "Competing risks from day 0 (graft infusion): relapse/progression (cause 1) "
-            "and transplant-related mortality = death without prior relapse (cause 2); "
-            "overall survival from an illness–death model.",
-        ),
-        FilledItem(
-            "8c",
-            "Outcome timing",
-            "Time in days from HSCT; reported at " + ", ".join(f"{h:g}" for h in horizons) + " months."
-            if horizons
-            else "—",
-        ),
-        FilledItem(
-            "9a",
-            "Predictors",
-            f"{sum(1 for f in FIELDS.values() if f.is_predictor)} baseline fields known "
-            "before day 0 (table below); nothing measured after day 0.",
-        ),
-        FilledItem(
-            "11",
-            "Missing data",
-            "Optional numeric fields may be missing and are imputed inside the fitted "
-            "feature pipeline (fitted on training folds only); categorical fields use "
-            "an explicit 'unknown' level. Counts per field in the table below.",
-        ),
-        FilledItem(
-            "12a–c",
-            "Model and validation",
-            f"{s.get('family', '?')} ({s.get('model_name', '?')}); hyper-parameters "
-            + (", ".join(f"{k}={v}" for k, v in p.items()) or "defaults")
-            + f"; prediction intervals: {s.get('interval_method', 'none')}"
-            + (f" ({s.get('n_interval_bootstrap')} refits)" if s.get("n_interval_bootstrap") else "")
-            + (f" — {s.get('interval_statement')}" if s.get("interval_statement") else "")
-            + (f"; inputs: {s.get('inputs')}" if s.get("inputs") else "")
-            + f". Validation: {scheme}.",
-        ),
-        FilledItem(
-            "12e",
-            "Performance measures",
-            "Per cause and horizon: Wolbers C-index, IPCW time-dependent "
-            "AUC, IPCW Brier score, IPA vs the Aalen–Johansen null model, "
-            "calibration (ICI, slope; Austin et al. 2020), net benefit.",
-        ),
-        FilledItem(
-            "15",
-            "Model output",
-            "Cumulative incidence of relapse and TRM, EFS and OS with 95% pointwise "
-            "intervals; risk groups by 2-year EFS with training-tertile cut-offs "
-            + ("({:.3f}, {:.3f})".format(*rm.risk_cutoffs) if getattr(rm, "risk_cutoffs", None) else ""),
-        ),
-        FilledItem(
-            "20b",
-            "Participants",
-            f"n = {s.get('n', '?')}: {ev.get('relapse', '?')} relapses, "
-            f"{ev.get('trm', '?')} transplant-related deaths, "
-            f"{ev.get('censored', '?')} censored"
-            + (
-                f"; median follow-up of censored patients {s['median_followup_days'] / 30.4375:.1f} months"
-                if s.get("median_followup_days")
-                else ""
-            ),
-        ),
-        FilledItem(
-            "21",
-            "Model development",
-            f"{s.get('n', '?')} participants and "
-            f"{ev.get('relapse', '?')}/{ev.get('trm', '?')} outcome events "
-            "(relapse/TRM) in the final fit.",
-        ),
-        FilledItem(
-            "22",
-            "Model specification",
-            "The whole fitted pipeline (feature pipeline, illness–death model, "
-            "cut-offs) is registered as MLflow model "
-            + f"{sources.resolved.name} version {sources.resolved.version} (run {run.get('run_id', '?')})"
-            + _code_version(getattr(sources, "parent_tags", {}) or {})
-            + ".",
-        ),
-        FilledItem(
-            "23a",
-            "Performance",
-            "2-year C-index relapse "
-            + fmt_ci("relapse", "c_index", 24)
-            + "; TRM "
-            + fmt_ci("trm", "c_index", 24)
-            + ". Full table below.",
-        ),
+    p = s.params
+    treatments = [
+        FIELDS[f].label
+        for f in ("donor_type", "conditioning_intensity", "planned_post_hsct_immunotherapy", "graft_manipulation")
+        if f in used.fields
+    ]
+    text = {
+        "5a": (
+            f"{SYNTHETIC_LABEL}: the embedded synthetic cohort generator"
+            if synthetic
+            else "A cohort in the nbrisk record contract"
+        )
+        + (f" ({fp.get('source')})" if fp.get("source") else "")
+        + f"; data fingerprint sha256 {str(s.data_fingerprint or fp.get('sha256', ''))[:16]}.",
+        "5b": f"HSCT years {years[0]:g}–{years[1]:g}." if years else "Not recorded.",
+        "6b": "Record contract: stage M (INRG) neuroblastoma, age 0.5–25 years at allo-HSCT; out-of-population "
+        "records are refused.",
+        "6c": "Treatments are predictors: " + (", ".join(treatments) or "none") + " (as planned before day 0).",
+        "8a": "Competing risks from day 0 (graft infusion): relapse/progression (cause 1) and transplant-related "
+        "mortality = death without prior relapse (cause 2); overall survival from an illness–death model; time in "
+        "days, reported at " + ", ".join(f"{h:g}" for h in horizons) + " months.",
+        "9a": f"Pre-specified before any outcome was seen: {len(used_fields)} of the {len(predictors_all)} baseline "
+        "record fields enter the fitted model (table below; derived from the fitted pipeline's non-zero "
+        "coefficients).",
+        "9b": f"The record contract defines {len(predictors_all)} baseline fields, all known before day 0; none is "
+        "measured after day 0.",
+        "11": "Optional numeric fields are imputed inside the fitted feature pipeline (training medians; a missing "
+        "Curie score by the share of scores > 2 among patients with the same disease status), each with a missing "
+        "indicator; categorical fields use an explicit 'unknown' level. Counts per field in the table below.",
+        "12a": f"All {s.n} patients for development; performance from {scheme}.",
+        "12b": "Derived predictors (age at HSCT > 10 years, time diagnosis → HSCT splines, Curie score > 2, grouped "
+        "HCT-CI and HLA mismatches, era) and one-hot categories with fixed reference levels.",
+        "12c": f"{s.family} ({s.model_name}); hyper-parameters "
+        + (", ".join(f"{k}={v}" for k, v in p.items()) or "defaults")
+        + f"; prediction intervals: {s.interval_method}"
+        + (f" ({s.n_interval_bootstrap} refits)" if s.n_interval_bootstrap else "")
+        + (f" — {s.interval_statement}" if s.interval_statement else "")
+        + (f"; inputs: {s.inputs}" if s.inputs else "")
+        + (f"; {s.recalibration}" if s.recalibration else "")
+        + ".",
+        "12d": "Leave-one-center-out validation across transplant centres." if loco else None,
+        "12e": "Per cause and horizon: Wolbers C-index, IPCW time-dependent AUC, IPCW Brier score, IPA vs the "
+        "Aalen–Johansen null model, calibration (ICI, slope; Austin et al. 2020), net benefit; models compared on "
+        "the same folds and resamples.",
+        "13": "No class-imbalance methods: the outcome is a competing-risks time to event, modelled as observed.",
+        "15": "Cumulative incidence of relapse and TRM, EFS and OS with 95% pointwise intervals; risk groups by "
+        "2-year EFS with training-tertile cut-offs ({:.3f}, {:.3f}).".format(*rm.risk_cutoffs),
+        "20b": f"n = {s.n}: {ev.get('relapse', '?')} relapses, {ev.get('trm', '?')} transplant-related deaths, "
+        f"{ev.get('censored', '?')} censored"
+        + (
+            f"; median follow-up of censored patients {s.median_followup_days / DAYS_PER_MONTH:.1f} months"
+            if s.median_followup_days
+            else ""
+        )
+        + "; missing values per field in the predictor table.",
+        "21": f"{s.n} participants and {ev.get('relapse', '?')}/{ev.get('trm', '?')} outcome events (relapse/TRM) in "
+        "the final fit.",
+        "22": "Coefficient table below; the whole fitted pipeline (feature pipeline, illness–death model, cut-offs) "
+        f"is registered as MLflow model {sources.resolved.name} version {sources.resolved.version} "
+        f"(run {run.get('run_id', '?')}){_code_version(getattr(sources, 'parent_tags', {}) or {})}.",
+        "23a": "2-year C-index relapse "
+        + fmt_ci("relapse", "c_index", 24)
+        + "; TRM "
+        + fmt_ci("trm", "c_index", 24)
+        + ". Full table below.",
+        "23b": (
+            "Leave-one-center-out: "
+            + ", ".join(f"{k} {v:.3f}" for k, v in sorted(s.leave_center_out.items())[:6])
+            + "."
+        )
+        if s.leave_center_out
+        else None,
+        "27a": "Missing optional inputs are imputed and named in the patient report's warnings; invalid records are "
+        "refused with every problem listed.",
+    }
+    filled = tuple(
+        FilledItem(c.item, c.topic, text[c.item], "filled")
+        if text.get(c.item)
+        else FilledItem(
+            c.item,
+            c.topic,
+            NOT_APPLICABLE if c.applies == "E" else TO_COMPLETE,
+            "na" if c.applies == "E" else "authors",
+        )
+        for c in CHECKLIST
     )
-    predictors = tuple(
-        (spec.group, name, spec.label, _handling(spec, s)) for name, spec in FIELDS.items() if spec.is_predictor
-    )
+    predictors = tuple((FIELDS[f].group, f, FIELDS[f].label, _handling(FIELDS[f], s)) for f in used_fields)
     cal, dec = [], []
     for h in horizons if PRIMARY_HORIZON_MONTHS not in horizons else (PRIMARY_HORIZON_MONTHS,):
         for cause, tab in _tables_for(sources.tables.get("calibration"), h, "calibration").items():
@@ -429,5 +426,6 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
         decision=tuple(dec),
         comparison=comparison,
         comparison_metrics=comp_cols,
-        human_items=HUMAN_ITEMS,
+        coefficients=coefficient_table(rm),
+        flags=tuple(flags),
     )

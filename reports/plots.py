@@ -31,6 +31,8 @@ COLOURS = {
     "reference": "#555555",
 }
 AXIS_LABEL_MONTHS = "Months after HSCT"
+#: The one y-axis label of every patient-report curve (cumulative incidence and survival alike).
+AXIS_LABEL_SHARE = "Share of patients like this one"
 
 _RC = {
     "svg.fonttype": "none",  # keep text as text: searchable in the PDF, smaller SVG
@@ -84,7 +86,8 @@ def stacked_incidence_svg(
     relapse: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
     trm: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
     width_in: float = 3.5,
-    height_in: float = 2.3,
+    height_in: float = 1.85,
+    label: str | None = None,
 ) -> str:
     """Stacked cumulative incidence for one patient.
 
@@ -117,12 +120,12 @@ def stacked_incidence_svg(
         ):
             if lo is None or hi is None:
                 continue
-            ax.fill_between(months, lo, hi, step="post", color="white", alpha=0.45, linewidth=0)
+            # dashed bounds only: a veil over the band would tint the estimate's colour to the bound's
             ax.step(months, lo, where="post", color=colour, linewidth=0.6, linestyle="--")
             ax.step(months, hi, where="post", color=colour, linewidth=0.6, linestyle="--")
         _months_axis(ax, float(months[-1]))
         _pct_axis(ax)
-        ax.set_ylabel("Share of patients like this one")
+        ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = r_lo is not None or t_lo is not None
         ax.set_title("Cumulative incidence" + (" (dashed: 95% interval)" if has_band else " (no interval)"))
         handles, labels = ax.get_legend_handles_labels()
@@ -138,6 +141,7 @@ def stacked_incidence_svg(
             columnspacing=0.8,
             handlelength=1.2,
         )
+        _stamp(fig, label)
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)
 
@@ -146,7 +150,8 @@ def survival_svg(
     months: np.ndarray,
     curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
     width_in: float = 3.5,
-    height_in: float = 2.3,
+    height_in: float = 1.85,
+    label: str | None = None,
 ) -> str:
     """Overall survival and event-free survival for one patient, each with its 95% pointwise band.
 
@@ -166,11 +171,81 @@ def survival_svg(
             ax.step(months, est, where="post", color=COLOURS[key], linewidth=1.6, label=labels[key])
         _months_axis(ax, float(months[-1]))
         _pct_axis(ax)
-        ax.set_ylabel("Probability")
+        ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = any(v[1] is not None for v in curves.values())
         ax.set_title("Survival" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
         ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.2)
+        _stamp(fig, label)
         fig.subplots_adjust(**_PANEL_MARGINS)
+        return _to_svg(fig)
+
+
+def _stamp(fig: Figure, label: str | None) -> None:
+    """Write ``label`` (e.g. ``SYNTHETIC — not for clinical use``) inside the figure, so a cropped plot keeps it."""
+    if label:
+        fig.text(0.995, 0.005, label, ha="right", va="bottom", fontsize=5.5, color="#b00020", fontweight="bold")
+
+
+def incidence_svg(
+    months: np.ndarray,
+    curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
+    cohort: tuple[np.ndarray, dict[str, np.ndarray]] | None,
+    width_in: float = 3.5,
+    height_in: float = 1.85,
+    label: str | None = None,
+) -> str:
+    """Relapse and TRM cumulative incidence of this patient (solid, shaded 95% band) beside the training cohort's
+    observed Aalen–Johansen curves (dashed): "patients like this one" against "all transplanted children"."""
+    names = {"relapse": "Relapse / progression", "trm": "Transplant-related death"}
+    months = np.asarray(months, dtype=float)
+    with _RC_LOCK, matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(width_in, height_in))
+        ax = fig.subplots()
+        for key in ("relapse", "trm"):
+            est, lo, hi = curves[key]
+            if lo is not None and hi is not None:
+                ax.fill_between(months, lo, hi, step="post", color=COLOURS[key], alpha=0.18, linewidth=0)
+            ax.step(months, est, where="post", color=COLOURS[key], linewidth=1.6, label=names[key])
+            if cohort is not None:
+                cm, cc = cohort
+                keep = cm <= months[-1]
+                ax.step(cm[keep], cc[key][keep], where="post", color=COLOURS[key], linewidth=0.9, linestyle="--")
+        if cohort is not None:
+            ax.plot(
+                [], [], color=COLOURS["reference"], linestyle="--", linewidth=0.9, label="Training cohort (observed)"
+            )
+        _months_axis(ax, float(months[-1]))
+        _pct_axis(ax)
+        ax.set_ylabel(AXIS_LABEL_SHARE)
+        has_band = any(v[1] is not None for v in curves.values())
+        ax.set_title("Patient vs cohort" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.6)
+        _stamp(fig, label)
+        fig.subplots_adjust(**_PANEL_MARGINS)
+        return _to_svg(fig)
+
+
+def icon_array_svg(event_free: int, relapse: int, trm: int, label: str | None = None) -> str:
+    """A 10 × 10 icon array of 100 children: alive without relapse, relapsed, died of TRM (counts sum to 100).
+
+    Icon arrays convey absolute risk better than percentages to most readers (Galesic, Garcia-Retamero & Gigerenzer
+    2009, Health Psychol 28:210). Filled row by row from the top left: event-free first, then relapse, then TRM.
+    """
+    if event_free + relapse + trm != 100 or min(event_free, relapse, trm) < 0:
+        raise ValueError("icon counts must be non-negative and sum to 100")
+    colours = [COLOURS["event_free"]] * event_free + [COLOURS["relapse"]] * relapse + [COLOURS["trm"]] * trm
+    with _RC_LOCK, matplotlib.rc_context(_RC):
+        fig = Figure(figsize=(1.7, 1.75))
+        ax = fig.subplots()
+        for k, colour in enumerate(colours):
+            r, c = divmod(k, 10)
+            ax.add_patch(matplotlib.patches.Circle((c + 0.5, 9.5 - r), 0.36, facecolor=colour, linewidth=0))
+        ax.set_xlim(0, 10)
+        ax.set_ylim(0, 10)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        _stamp(fig, label)
+        fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.02)
         return _to_svg(fig)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import math
 import threading
 from collections.abc import Mapping
 from functools import lru_cache
@@ -18,15 +19,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import NbriskError
+from nbrisk.core import NbriskError, ValidationMetric
 from nbrisk.reports import plots
-from nbrisk.reports.summary import (
-    FEW_TRAINING_PATIENTS,
-    Interval,
-    Metric,
-    PatientSummary,
-    build_patient_summary,
-)
+from nbrisk.reports.summary import PatientSummary, build_patient_summary
+from nbrisk.reports.whatif import FEW_TRAINING_PATIENTS, Interval
 
 TEMPLATES = Path(__file__).parent / "templates"
 #: Metrics shown in the patient report's provenance at 2 years (the full set is in the model report).
@@ -79,6 +75,7 @@ def _env():
     env.filters["pct"] = fmt_pct
     env.filters["ci"] = fmt_ci
     env.filters["horizon"] = fmt_horizon
+    env.filters["exp"] = math.exp
     return env
 
 
@@ -93,22 +90,21 @@ def _css() -> str:
 
 def patient_figures(s: PatientSummary) -> dict[str, str | None]:
     """The patient report's figures as inline SVG strings."""
-    figs: dict[str, str | None] = {
-        "stacked": plots.stacked_incidence_svg(s.plot_months, s.plot["relapse"], s.plot["trm"]),
-        "survival": plots.survival_svg(s.plot_months, {"os": s.plot["os"], "efs": s.plot["efs"]}),
-        "cohort": None,
+    label = s.synthetic_label
+    cohort = (s.cohort_months, s.cohort_curves) if len(s.cohort_months) else None
+    return {
+        "stacked": plots.stacked_incidence_svg(s.plot_months, s.plot["relapse"], s.plot["trm"], label=label),
+        "incidence": plots.incidence_svg(
+            s.plot_months, {"relapse": s.plot["relapse"], "trm": s.plot["trm"]}, cohort, label=label
+        ),
+        "survival": plots.survival_svg(s.plot_months, {"os": s.plot["os"], "efs": s.plot["efs"]}, label=label),
+        "icons": plots.icon_array_svg(s.icons.event_free, s.icons.relapse, s.icons.trm, label=label),
     }
-    rows = [
-        (c.label, c.value, np.asarray(c.levels), np.asarray(c.values))
-        for c in s.cohort
-        if c.percentile is not None and len(c.levels) >= 2
-    ]
-    if rows:
-        figs["cohort"] = plots.cohort_position_svg(rows)
-    return figs
 
 
-def _patient_metrics(metrics: tuple[Metric, ...]) -> list[tuple[str, Metric | None, Metric | None]]:
+def _patient_metrics(
+    metrics: tuple[ValidationMetric, ...],
+) -> list[tuple[str, ValidationMetric | None, ValidationMetric | None]]:
     """Rows (label, relapse metric, TRM metric) of the key validation metrics at 2 years."""
     at2 = {
         (m.outcome, m.name): m for m in metrics if m.horizon_months is not None and abs(m.horizon_months - 24) < 1e-9

@@ -1,10 +1,8 @@
 """Where the reports get a registered model and its training run from (the I/O edge of :mod:`nbrisk.reports`).
 
 Loading the :class:`~nbrisk.models.risk_model.RiskModel` goes through :func:`nbrisk.models.pyfunc.load_risk_model`
-and the registry/run metadata through :mod:`nbrisk.training.tracking`. Two small reads that tracking does
-not offer yet — the validation tables a training run logged as JSON artifacts (calibration deciles, net benefit) and
-the sibling model runs of the same training (the comparison on the same folds) — are done here with MLflow's client,
-read-only; they belong in ``training/tracking.py`` and should move there.
+and every registry/run read (metadata, the validation tables a run logged, the sibling model runs of the same training)
+through :mod:`nbrisk.training.tracking`, the one module that talks to MLflow.
 """
 
 from __future__ import annotations
@@ -55,39 +53,36 @@ def resolve(model: str | None) -> ResolvedModel:
     if uri.strip().isdigit():
         uri = f"models:/{settings.registered_model_name}/{uri.strip()}"
     name, alias = settings.registered_model_name, None
-    if uri.startswith("models:/"):
-        body = uri[len("models:/") :]
-        if "@" in body:
-            name, alias = body.split("@", 1)
-        elif "/" in body:
-            name = body.split("/", 1)[0]
+    parts = tracking.parse_models_uri(uri)
+    if parts is not None and (parts.alias is not None or parts.version is not None):
+        name, alias = parts.name, parts.alias
     resolved, version = resolve_model_version(uri)
     return ResolvedModel(uri=resolved, name=name, version=version, alias=alias)
 
 
 def load_model(model: str | None) -> tuple[Any, dict[str, Any]]:
-    """The RiskModel behind ``model`` and its ``model_info`` block (as ``/v1/risk`` reports it)."""
+    """The RiskModel behind ``model`` and its ``model_info`` block (as ``/v1/risk`` reports it, plus the run id)."""
+    from nbrisk.core import training_summary_of
     from nbrisk.models.pyfunc import load_risk_model
+    from nbrisk.training import tracking
 
     ref = resolve(model)
     rm = load_risk_model(ref.uri)
-    s = getattr(rm, "training_summary", {}) or {}
+    s = training_summary_of(rm)  # an untyped summary of an older model: a clear "retrain" error
+    run_id = tracking.version_info(ref.name, ref.version)["run_id"] if ref.version else None
     info = {
         "name": ref.name,
         "version": ref.version or "unregistered",
         "alias": ref.alias,
-        "trained_at": s.get("trained_at"),
-        "synthetic_training_data": bool(s.get("synthetic", False)),
+        "trained_at": s.trained_at,
+        "synthetic_training_data": s.synthetic,
+        "run_id": run_id,
     }
     return rm, info
 
 
 def model_sources(model: str | None) -> ModelSources:
-    """Gather the model report's inputs for a registered version (or alias / URI)."""
-    import mlflow
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
+    """Gather the model report's inputs for a registered version (or alias / URI), through the tracking module."""
     from nbrisk.training import tracking
 
     ref = resolve(model)
@@ -98,40 +93,14 @@ def model_sources(model: str | None) -> ModelSources:
         )
     rm, _ = load_model(ref.uri)
     run = tracking.version_info(ref.name, ref.version)
-    client = MlflowClient()
-    tables: dict[str, Any] = {}
-    for key in VALIDATION_TABLES:
-        try:
-            tables[key] = mlflow.artifacts.load_dict(f"runs:/{run['run_id']}/validation/{key}.json")
-        except (MlflowException, OSError, ValueError):
-            continue
-    siblings: list[dict[str, Any]] = []
-    parent_params: dict[str, str] = {}
-    parent_tags: dict[str, str] = {}
-    try:
-        this = client.get_run(run["run_id"])
-        parent = this.data.tags.get(tracking.PARENT_TAG)
-        if parent:
-            parent_run = client.get_run(parent)
-            parent_params = dict(parent_run.data.params)
-            parent_tags = {k: v for k, v in parent_run.data.tags.items() if k.startswith("code.")}
-            for ch in client.search_runs(
-                [this.info.experiment_id], filter_string=f"tags.`{tracking.PARENT_TAG}` = '{parent}'", max_results=200
-            ):
-                siblings.append(
-                    {
-                        "run_id": ch.info.run_id,
-                        "name": ch.data.tags.get(tracking.MODEL_NAME_TAG, ch.info.run_name),
-                        "family": ch.data.tags.get(tracking.FAMILY_TAG, ""),
-                        "metrics": dict(ch.data.metrics),
-                        "this": ch.info.run_id == run["run_id"],
-                    }
-                )
-    except MlflowException:
-        pass
-    aliases: list[str] = []
-    try:
-        aliases = list(client.get_model_version(ref.name, ref.version).aliases)
-    except (MlflowException, AttributeError):
-        pass
-    return ModelSources(ref, rm, run, tables, siblings, parent_params, parent_tags, aliases)
+    context = tracking.training_context(run["run_id"])
+    return ModelSources(
+        ref,
+        rm,
+        run,
+        tracking.validation_tables(run["run_id"], VALIDATION_TABLES),
+        context["siblings"],
+        context["params"],
+        context["tags"],
+        tracking.model_aliases(ref.name, ref.version),
+    )

@@ -5,11 +5,17 @@ status, served model version, number of patients, SHA-256 of the request body (s
 the exact input without storing the input), body size and latency. No patient field or identifier is ever written,
 here or in any log.
 
-:class:`AuditMiddleware` (pure ASGI) measures the call, hashes the body as the application reads it, captures the
-status, and reads ``key_name`` / ``model_version`` / ``n_patients`` that the auth middleware and the handlers put into
-``scope['nbrisk']``. SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit costs no fsync, so the insert
-adds well under a millisecond to a request, and a crash can lose at most the last few rows — an acceptable trade for
-an audit trail of a research service (a regulated deployment would ship rows to an append-only store).
+The row is written *before* the answer: :class:`AuditMiddleware` inserts it when the request arrives (status NULL =
+"no answer yet") and fills in status, key, model version, patient count, body hash and latency when the answer
+starts — before its first byte is sent. So every answer a client received has its row, and a worker killed while
+computing one leaves a row with a NULL status instead of nothing. A client that disconnects before any answer is
+recorded as 499 (nginx's "client closed request"), one whose body did not arrive in time as 408; neither is a 500.
+
+SQLite runs in WAL mode with ``synchronous=NORMAL``: a commit costs no fsync (each write adds well under a
+millisecond), and a killed process loses nothing committed (the WAL is in the operating system's cache); only a
+power cut can lose the last rows — an acceptable trade for the audit trail of a research service (a regulated
+deployment would ship rows to an append-only store). Storage access is the three methods
+:meth:`AuditLog.begin`, :meth:`AuditLog.finish` and :meth:`AuditLog.recent`, so another backend replaces only them.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nbrisk.serving.auth import private_file
+from nbrisk.serving.store import private_file
 
 logger = logging.getLogger("nbrisk.serving")
 
@@ -35,7 +41,7 @@ CREATE TABLE IF NOT EXISTS audit (
     key_name TEXT,
     method TEXT NOT NULL,
     path TEXT NOT NULL,
-    status INTEGER NOT NULL,
+    status INTEGER,
     model_version TEXT,
     n_patients INTEGER,
     body_sha256 TEXT,
@@ -45,13 +51,30 @@ CREATE TABLE IF NOT EXISTS audit (
 """
 
 
+_UPDATABLE = {"status", "key_name", "model_version", "n_patients", "body_sha256", "body_bytes", "latency_ms"}
+
+
+def _allow_null_status(conn: sqlite3.Connection) -> None:
+    """Audit files written before rows were recorded ahead of the answer have ``status NOT NULL``: copy them once
+    into the current table (same columns), in one transaction."""
+    cols = conn.execute("PRAGMA table_info(audit)").fetchall()
+    if not any(c[1] == "status" and c[3] for c in cols):
+        return
+    names = ", ".join(c[1] for c in cols)
+    conn.executescript(
+        "BEGIN IMMEDIATE; ALTER TABLE audit RENAME TO audit_old; "
+        + _SCHEMA
+        + f"INSERT INTO audit({names}) SELECT {names} FROM audit_old; DROP TABLE audit_old; COMMIT;"
+    )
+
+
 @dataclass(frozen=True)
 class AuditRecord:
     time: str
     key_name: str | None
     method: str
     path: str
-    status: int
+    status: int | None
     model_version: str | None
     n_patients: int | None
     body_sha256: str | None
@@ -74,14 +97,34 @@ class AuditLog:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA synchronous=NORMAL")
             conn.executescript(_SCHEMA)
+            _allow_null_status(conn)
             self._conn = conn
         return self._conn
 
-    def record(self, rec: AuditRecord) -> None:
+    def record(self, rec: AuditRecord) -> int:
+        """Insert one row; returns its id."""
         row = asdict(rec)
         with self._lock:
-            self._connection().execute(
+            cur = self._connection().execute(
                 f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
+            )
+            return int(cur.lastrowid)
+
+    def begin(self, time: str, method: str, path: str) -> int:
+        """The row of a request that has just arrived (status NULL until :meth:`finish`); returns its id."""
+        return self.record(AuditRecord(time, None, method, path, None, None, None, None, 0, 0.0))
+
+    def finish(self, row_id: int, **fields: Any) -> None:
+        """Fill in the row ``row_id`` (any of status, key_name, model_version, n_patients, body_sha256,
+        body_bytes, latency_ms)."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise ValueError(f"not audit fields: {sorted(unknown)}")
+        names = sorted(fields)
+        with self._lock:
+            self._connection().execute(
+                f"UPDATE audit SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
+                (*(fields[n] for n in names), int(row_id)),
             )
 
     def recent(self, limit: int = 100) -> list[AuditRecord]:
@@ -135,7 +178,35 @@ class AuditMiddleware:
         start = time.perf_counter()
         ctx = scope.setdefault("nbrisk", {})
         digest = hashlib.sha256()
-        seen = {"bytes": 0, "complete": False, "status": 500}
+        seen: dict[str, Any] = {"bytes": 0, "complete": False, "status": None}
+        log = self.log
+        try:
+            row = log.begin(
+                dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
+                str(scope.get("method", ""))[:16],
+                _printable(str(scope.get("path", "")))[:200],
+            )
+        except Exception as exc:  # an unwritable audit file must be loud in the log but not fail the answer
+            logger.error("audit record could not be written (%s)", type(exc).__name__)
+            row = None
+
+        def fill(status: int) -> None:
+            seen["status"] = status
+            if row is None:
+                return
+            try:
+                log.finish(
+                    row,
+                    status=status,
+                    key_name=ctx.get("key_name"),
+                    model_version=ctx.get("model_version"),
+                    n_patients=ctx.get("n_patients"),
+                    body_sha256=digest.hexdigest() if seen["complete"] else None,
+                    body_bytes=int(seen["bytes"]),
+                    latency_ms=round((time.perf_counter() - start) * 1000.0, 3),
+                )
+            except Exception as exc:
+                logger.error("audit record could not be completed (%s)", type(exc).__name__)
 
         async def receive_hashed() -> dict:
             message = await receive()
@@ -149,25 +220,18 @@ class AuditMiddleware:
 
         async def send_status(message: dict) -> None:
             if message["type"] == "http.response.start":
-                seen["status"] = int(message["status"])
+                fill(int(message["status"]))  # the row is complete before the first byte of the answer leaves
             await send(message)
 
         try:
             await self.app(scope, receive_hashed, send_status)
         finally:
-            rec = AuditRecord(
-                time=dt.datetime.now(dt.UTC).isoformat(timespec="milliseconds"),
-                key_name=ctx.get("key_name"),
-                method=str(scope.get("method", "")),
-                path=str(scope.get("path", ""))[:200],
-                status=int(seen["status"]),
-                model_version=ctx.get("model_version"),
-                n_patients=ctx.get("n_patients"),
-                body_sha256=digest.hexdigest() if seen["complete"] else None,
-                body_bytes=int(seen["bytes"]),
-                latency_ms=round((time.perf_counter() - start) * 1000.0, 3),
-            )
-            try:
-                self.log.record(rec)
-            except Exception as exc:  # an unwritable audit file must be loud in the log but not fail the answer
-                logger.error("audit record could not be written (%s)", type(exc).__name__)
+            if seen["status"] is None:  # no answer was started: the client left, or the app failed without one
+                fill(int(ctx.get("unanswered_status", 499)))
+
+
+def _printable(text: str) -> str:
+    """``text`` with control characters and unpaired surrogates escaped (a path is client-controlled)."""
+    if text.isprintable() and text.isascii():
+        return text
+    return "".join(c if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF else f"\\x{ord(c):02x}" for c in text)

@@ -1,7 +1,8 @@
 """API keys for the risk service: created once, stored only as hashes, checked in constant time.
 
 A key is ``nbk_`` followed by 32 random bytes (``secrets.token_bytes``) in URL-safe base64. Only the SHA-256 of the
-whole key string is stored (SQLite at ``settings.keys_db``), with the key's name, creation and revocation times.
+whole key string is stored (SQLite at ``settings.keys_db``, or the PostgreSQL database of ``NBRISK_DATABASE_URL``),
+with the key's name, creation and revocation times.
 A 256-bit random secret needs no slow password hash: guessing it is hopeless, and SHA-256 keeps the check fast on
 the request path. Keys are compared with :func:`hmac.compare_digest` against every active hash, so that neither the
 comparison nor the loop stops early on a near match.
@@ -20,20 +21,23 @@ import hmac
 import json
 import re
 import secrets
-import sqlite3
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nbrisk.core import NbriskError
+from nbrisk.serving import limits
+from nbrisk.serving.store import Database, Migration, is_database_url
 
 KEY_PREFIX = "nbk_"
 _NAME_RE = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 #: Longest Authorization header value looked at (a real key is 47 characters).
 _MAX_TOKEN_CHARS = 256
 
-_SCHEMA = """
+#: Schema steps of the key store (see :mod:`nbrisk.serving.store`); append, never edit a released step.
+KEY_MIGRATIONS = (
+    Migration(
+        sqlite="""
 CREATE TABLE IF NOT EXISTS api_keys (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     name TEXT NOT NULL,
@@ -41,8 +45,20 @@ CREATE TABLE IF NOT EXISTS api_keys (
     created_at TEXT NOT NULL,
     revoked_at TEXT
 );
-CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL;
-"""
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL
+""",
+        postgresql="""
+CREATE TABLE IF NOT EXISTS api_keys (
+    id BIGSERIAL PRIMARY KEY,
+    name TEXT NOT NULL,
+    key_sha256 TEXT NOT NULL UNIQUE,
+    created_at TEXT NOT NULL,
+    revoked_at TEXT
+);
+CREATE UNIQUE INDEX IF NOT EXISTS api_keys_active_name ON api_keys(name) WHERE revoked_at IS NULL
+""",
+    ),
+)
 
 
 @dataclass(frozen=True)
@@ -56,16 +72,6 @@ class KeyInfo:
     @property
     def active(self) -> bool:
         return self.revoked_at is None
-
-
-def private_file(path: Path) -> None:
-    """Create ``path`` (and its folder) readable by the owner only, before SQLite opens it: key hashes and audit
-    rows are nobody else's business on a shared machine."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    if not path.exists():
-        path.touch(mode=0o600)
-    else:
-        path.chmod(0o600)
 
 
 def hash_key(key: str) -> str:
@@ -83,34 +89,29 @@ def _now() -> str:
 
 
 class KeyStore:
-    """SQLite store of API-key hashes. Thread-safe (one connection, one lock); the file is created on first write.
+    """Store of API-key hashes: a SQLite file (default) or the PostgreSQL database shared by service replicas.
+
+    Thread-safe (one connection, one lock); a SQLite file is created on first write. Every read goes to the
+    database, so a key created or revoked through one replica is honoured by every other at once.
 
     Parameters
     ----------
-    path : SQLite file (``nbrisk.settings.get_settings().keys_db``).
+    target : SQLite file or PostgreSQL URL (``nbrisk.settings.get_settings().keys_store``).
     """
 
-    def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
+    def __init__(self, target: str | Path):
+        self.db = Database(target, "keys", KEY_MIGRATIONS)
+        self.path = self.db.target
+        self._lock = self.db.lock
 
-    def _connect(self, create: bool) -> sqlite3.Connection | None:
-        if self._conn is None:
-            if not create and not self.path.exists():
-                return None
-            private_file(self.path)
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.executescript(_SCHEMA)
-            self._conn = conn
-        return self._conn
+    def _connect(self, create: bool) -> Database | None:
+        if not create and not self.db.exists():
+            return None
+        self.db.connection()
+        return self.db
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.db.close()
 
     # -- administration (nbrisk keys ...) ---------------------------------------------------------------------
     def create(self, name: str) -> str:
@@ -125,7 +126,7 @@ class KeyStore:
                 conn.execute(
                     "INSERT INTO api_keys(name, key_sha256, created_at) VALUES (?, ?, ?)", (name, hash_key(key), _now())
                 )
-            except sqlite3.IntegrityError:
+            except conn.integrity_errors:
                 raise NbriskError(f"an active key named {name!r} already exists; revoke it first") from None
         return key
 
@@ -134,7 +135,7 @@ class KeyStore:
             conn = self._connect(create=False)
             if conn is None:
                 return []
-            rows = conn.execute("SELECT name, created_at, revoked_at FROM api_keys ORDER BY id").fetchall()
+            rows, _ = conn.execute("SELECT name, created_at, revoked_at FROM api_keys ORDER BY id")
         return [KeyInfo(*r) for r in rows]
 
     def revoke(self, name: str) -> None:
@@ -142,9 +143,9 @@ class KeyStore:
             conn = self._connect(create=False)
             n = 0
             if conn is not None:
-                n = conn.execute(
+                _, n = conn.execute(
                     "UPDATE api_keys SET revoked_at = ? WHERE name = ? AND revoked_at IS NULL", (_now(), name)
-                ).rowcount
+                )
         if n == 0:
             raise NbriskError(f"no active key named {name!r}")
 
@@ -162,12 +163,30 @@ class KeyStore:
             conn = self._connect(create=False)
             if conn is None:
                 return None
-            rows = conn.execute("SELECT name, key_sha256 FROM api_keys WHERE revoked_at IS NULL").fetchall()
+            rows, _ = conn.execute("SELECT name, key_sha256 FROM api_keys WHERE revoked_at IS NULL")
         found = None
         for name, stored in rows:
             if hmac.compare_digest(stored, digest) and found is None:
                 found = name
         return found
+
+
+_stores: dict[str | Path, KeyStore] = {}
+
+
+def key_store(path: str | Path | None = None) -> KeyStore:
+    """The key store at ``path`` (a SQLite file or a PostgreSQL URL; default: ``settings.keys_store``, re-read on
+    every call so that a changed ``NBRISK_KEYS_DB`` / ``NBRISK_DATABASE_URL`` is honoured), one instance per store
+    and process. The one place the service gets its store."""
+    if path is None:
+        from nbrisk.settings import get_settings
+
+        path = get_settings().keys_store
+    path = path if isinstance(path, str) and is_database_url(path) else Path(path)
+    store = _stores.get(path)
+    if store is None:
+        store = _stores.setdefault(path, KeyStore(path))
+    return store
 
 
 def bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
@@ -201,30 +220,22 @@ async def send_json(send: Any, status: int, body: dict[str, Any], headers: list[
 
 
 class BearerAuthMiddleware:
-    """ASGI middleware: 401 for every HTTP request without a valid bearer key; sets ``scope['nbrisk']['key_name']``.
+    """ASGI middleware: 401 for every HTTP request without a valid bearer key; sets ``scope['nbrisk']['key_name']``;
+    429 with ``Retry-After`` when the key is over its rate limit (:mod:`nbrisk.serving.limits`, off by default).
 
     Parameters
     ----------
     app : the wrapped ASGI app (the ``/v1`` API).
-    keys_db : path of the key store; default ``nbrisk.settings.get_settings().keys_db`` (read at first request).
+    keys_db : the key store (SQLite path or PostgreSQL URL); default ``get_settings().keys_store`` (read per request).
     """
 
     def __init__(self, app: Any, keys_db: str | Path | None = None):
         self.app = app
         self._keys_db = keys_db
-        self._store: KeyStore | None = None
 
     @property
     def store(self) -> KeyStore:
-        # settings are re-read per request (microseconds) so that a changed NBRISK_KEYS_DB is honoured
-        path = self._keys_db
-        if path is None:
-            from nbrisk.settings import get_settings
-
-            path = get_settings().keys_db
-        if self._store is None or self._store.path != Path(path):
-            self._store = KeyStore(path)
-        return self._store
+        return key_store(self._keys_db)
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -252,4 +263,9 @@ class BearerAuthMiddleware:
             )
             return
         scope.setdefault("nbrisk", {})["key_name"] = name
+        wait = limits.current().rate.check(name)
+        if wait:
+            err = limits.TooManyRequests(wait)
+            await send_json(send, err.status_code, err.body(), headers=[(b"retry-after", str(wait).encode())])
+            return
         await self.app(scope, receive, send)

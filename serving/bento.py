@@ -80,7 +80,8 @@ def build_bento(model_uri: str | None = None, wheel: Path | None = None, keep: P
     resolved, version = resolve_model_version(uri)
     if version is None:
         raise NbriskError(f"{uri} is not a registered model version (use models:/NAME@ALIAS or models:/NAME/VERSION)")
-    name = resolved[len("models:/") :].split("/", 1)[0]
+    parts = tracking.parse_models_uri(resolved)
+    name = parts.name if parts is not None else get_settings().registered_model_name
     context = keep or Path(tempfile.mkdtemp(prefix="nbrisk-bento-"))
     context.mkdir(parents=True, exist_ok=True)
     try:

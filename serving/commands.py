@@ -21,7 +21,7 @@ def _store():
     from nbrisk.serving.auth import KeyStore
     from nbrisk.settings import get_settings
 
-    return KeyStore(get_settings().keys_db)
+    return KeyStore(get_settings().keys_store)
 
 
 def keys_create(name: str) -> str:

@@ -8,10 +8,24 @@
      "results": [{"patient_id", "horizons_months", "relapse": {"estimate", "lower", "upper"}, "trm": {...},
                   "efs": {...}, "os": {...}, "risk_group", "warnings": [...]}]}
 
-Records are validated with the record contract's own validator (:func:`nbrisk.features.record.validate_records`,
-the code that checks cohort files), so the service accepts exactly what ``nbrisk data validate`` accepts.
-Everything is vectorised over patients: one validation, one feature transform and one model prediction per request,
-whether it holds 1 or 1,000 patients.
+Records are validated with the record contract's own rules (:mod:`nbrisk.features.record`, the code that checks
+cohort files), so the service accepts exactly what ``nbrisk data validate`` accepts. Everything is vectorised over
+patients: one validation, one feature transform and one model prediction per request, whether it holds 1 or 1,000
+patients.
+
+**Fast path.** A one-patient answer is a few hundred numbers, yet building, indexing and copying pandas frames used to
+cost most of its 10–15 ms. The predictor therefore builds no DataFrame on the way from JSON to answer: small
+requests are typed by :func:`nbrisk.features.record.fast_validate` (plain Python, per-field parsers generated from the
+contract's field table; it defers anything not plainly valid), larger or doubtful ones by
+:func:`nbrisk.features.record.validate_columns` (the column rules behind ``validate_records``, on numpy arrays), and
+the typed columns go to the model as a mapping of arrays. ``Predictor(..., fast=False)`` keeps the DataFrame path
+(``validate_records`` on a raw frame, frames into the model): the reference the property tests compare the fast
+path with, answer for answer and error for error.
+
+**Garbage collection.** A loaded model, MLflow, pandas and scikit-learn leave ~300,000 objects that CPython's cyclic
+collector re-traverses on every generation-2 collection (240–270 ms each, one request in ~1,000 on this service).
+:func:`freeze_heap` moves everything alive once the model is loaded and warmed up into the permanent generation
+(``gc.freeze``), so those collections only look at what requests allocate (< 1 ms); call it again after a model swap.
 
 Risk groups need the 2-year EFS, so 24 months is always predicted (and dropped from the answer when not asked for).
 """
@@ -19,6 +33,7 @@ Risk groups need the 2-year EFS, so 24 months is always predicted (and dropped f
 from __future__ import annotations
 
 import dataclasses
+import gc
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -27,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, training_summary_of
+from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, first_line, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -75,17 +90,6 @@ class ServedModel:
         }
 
 
-def _split_models_uri(uri: str) -> tuple[str, str | None]:
-    """``models:/NAME@ALIAS`` → (NAME, ALIAS); ``models:/NAME/VERSION`` → (NAME, None); others → (uri, None)."""
-    if uri.startswith("models:/"):
-        body = uri[len("models:/") :]
-        if "@" in body:
-            name, alias = body.split("@", 1)
-            return name, alias
-        return body.split("/", 1)[0], None
-    return uri, None
-
-
 class Predictor:
     """Validate records and predict risk curves with one fitted :class:`RiskModel`.
 
@@ -93,11 +97,14 @@ class Predictor:
     ----------
     risk_model : a fitted ``RiskModel`` (feature pipeline + illness–death model + risk cut-offs + summary).
     served : its registry identity (name, version, alias, ...).
+    fast : validate and predict without DataFrames (the default; see the module docstring). ``False`` takes the
+        DataFrame path (``validate_records`` on :func:`raw_frame`), which gives the same answers and errors.
     """
 
-    def __init__(self, risk_model: Any, served: ServedModel):
+    def __init__(self, risk_model: Any, served: ServedModel, *, fast: bool = True):
         self.risk_model = risk_model
         self.served = served
+        self.fast = fast
 
     @classmethod
     def from_uri(cls, uri: str | None = None) -> Predictor:
@@ -121,8 +128,11 @@ class Predictor:
         except NbriskError as exc:
             raise ModelUnavailable(str(exc)) from None
         except Exception as exc:  # registry down, corrupt artifact, ...: one line, never the stack of a crash loop
-            raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {_first_line(exc)}") from None
-        name, alias = _split_models_uri(uri)
+            raise ModelUnavailable(f"cannot load model {uri}: {type(exc).__name__}: {first_line(exc)}") from None
+        from nbrisk.training.tracking import parse_models_uri
+
+        ref = parse_models_uri(uri)
+        name, alias = (ref.name, ref.alias) if ref is not None else (uri, None)
         pin = read_pin(uri)
         if pin is not None:  # a model folder pinned inside a Bento: name it by its registered version
             name, alias = pin["name"], None
@@ -137,9 +147,11 @@ class Predictor:
         version: str | None = None,
         alias: str | None = None,
         uri: str = "(in memory)",
+        fast: bool = True,
     ) -> Predictor:
         """Wrap an in-memory RiskModel (tests, benchmarks, ``nbrisk predict``-like tooling)."""
-        return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
+        served = _served_from(risk_model, name=name, version=version, alias=alias, uri=uri)
+        return cls(risk_model, served, fast=fast)
 
     # ------------------------------------------------------------------------------------------------------------
     @property
@@ -150,8 +162,9 @@ class Predictor:
     def validate(
         self, patients: Sequence[Mapping[str, Any]], shape_problems: Sequence[ProblemDetail] = ()
     ) -> pd.DataFrame:
-        """Validate raw patient objects with the record contract → typed records, or :class:`InvalidInput` listing
-        every problem (patient index, field, rule) of every patient at once.
+        """Validate raw patient objects with the record contract → typed records (a DataFrame, the contract's
+        canonical types), or :class:`InvalidInput` listing every problem (patient index, field, rule) of every
+        patient at once.
 
         ``shape_problems``: problems already found by :func:`nbrisk.serving.schemas.check_patients` (non-scalar
         values, ...), reported together with the contract's.
@@ -159,18 +172,30 @@ class Predictor:
         typed, problems = self._check(patients, shape_problems)
         if problems:
             raise _invalid(problems)
-        return typed
+        return typed if isinstance(typed, pd.DataFrame) else pd.DataFrame(typed, copy=False)
 
     def _check(
-        self, patients: Sequence[Mapping[str, Any]], shape_problems: Sequence[ProblemDetail] = ()
-    ) -> tuple[pd.DataFrame, list[ProblemDetail]]:
-        """(typed records, every problem sorted by patient index); see :meth:`validate`."""
-        from nbrisk.features.record import validate_records
+        self, patients: Sequence[Mapping[str, Any]], shape_problems: Sequence[ProblemDetail] = (), unique_ids=True
+    ) -> tuple[Records, list[ProblemDetail]]:
+        """(typed records, every problem sorted by patient index); see :meth:`validate`.
 
-        frame = raw_frame(patients)
+        Typed records are a mapping of numpy columns on the fast path, a DataFrame otherwise. ``unique_ids=False``
+        (the micro-batcher) leaves patient_id uniqueness to the caller, on the fast path only.
+        """
+        from nbrisk.features.record import fast_validate, validate_columns, validate_records
+
+        if self.fast and not shape_problems and len(patients) <= FAST_PATH_MAX_PATIENTS:
+            typed = fast_validate(patients, unique_ids=unique_ids)
+            if typed is not None:
+                return typed, []
         problems = list(shape_problems)
         try:
-            typed, found = validate_records(frame, require_outcomes=False, require_center=False, first_row=0)
+            if self.fast:
+                typed, found = validate_columns(raw_columns(patients), len(patients), first_row=0)
+            else:
+                frame = raw_frame(patients)
+                typed, found = validate_records(frame, require_outcomes=False, require_center=False, first_row=0)
+                typed = typed.reset_index(drop=True)
         except Exception as exc:  # a validator bug must not become a 5xx for a client's body; log no values
             logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, _where(exc))
             raise InvalidInput(
@@ -199,7 +224,7 @@ class Predictor:
                 if (i, p.field) not in seen and i not in not_objects
             )
         problems.sort(key=lambda d: -1 if d.patient_index is None else d.patient_index)
-        return typed.reset_index(drop=True), problems
+        return typed, problems
 
     def risk_many(self, requests: Sequence[RiskRequest]) -> list[dict[str, Any] | RequestError]:
         """Answer several ``/v1/risk`` requests with ONE validation and one prediction per distinct horizon set.
@@ -225,7 +250,7 @@ class Predictor:
             for d in r.problems
         ]
         try:
-            typed, problems = self._check(patients, shape)
+            typed, problems = self._check(patients, shape, unique_ids=False)
         except RequestError:
             return self._one_by_one(requests)
         if any(d.patient_index is None for d in problems):
@@ -248,13 +273,11 @@ class Predictor:
         for horizons, members in groups.items():
             rows = np.concatenate([np.arange(offsets[j], offsets[j + 1]) for j in members])
             try:
-                results = self.predict_records(typed.iloc[rows].reset_index(drop=True), horizons)
+                results = self.predict_records(_take(typed, rows), horizons)
             except RequestError:  # e.g. an unseen category in one request: score the others alone
                 for j in members:
                     try:
-                        res = self.predict_records(
-                            typed.iloc[offsets[j] : offsets[j + 1]].reset_index(drop=True), horizons
-                        )
+                        res = self.predict_records(_take(typed, np.arange(offsets[j], offsets[j + 1])), horizons)
                         answers[j] = {"model": self.model_info, "results": res}
                     except RequestError as exc:
                         answers[j] = exc
@@ -275,8 +298,9 @@ class Predictor:
                 out.append(exc)
         return out
 
-    def predict_records(self, typed: pd.DataFrame, horizons_months: Sequence[float]) -> list[dict[str, Any]]:
-        """Typed (validated) records → per-patient results of ``/v1/risk`` (``results`` list)."""
+    def predict_records(self, typed: Records, horizons_months: Sequence[float]) -> list[dict[str, Any]]:
+        """Typed (validated) records — a DataFrame or a mapping of typed numpy columns — → per-patient results of
+        ``/v1/risk`` (``results`` list)."""
         rm = self.risk_model
         asked = [float(h) for h in horizons_months]
         try:
@@ -298,7 +322,7 @@ class Predictor:
                 _answer(band.upper[:, cols]) if band.upper is not None else None,
             )
         hz = [_plain_number(h) for h in asked]
-        ids = typed["patient_id"].astype(str).tolist()
+        ids = [str(pid) for pid in typed["patient_id"]]
         note = [] if intervals else ["this model gives no prediction interval (lower/upper are null)"]
         results = []
         for i, pid in enumerate(ids):
@@ -321,8 +345,25 @@ class Predictor:
         shape_problems: Sequence[ProblemDetail] = (),
     ) -> dict[str, Any]:
         """The whole ``POST /v1/risk`` answer for raw patient objects (validation included)."""
-        typed = self.validate(patients, shape_problems)
+        typed, problems = self._check(patients, shape_problems)
+        if problems:
+            raise _invalid(problems)
         return {"model": self.model_info, "results": self.predict_records(typed, horizons_months)}
+
+    def warm_up(self) -> None:
+        """Answer the contract's example patient once on each path (imports, caches and lazily built tables
+        are then in place before :func:`freeze_heap` and before the first client)."""
+        from nbrisk.features.record import example_record
+
+        rec = example_record(with_outcomes=False)
+        for patients in ([rec], [dict(rec, patient_id=f"W{i}") for i in range(FAST_PATH_MAX_PATIENTS + 1)]):
+            try:
+                self.risk(patients, (12, 24, 36, 60))
+            except RequestError:  # a model that cannot score the example still serves others
+                pass
+            except Exception as exc:  # best effort: a failure here shows again (as a 500) on a real request
+                logger.warning("warm-up prediction failed (%s at %s)", type(exc).__name__, _where(exc))
+                return
 
     def report(
         self, patient: Mapping[str, Any], fmt: str = "pdf", shape_problems: Sequence[ProblemDetail] = ()
@@ -419,6 +460,54 @@ def raw_frame(patients: Sequence[Mapping[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(values, columns=pd.Index(cols, dtype=object), dtype=object)
 
 
+def raw_columns(patients: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
+    """Raw patient objects → one ``object`` array per field sent (values exactly as sent; a missing key → None),
+    in first-seen order: :func:`raw_frame`'s columns without the frame. Outcome fields are dropped as there."""
+    from nbrisk.features.record import OUTCOME_FIELDS
+
+    outcome = set(OUTCOME_FIELDS)
+    n = len(patients)
+    keys: dict[str, None] = {}
+    for p in patients:
+        for k in p:
+            if k not in outcome:
+                keys.setdefault(k, None)
+    cols = {}
+    for k in keys:
+        col = np.empty(n, dtype=object)
+        for i, p in enumerate(patients):  # element by element: a list value stays one object
+            col[i] = p.get(k)
+        cols[k] = col
+    return cols
+
+
+#: Typed records: a DataFrame (``validate_records``) or a mapping of typed numpy columns (``validate_columns``).
+Records = pd.DataFrame | Mapping[str, np.ndarray]
+#: Requests with at most this many patients try :func:`nbrisk.features.record.fast_validate` first (plain Python per
+#: value: faster than numpy's per-call overhead for a few records, slower for many).
+FAST_PATH_MAX_PATIENTS = 32
+
+
+def _take(typed: Records, rows: np.ndarray) -> Records:
+    """Records at positions ``rows`` (renumbered from 0)."""
+    if isinstance(typed, pd.DataFrame):
+        return typed.iloc[rows].reset_index(drop=True)
+    return {k: v[rows] for k, v in typed.items()}
+
+
+def freeze_heap() -> None:
+    """Move every object alive now into the collector's permanent generation (``gc.freeze``).
+
+    Call once the model is loaded and warmed up, and again after a model swap (the old model is then unreachable:
+    ``gc.unfreeze`` and a full collection free it first). Generation-2 collections then traverse only the objects
+    requests allocate instead of the ~300,000 of the model and its libraries, which made one request in ~1,000 wait
+    240–500 ms (Python docs, ``gc.freeze``: "useful ... to avoid ... collections of long-lived objects").
+    """
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+
+
 class ReportUnavailable(NbriskError):
     """The report renderer (``nbrisk.reports.render``) is not installed."""
 
@@ -472,7 +561,7 @@ def _model_input_error(exc: NbriskError) -> RequestError:
         ]
         return InvalidInput("input the model cannot score", detail)
     return InvalidInput(
-        "input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None), _first_line(exc))]
+        "input the model cannot score", [ProblemDetail(None, getattr(exc, "field", None), first_line(exc))]
     )
 
 
@@ -488,11 +577,6 @@ def _answer(arr: np.ndarray) -> list:
 
 def _plain_number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
-
-
-def _first_line(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:300] if lines else type(exc).__name__
 
 
 def _where(exc: BaseException) -> str:

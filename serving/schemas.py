@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from pydantic import BaseModel, Field
 
@@ -43,6 +44,14 @@ MAX_DISTINCT_FIELDS = 128
 #: Integers beyond this magnitude are refused before ``float()`` (which raises OverflowError past ~1e308); no field
 #: of the contract comes near it.
 MAX_ABS_NUMBER = 1e15
+#: Longest field name looked at: no contract field comes near it, so a longer one is reported as unknown here (cut
+#: to this length in the answer) without reaching the validator's did-you-mean search, which is quadratic in length.
+MAX_FIELD_NAME_CHARS = 64
+
+# A JSON \u escape of a UTF-16 surrogate (D800-DFFF). Python's json decodes an unpaired one into a str that cannot
+# be encoded as UTF-8 (echoing it crashed the answer); UTF-8 input itself cannot carry one (the decoder refuses it).
+_SURROGATE_ESCAPE = re.compile(rb"\\u[dD][89a-fA-F]")
+_NOT_UNICODE = "not valid Unicode text: contains an unpaired UTF-16 surrogate (a \\uD800-\\uDFFF escape)"
 
 
 @dataclass(frozen=True)
@@ -60,9 +69,11 @@ class ProblemDetail:
 
 
 class RequestError(NbriskError):
-    """A request the service must refuse with a 4xx answer ``{"error": message, "detail": [...]}``."""
+    """A request the service must refuse with a 4xx answer ``{"error": message, "detail": [...]}``; ``headers``
+    are added to the answer (``Retry-After``, ...)."""
 
     status_code = 422
+    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str, detail: Sequence[ProblemDetail] = (), status_code: int | None = None):
         super().__init__(message)
@@ -90,6 +101,40 @@ class PayloadTooLarge(RequestError):
     """Too many patients or too large a body (413)."""
 
     status_code = 413
+
+
+class UnsupportedMediaType(RequestError):
+    """A body that is not uncompressed UTF-8 JSON by its headers (415)."""
+
+    status_code = 415
+
+
+#: Request media types read as JSON (a missing Content-Type is read as JSON too: ``curl --data-binary``).
+JSON_MEDIA_TYPES = ("application/json",)
+
+
+def check_body_headers(content_type: str | None, content_encoding: str | None) -> None:
+    """Refuse (415) a body declared as anything but JSON in UTF-8, or compressed. Header values are never echoed."""
+    if content_encoding is not None and content_encoding.strip().lower() not in ("", "identity"):
+        raise UnsupportedMediaType(
+            "unsupported Content-Encoding",
+            [ProblemDetail(None, "Content-Encoding", "compressed bodies are not accepted; send plain JSON")],
+        )
+    if content_type is None:
+        return
+    media, _, params = content_type.partition(";")
+    if media.strip().lower() not in JSON_MEDIA_TYPES:
+        raise UnsupportedMediaType(
+            "unsupported Content-Type",
+            [ProblemDetail(None, "Content-Type", "send the body as 'Content-Type: application/json'")],
+        )
+    for param in params.split(";"):
+        name, _, value = param.partition("=")
+        if name.strip().lower() == "charset" and value.strip().strip('"').lower() not in ("utf-8", "utf8"):
+            raise UnsupportedMediaType(
+                "unsupported charset",
+                [ProblemDetail(None, "Content-Type", "the body must be UTF-8 (charset=utf-8)")],
+            )
 
 
 @dataclass(frozen=True)
@@ -126,7 +171,49 @@ def parse_json_body(body: bytes) -> Any:
         # json's message gives line/column only (never the content); int-digit-limit errors are ValueErrors too.
         msg = str(exc).splitlines()[0][:120] if str(exc) else "invalid JSON"
         raise MalformedRequest(f"request body is not valid JSON: {msg}") from None
+    if _SURROGATE_ESCAPE.search(body):
+        problems = _surrogate_problems(obj)
+        if problems:
+            raise InvalidInput("request text is not valid Unicode", problems[:20])
     return obj
+
+
+def _has_surrogate(text: str) -> bool:
+    return not text.isascii() and any(0xD800 <= ord(c) <= 0xDFFF for c in text)
+
+
+def _surrogate_problems(obj: Any) -> list[ProblemDetail]:
+    """Every field name or text value holding an unpaired surrogate, by patient index and (escaped) field name."""
+    out: list[ProblemDetail] = []
+
+    def scan(value: Any, index: int | None, field: str | None) -> None:
+        if isinstance(value, str):
+            if _has_surrogate(value):
+                out.append(ProblemDetail(index, field, _NOT_UNICODE))
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if _has_surrogate(k):
+                    out.append(ProblemDetail(index, _safe_field_name(k), "field name is " + _NOT_UNICODE))
+                else:
+                    scan(v, index, field if field is not None else _safe_field_name(k))
+        elif isinstance(value, list):
+            for v in value:
+                scan(v, index, field)
+
+    if not isinstance(obj, dict):
+        scan(obj, None, None)
+        return out
+    for k, v in obj.items():
+        if _has_surrogate(k):
+            out.append(ProblemDetail(None, _safe_field_name(k), "field name is " + _NOT_UNICODE))
+        elif k == "patients" and isinstance(v, list):
+            for i, p in enumerate(v):
+                scan(p, i, None)
+        elif k == "patient":
+            scan(v, 0, None)
+        else:
+            scan(v, None, _safe_field_name(k))
+    return out
 
 
 def _check_scalar(value: Any) -> str | None:
@@ -180,6 +267,9 @@ def check_patients(patients: Any, key: str = "patients") -> tuple[list[dict[str,
             continue
         ok: dict[str, Any] = {}
         for name, value in p.items():
+            if len(name) > MAX_FIELD_NAME_CHARS:
+                problems.append(ProblemDetail(i, _safe_field_name(name), "unknown field (not in the record contract)"))
+                continue
             why = _check_scalar(value)
             if why is None and name == "patient_id" and not isinstance(value, str):
                 why = "must be a JSON string"
@@ -198,8 +288,13 @@ def check_patients(patients: Any, key: str = "patients") -> tuple[list[dict[str,
 
 
 def _safe_field_name(name: str) -> str:
-    # field names come from the client; cut them so an error answer never grows with the input.
-    return name if len(name) <= 64 else name[:61] + "..."
+    """A client's field name fit to echo: at most 64 characters (an answer never grows with the input) and
+    unpaired surrogates written as ``\\udXXX`` escapes (they cannot be encoded as UTF-8)."""
+    if len(name) > MAX_FIELD_NAME_CHARS:
+        name = name[: MAX_FIELD_NAME_CHARS - 3] + "..."
+    if _has_surrogate(name):
+        name = name.encode("utf-8", "backslashreplace").decode("utf-8")
+    return name
 
 
 def check_horizons(value: Any) -> tuple[float, ...]:

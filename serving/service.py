@@ -11,9 +11,19 @@ Design (thin serving, STYLE principle 8): all work happens in the framework-free
   errors and 500s) would not. BentoML still provides the server (``bentoml serve``: uvicorn workers, uvloop and
   httptools), the probes ``/livez`` ``/readyz``, Prometheus ``/metrics`` and the OpenAPI document ``/docs.json``,
   into which the FastAPI routes (with the record schema generated from the contract) are merged.
-* Middleware on the ``/v1`` app, outermost first: audit (one SQLite row per call, body hashed as read), bearer-key
-  auth (401), then a guard that turns any unexpected exception into a JSON 500 logged without its message (messages
-  can quote input values) and stamps ``X-Nbrisk-Model-Version`` on every answer.
+* :class:`nbrisk.serving.edge.EdgeMiddleware` wraps the whole service (every route): security headers, a
+  ``/metrics`` with fixed labels, a ``/docs.json`` without BentoML's outside images, no BentoML index page, an
+  access log without client-controlled text, redirects without the client's ``Host``. BentoML's own metrics and
+  access log are switched off in the service config below (both labelled or logged the raw request path).
+* Middleware on the ``/v1`` app, outermost first: audit (one SQLite row per call, written before the answer, body
+  hashed as read), bearer-key auth (401; 429 past the key's rate limit), then a guard that turns any unexpected
+  exception into a JSON 500 logged without its message (messages can quote input values) and stamps
+  ``X-Nbrisk-Model-Version`` on every answer.
+* Bodies (:func:`read_body`): only uncompressed JSON (415 otherwise), at most 8 MiB (413), arriving within
+  ``NBRISK_BODY_TIMEOUT_SECONDS`` (408 and the connection closed); reports wait in a bounded queue (503 with
+  ``Retry-After`` when full). Limits: :mod:`nbrisk.serving.limits`.
+* ``Accept: application/fhir+json`` on ``POST /v1/risk`` answers a FHIR R4 ``Bundle`` of ``RiskAssessment``
+  resources (:mod:`nbrisk.serving.fhir`) with the same numbers.
 * Concurrent small ``/v1/risk`` requests are micro-batched (:mod:`nbrisk.serving.batching`): one validation and one
   prediction per batch, formed from whatever arrived while the previous batch was computed (no timer, no added
   latency when idle).
@@ -31,22 +41,27 @@ decorator needs it).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 import time
 from typing import Any
 
+import anyio
 import anyio.to_thread
 import bentoml
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
+from nbrisk.serving import fhir, limits
 from nbrisk.serving.audit import AuditMiddleware
-from nbrisk.serving.auth import BearerAuthMiddleware, send_json
+from nbrisk.serving.auth import BearerAuthMiddleware, key_store, send_json
 from nbrisk.serving.batching import MicroBatcher
-from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where
+from nbrisk.serving.edge import EdgeMiddleware
+from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where, freeze_heap
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
     ErrorResponse,
@@ -54,6 +69,7 @@ from nbrisk.serving.schemas import (
     ProblemDetail,
     RequestError,
     RiskResponse,
+    check_body_headers,
     check_report_format,
     parse_report_request,
     parse_risk_request,
@@ -80,8 +96,20 @@ def _configure_logging() -> None:
         root.propagate = False
 
 
+class SafeJSONResponse(JSONResponse):
+    """JSON with non-ASCII written as ``\\u`` escapes: any Python str can be sent (an unpaired surrogate from a
+    client's ``\\ud83d`` escape would make ``ensure_ascii=False`` + UTF-8 fail with a 500)."""
+
+    def render(self, content: Any) -> bytes:
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
 def _error(status: int, message: str, detail: list[ProblemDetail] | None = None) -> JSONResponse:
-    return JSONResponse({"error": message, "detail": [d.as_dict() for d in detail or []]}, status_code=status)
+    return SafeJSONResponse({"error": message, "detail": [d.as_dict() for d in detail or []]}, status_code=status)
+
+
+class ClientGone(Exception):
+    """The client closed the connection before its request body arrived: there is nobody to answer."""
 
 
 class GuardMiddleware:
@@ -112,6 +140,11 @@ class GuardMiddleware:
 
         try:
             await self.app(scope, receive, send_with_version)
+        except (ClientGone, ClientDisconnect):
+            # nobody is listening, but the ASGI cycle is completed (BentoML's timeout middleware waits for an answer
+            # otherwise); 499 is nginx's "client closed request": audited as such, never as a 500
+            if not started:
+                await send_json(send, 499, {"error": "client closed request", "detail": []})
         except Exception as exc:
             logger.error(
                 "unhandled %s at %s on %s %s", type(exc).__name__, _where(exc), scope.get("method"), scope.get("path")
@@ -137,7 +170,7 @@ api.add_middleware(AuditMiddleware)
 
 @api.exception_handler(RequestError)
 async def _request_error(_: Request, exc: RequestError) -> JSONResponse:
-    return JSONResponse(exc.body(), status_code=exc.status_code)
+    return SafeJSONResponse(exc.body(), status_code=exc.status_code, headers=exc.headers or None)
 
 
 @api.exception_handler(StarletteHTTPException)
@@ -148,23 +181,50 @@ async def _http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
     )
 
 
-async def read_body(request: Request, limit: int = MAX_BODY_BYTES) -> bytes:
-    """The request body, refused with 413 past ``limit`` bytes (declared length checked before reading)."""
-    declared = request.headers.get("content-length")
+async def read_body(request: Request, limit: int = MAX_BODY_BYTES, timeout: float | None = None) -> bytes:
+    """The request body: 415 unless uncompressed JSON by its headers, 413 past ``limit`` bytes (declared length
+    checked before reading), 408 unless the whole body arrives within ``timeout`` seconds (default: the service's
+    ``NBRISK_BODY_TIMEOUT_SECONDS``) — a client that declares a body and sends nothing no longer holds the
+    connection; :class:`ClientGone` when the client disconnects first."""
+    headers = request.headers
+    check_body_headers(headers.get("content-type"), headers.get("content-encoding"))
+    declared = headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > limit:
         raise PayloadTooLarge(f"request body larger than {limit} bytes")
+    timeout = limits.current().limits.body_timeout_seconds if timeout is None else timeout
+    deadline = anyio.current_time() + timeout
     chunks: list[bytes] = []
     size = 0
-    async for chunk in request.stream():
+    while True:
+        try:
+            with anyio.fail_after(max(deadline - anyio.current_time(), 0.0)):
+                message = await request.receive()
+        except TimeoutError:
+            raise limits.BodyTimeout(timeout) from None
+        if message["type"] == "http.disconnect":
+            raise ClientGone()
+        chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")
         chunks.append(chunk)
-    return b"".join(chunks)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
 
-_ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 413, 422, 503)}
-_RISK_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": risk_request_schema()}}}}
+_ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 408, 413, 415, 422, 429, 503)}
+_RISK_BODY = {
+    "requestBody": {"required": True, "content": {"application/json": {"schema": risk_request_schema()}}},
+    "parameters": [
+        {
+            "name": "Accept",
+            "in": "header",
+            "required": False,
+            "schema": {"type": "string", "enum": ["application/json", "application/fhir+json"]},
+            "description": "application/fhir+json: a FHIR R4 Bundle of RiskAssessment resources (same numbers)",
+        }
+    ],
+}
 _REPORT_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": report_request_schema()}}},
     "parameters": [
@@ -237,7 +297,9 @@ class ModelState:
                 "new model version could not be loaded (%s); still serving version %s", exc, current.served.version
             )
             return
+        predictor.warm_up()
         self.predictor = predictor
+        freeze_heap()  # the old model is unreachable now: collected, then the new one frozen
         logger.info(
             "serving model %s version %s (alias %s)",
             predictor.served.name,
@@ -261,7 +323,9 @@ class ModelState:
                     self.retry_seconds,
                 )
                 return
+            predictor.warm_up()
             self.predictor, self.error = predictor, None
+            freeze_heap()  # no gen-2 collection re-traverses the model and libraries (see freeze_heap)
             info = predictor.served
             logger.info(
                 "serving model %s version %s (alias %s)%s",
@@ -281,6 +345,10 @@ class ModelState:
     name="nbrisk",
     workers=int(os.environ.get("NBRISK_WORKERS", "1")),
     traffic={"timeout": 120},
+    # BentoML's metrics label series with the raw request path (unbounded) and its access log writes the decoded
+    # path (a %0a forges a line): both are replaced by nbrisk.serving.edge
+    metrics={"enabled": False},
+    logging={"access": {"enabled": False}},
 )
 @bentoml.asgi_app(api, path="/v1")
 @bentoml.asgi_app(web_app, path="/")  # the calculator page (serving/web.py) replaces BentoML's index
@@ -290,6 +358,7 @@ class RiskService:
 
     def __init__(self) -> None:
         _configure_logging()
+        limits.configure(limits.Limits.from_env())
         retry = float(os.environ.get("NBRISK_MODEL_RETRY_SECONDS", "30"))
         refresh = float(os.environ.get("NBRISK_MODEL_REFRESH_SECONDS", "60"))
         self.state = ModelState(
@@ -298,10 +367,7 @@ class RiskService:
         self.state.load()
         self.state.start_refresh()
         self.batcher = MicroBatcher()
-        from nbrisk.serving.auth import KeyStore
-        from nbrisk.settings import get_settings
-
-        if not KeyStore(get_settings().keys_db).has_active_keys():
+        if not key_store().has_active_keys():
             logger.warning(
                 "no active API key: every /v1 call will be refused (401); create one with `nbrisk keys create NAME`"
             )
@@ -340,6 +406,8 @@ class RiskService:
             answer = await anyio.to_thread.run_sync(predictor.risk, req.patients, req.horizons_months, req.problems)
         else:
             answer = await self.batcher.submit(predictor, req)
+        if fhir.wants_fhir(request.headers.get("accept")):
+            return SafeJSONResponse(fhir.risk_bundle(answer), media_type=fhir.FHIR_JSON)
         return JSONResponse(answer)
 
     @api.post(
@@ -354,8 +422,13 @@ class RiskService:
         fmt = check_report_format(request.query_params.get("format"))
         req = parse_report_request(await read_body(request))
         request.scope["nbrisk"]["n_patients"] = 1
+        queue = limits.current().reports
         try:
-            data = await anyio.to_thread.run_sync(predictor.report, req.patients[0], fmt, req.problems)
+            # PDFs are CPU-heavy: a bounded queue answers 503 + Retry-After instead of letting them pile up
+            async with queue.admit():
+                data = await anyio.to_thread.run_sync(
+                    predictor.report, req.patients[0], fmt, req.problems, limiter=queue.limiter
+                )
         except ReportUnavailable as exc:
             raise RequestError("report unavailable", [ProblemDetail(None, None, str(exc))], status_code=503) from None
         media = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
@@ -384,3 +457,6 @@ class RiskService:
                 {"error": "method not allowed", "detail": []}, status_code=405, headers={"allow": allowed}
             )
         return _error(404, "not found")
+
+
+RiskService.add_asgi_middleware(EdgeMiddleware, service=RiskService)

@@ -14,7 +14,10 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, NbriskError
+
+#: ``--horizons`` default of ``nbrisk predict``: the default horizons as comma-separated months.
+DEFAULT_HORIZONS_TEXT = ",".join(str(h) for h in DEFAULT_HORIZONS_MONTHS)
 
 
 def _console() -> Console:
@@ -217,7 +220,7 @@ def promote(name: str, version: str, alias: str = "champion") -> int:
     return 0
 
 
-def predict(file: Path, out: Path, model: str | None = None, horizons: str = "12,24,36,60") -> int:
+def predict(file: Path, out: Path, model: str | None = None, horizons: str = DEFAULT_HORIZONS_TEXT) -> int:
     """``nbrisk predict``: long CSV of estimates and 95% intervals per patient and horizon."""
     from nbrisk.features.record import CohortValidationError
     from nbrisk.training import jobs

@@ -18,7 +18,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from nbrisk.core import NbriskError
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError
 
 #: Where the shipped configs live: the package ``nbrisk.configs`` (the repository's top-level ``configs/`` folder,
 #: installed with the wheel), found through importlib.resources so a clone and an installed wheel behave alike.
@@ -160,7 +160,7 @@ class TrainConfig(_Frozen):
     #: Dask scheduler address (``tcp://host:8786``) or ``local`` to run every fit as a task there; None: the local
     #: process pool of ``n_jobs`` (nbrisk.training.cluster)
     cluster: str | None = None
-    horizons_months: tuple[float, ...] = (12, 24, 36, 60)
+    horizons_months: tuple[float, ...] = DEFAULT_HORIZONS_MONTHS
     data: DataConfig = Field(default_factory=DataConfig)
     validation: ValidationConfig = Field(default_factory=ValidationConfig)
     final: FinalConfig = Field(default_factory=FinalConfig)

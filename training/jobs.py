@@ -232,7 +232,6 @@ def train(
 
 
 def _train(data, config, experiment, progress, log) -> TrainResult:
-    from nbrisk.models.risk_model import fit_risk_model
     from nbrisk.training import plots, tracking
     from nbrisk.training import validation as V
     from nbrisk.training.cluster import run_fit, share_data
@@ -287,7 +286,8 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         cv = V.cross_validate(
             spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs, progress=bump
         )
-        pooled, replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        pooled, metric_replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        replicates: dict[str, Any] = dict(metric_replicates)
         pooled.update(calibration_in_the_large_metrics(outcomes, cv.pooled, horizons))
         recal, recal_note = (None, "") if spec.is_null else recalibrate_if_off(cfg, outcomes, cv.pooled, folds, pooled)
         replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
@@ -297,10 +297,30 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         params = spec.candidates()[0]
         if not spec.is_null:
             params = run_fit(V.tune, spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
-            final = run_fit(V.fit_candidate, spec, params, records, outcomes, cfg.seed)
+            # the final model, fitted once: its apparent performance is optimism-corrected below and it is what
+            # gets registered (the object validated is the object registered)
+            risk_model = run_fit(
+                V.fit_candidate,
+                spec,
+                params,
+                records,
+                outcomes,
+                cfg.seed,
+                describe=True,
+                model_name=spec.name,
+                family=spec.family,
+                synthetic=td.synthetic,
+                fingerprint=td.fingerprint["sha256"],
+                n_interval_bootstrap=(
+                    cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
+                ),
+                n_jobs=cfg.n_jobs,
+                validation_metrics=pooled,
+                params=params,
+            )
             n_opt = vcfg.n_optimism if spec.optimism else 0
             opt = V.optimism_corrected(
-                spec, params, final, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
+                spec, params, risk_model, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
             )
             extra.update(opt)
             if vcfg.leave_center_out and spec.leave_center_out:
@@ -310,24 +330,6 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
                 if loco is not None:
                     tables["leave_center_out"] = loco
                     extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
-            risk_model = run_fit(
-                fit_risk_model,
-                records,
-                outcomes,
-                spec.make_estimator(random_state=cfg.seed, **params),
-                model_name=spec.name,
-                family=spec.family,
-                synthetic=td.synthetic,
-                fingerprint=td.fingerprint["sha256"],
-                n_interval_bootstrap=(
-                    cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
-                ),
-                seed=cfg.seed,
-                n_jobs=cfg.n_jobs,
-                validation_metrics=pooled,
-                params=params,
-                features=V.make_features(spec.splines),
-            )
             risk_model.recalibration = recal  # None unless the family was off in the large
             # the validation results complete the model's (frozen) training summary
             risk_model.training_summary = dataclasses.replace(
@@ -411,15 +413,16 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         for row in board:
             row["version"] = by_name[row["model"]].version
         tracking.log_leaderboard(board)
-        best = next((by_name[row["model"]] for row in board if by_name[row["model"]].version is not None), None)
+        # the best model that was registered (has a version)
+        best = next((v for row in board if (v := by_name[row["model"]].version) is not None), None)
         candidate = champion = None
         if best is not None:
-            tracking.set_alias(name, "candidate", best.version)
-            candidate = best.version
+            tracking.set_alias(name, "candidate", best)
+            candidate = best
             champion = tracking.get_alias_version(name, "champion")
             if champion is None:
-                tracking.set_alias(name, "champion", best.version)
-                champion = best.version
+                tracking.set_alias(name, "champion", best)
+                champion = best
     return TrainResult(
         experiment,
         parent_id,
@@ -757,7 +760,7 @@ def promote(name: str, version: str, alias: str = "champion", config: str | Path
     cfg = load_config(config)
     checks, cand, champ = promotion_checks(name, str(version), alias, cfg)
     failed = [c for c in checks if not c.passed]
-    result = {
+    result: dict[str, Any] = {
         "name": name,
         "version": str(version),
         "alias": alias,

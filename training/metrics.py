@@ -737,7 +737,7 @@ def evaluate_predictions(
     ``evaluate_predictions(event, time, cif, horizons_days)`` or ``evaluate_predictions(y, cif, horizons_days)``,
     ``cif`` of shape (n, 3, k) (event-free, relapse, TRM) at the k horizons ``horizons_days`` (days, the unit of
     ``time``). Names are ``{cause}_{metric}_{h}m`` with cause ``relapse``/``trm``, h in months (from
-    ``horizons_months`` if given, else days / 30.4375) and metric ``auc`` (Blanche), ``cindex`` (Wolbers 2009),
+    ``horizons_months`` if given, else days / a month) and metric ``auc`` (Blanche), ``cindex`` (Wolbers 2009),
     ``brier``, ``ipa`` and, with ``calibration=True``, ``ici``, ``e50``, ``e90``, ``cal_slope``,
     ``cal_intercept``; ``netbenefit_p{100p}`` for each of ``thresholds``. Over all horizons: ``{cause}_ibs`` (needs
     k ≥ 2) and the event-free survival C-indices ``efs_harrell_c`` (risk = 1 − EFS at the last horizon) and

@@ -45,6 +45,33 @@ BOOTSTRAP_ARTIFACT = "validation/bootstrap_replicates.json"
 # ----------------------------------------------------------------------------------------------------------------
 # connection
 
+#: Scheme of MLflow's model-registry URIs.
+MODELS_SCHEME = "models:/"
+
+
+@dataclass(frozen=True)
+class ModelsUri:
+    """The parts of a registry URI: ``models:/NAME@ALIAS`` (``alias``), ``models:/NAME/VERSION`` (``version``), or
+    ``models:/<id>`` of a logged model (neither)."""
+
+    name: str
+    alias: str | None = None
+    version: str | None = None
+
+
+def parse_models_uri(uri: str) -> ModelsUri | None:
+    """Split a ``models:/`` URI into its parts (no registry call); ``None`` for any other URI (``runs:/``, a folder)."""
+    if not uri.startswith(MODELS_SCHEME):
+        return None
+    body = uri[len(MODELS_SCHEME) :]
+    if "@" in body:
+        name, alias = body.split("@", 1)
+        return ModelsUri(name, alias=alias)
+    if "/" in body:
+        name, version = body.split("/", 1)
+        return ModelsUri(name, version=version)
+    return ModelsUri(body)
+
 
 def configure() -> str:
     """Point MLflow at the configured tracking/registry store (creating the SQLite folder) and return its URI."""
@@ -196,7 +223,7 @@ def log_model_run(parent_id: str, experiment: str, log: ModelLog, register_as: s
 
             info = log_risk_model(log.risk_model, log.input_example, name="model", registered_model_name=register_as)
             version = getattr(info, "registered_model_version", None)
-            if version is not None:
+            if version is not None and register_as is not None:
                 client = MlflowClient()
                 for k, v in {
                     MODEL_NAME_TAG: log.name,
@@ -331,6 +358,70 @@ def log_benchmark_run(experiment: str, run_name: str, params: dict[str, Any], me
         mlflow.log_params({k: str(v)[:500] for k, v in params.items()})
         mlflow.log_metrics(_clean_metrics(metrics))
         return run.info.run_id
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# reading a registered version's training run back (the model report)
+
+
+def validation_tables(run_id: str, names: tuple[str, ...]) -> dict[str, Any]:
+    """The ``validation/<name>.json`` tables a model run logged (calibration deciles, net benefit, ...).
+
+    A table the run did not log is absent from the answer (listed first, so no error is swallowed); a store that
+    cannot be read raises :class:`NbriskError`.
+    """
+    configure()
+    client = MlflowClient()
+    try:
+        logged = {f.path for f in client.list_artifacts(run_id, "validation")}
+        return {
+            name: mlflow.artifacts.load_dict(f"runs:/{run_id}/validation/{name}.json")
+            for name in names
+            if f"validation/{name}.json" in logged
+        }
+    except MlflowException as exc:
+        raise NbriskError(f"cannot read the validation tables of run {run_id}: {exc.message}") from None
+
+
+def training_context(run_id: str) -> dict[str, Any]:
+    """The training run around a model run: its parent's params and ``code.*`` tags, and the sibling model runs
+    (validated on the same folds) as ``{"run_id", "name", "family", "metrics", "this"}``."""
+    configure()
+    client = MlflowClient()
+    try:
+        this = client.get_run(run_id)
+        parent = this.data.tags.get(PARENT_TAG)
+        if not parent:
+            return {"params": {}, "tags": {}, "siblings": []}
+        parent_run = client.get_run(parent)
+        children = client.search_runs(
+            [this.info.experiment_id], filter_string=f"tags.`{PARENT_TAG}` = '{parent}'", max_results=200
+        )
+    except MlflowException as exc:
+        raise NbriskError(f"cannot read the training run of {run_id}: {exc.message}") from None
+    return {
+        "params": dict(parent_run.data.params),
+        "tags": {k: v for k, v in parent_run.data.tags.items() if k.startswith("code.")},
+        "siblings": [
+            {
+                "run_id": ch.info.run_id,
+                "name": ch.data.tags.get(MODEL_NAME_TAG, ch.info.run_name),
+                "family": ch.data.tags.get(FAMILY_TAG, ""),
+                "metrics": dict(ch.data.metrics),
+                "this": ch.info.run_id == run_id,
+            }
+            for ch in children
+        ],
+    }
+
+
+def model_aliases(name: str, version: str) -> list[str]:
+    """The aliases currently pointing at version ``version`` of registered model ``name``."""
+    configure()
+    try:
+        return list(MlflowClient().get_model_version(name, str(version)).aliases)
+    except MlflowException as exc:
+        raise NbriskError(f"cannot read version {version} of {name!r}: {exc.message}") from None
 
 
 def download_model_version(name: str, version: str, dest: Path) -> str:

@@ -22,24 +22,20 @@ Times: horizons are given in months and converted once with :func:`nbrisk.core.m
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
-from nbrisk.core import Cause, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.core import CAUSES, months_to_days
 from nbrisk.training.config import ModelSpec
 
-#: The discrimination/accuracy metrics that get bootstrap CIs and optimism correction (per cause and horizon).
-#: Calibration (ICI/E50/E90/slope) and net benefit are point estimates on the pooled out-of-fold predictions.
-CAUSES: dict[str, Cause] = {"relapse": Cause.RELAPSE, "trm": Cause.TRM}
-
+if TYPE_CHECKING:
+    from nbrisk.models.risk_model import RiskModel
 
 # ----------------------------------------------------------------------------------------------------------------
 # folds
@@ -72,33 +68,7 @@ def _feasible_splits(event: np.ndarray, n_splits: int) -> int:
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# one fitted candidate = feature pipeline + estimator
-
-
-@dataclass
-class FittedCandidate:
-    """A feature pipeline and an illness–death model (the estimator + post-relapse survival) fitted together.
-
-    ``drop_columns``: predictor columns removed from both training and evaluation matrices (see
-    :func:`fit_candidate`: indicator columns of category levels that exist only among the evaluation records).
-    """
-
-    features: Any
-    model: Any
-    params: dict[str, Any]
-    drop_columns: tuple[str, ...] = ()
-
-    def transform(self, records: pd.DataFrame) -> pd.DataFrame:
-        X = self.features.transform(records)
-        return X.drop(columns=list(self.drop_columns)) if self.drop_columns else X
-
-    def predict(self, records: pd.DataFrame, times_days: np.ndarray) -> np.ndarray:
-        """(n, 4, k) predictions at ``times_days``, axis 1 in :class:`~nbrisk.core.State` order (EFS, relapse CIF,
-        TRM CIF, overall survival)."""
-        with warnings.catch_warnings():
-            # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (docs/statistics.md); not news
-            warnings.simplefilter("ignore", CIFCoherenceWarning)
-            return self.model.predict_states(self.transform(records), times_days)
+# one fitted candidate = a RiskModel from the one model factory
 
 
 def make_features(splines: bool = False):
@@ -115,47 +85,35 @@ def fit_candidate(
     outcomes: pd.DataFrame,
     seed: int,
     evaluate_on: Sequence[pd.DataFrame] = (),
-) -> FittedCandidate:
-    """Fit the feature pipeline and the estimator of ``spec`` with ``params`` on ``records``/``outcomes``.
+    **final: Any,
+) -> RiskModel:
+    """The model of ``spec`` with hyper-parameters ``params``, fitted on ``records``/``outcomes`` by the one model
+    factory :func:`nbrisk.models.risk_model.fit_risk_model` (feature pipeline + illness–death model).
 
-    ``evaluate_on``: records the fitted candidate will be asked to predict. A category level absent from a small
-    training set (a rare donor type in one CV fold, a center-specific practice in leave-center-out, a level not
-    drawn in a bootstrap sample) would make the feature pipeline refuse those records. In that case only, the
-    pipeline's levels are learned from the training records plus the offending evaluation records' **covariates**
-    (no outcome is used), and every predictor column that is constant in the training rows is dropped — so those
-    patients are encoded at the reference level, which is what a model that never saw the level can do. The count
-    of such rows is stored in ``params['_unseen_level_rows']`` for the run log.
+    Validation refits (tuning, cross-validation, optimism, leave-center-out) pass ``evaluate_on`` (the records they
+    will predict; see ``fit_risk_model`` for unseen category levels) and nothing else: no intervals, no training
+    summary. The final fit passes the ``fit_risk_model`` keywords of the registered model in ``final``
+    (``n_interval_bootstrap``, ``describe=True``, ``model_name``, …): the object validated by the optimism correction
+    is then the object registered.
     """
-    from nbrisk.features.pipeline import UnseenCategoryError
-    from nbrisk.models.illness_death import POST_COLUMNS, IllnessDeathModel
+    from nbrisk.models.risk_model import fit_risk_model
 
-    features = make_features(spec.splines).fit(records)
-    extra_rows: list[pd.DataFrame] = []
-    for rec in evaluate_on:
-        try:
-            features.transform(rec)
-        except UnseenCategoryError as exc:
-            rows = sorted({p for _field, _value, pos in exc.unseen for p in pos})
-            extra_rows.append(rec.iloc[rows])
-    drop: tuple[str, ...] = ()
-    n_extra = int(sum(len(r) for r in extra_rows))
-    if extra_rows:
-        features = make_features(spec.splines).fit(pd.concat([records, *extra_rows], ignore_index=True))
-    X = features.transform(records)
-    if extra_rows:
-        drop = tuple(c for c in X.columns if X[c].nunique() <= 1)
-        X = X.drop(columns=list(drop))
-    est = spec.make_estimator(
-        random_state=seed, **{k: v for k, v in params.items() if k not in spec.params and not k.startswith("_")}
+    estimator = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items() if not k.startswith("_")})
+    final = {"describe": False, **final}
+    return fit_risk_model(
+        records, outcomes, estimator, seed=seed, features=make_features(spec.splines), evaluate_on=evaluate_on, **final
     )
-    model = IllnessDeathModel(est, n_bootstrap=0, random_state=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", CIFCoherenceWarning)
-        model.fit(X, outcomes[["event", "time"]], outcomes[list(POST_COLUMNS)].reset_index(drop=True))
-    fitted_params = dict(params)
-    if n_extra:
-        fitted_params["_unseen_level_rows"] = n_extra
-    return FittedCandidate(features=features, model=model, params=fitted_params, drop_columns=drop)
+
+
+def predict_states(model: RiskModel, records: pd.DataFrame, horizons_months: Sequence[float]) -> np.ndarray:
+    """(n, 4, k) point predictions of ``model`` at ``horizons_months``, axis 1 in :class:`~nbrisk.core.State` order
+    (EFS, relapse CIF, TRM CIF, overall survival): what the metrics read."""
+    return model.predict(records, horizons_months, intervals=False).states()
+
+
+def fitted_params(params: dict[str, Any], model: RiskModel) -> dict[str, Any]:
+    """``params`` plus, for the run log, ``_unseen_level_rows`` when the fit had to encode unseen levels."""
+    return {**params, "_unseen_level_rows": model.unseen_level_rows} if model.unseen_level_rows else dict(params)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -199,7 +157,8 @@ def evaluate(
     g = censoring_survival(time, event)
     out: dict[str, float] = {}
     n = len(event)
-    for name, cause in CAUSES.items():
+    for cause in CAUSES:
+        name = cause.key
         null = aalen_johansen(time, event, int(cause)).at(hd)
         for j, (tau, h) in enumerate(zip(hd, horizons_months, strict=True)):
             f = pred[:, int(cause), j]
@@ -246,7 +205,7 @@ def tune(
             fitted = fit_candidate(
                 spec, params, records.iloc[tr], outcomes.iloc[tr], seed, evaluate_on=[records.iloc[te]]
             )
-            cif = fitted.predict(records.iloc[te], months_to_days(times))
+            cif = predict_states(fitted, records.iloc[te], times)
             fold_scores.append(score_for_tuning(outcomes.iloc[te], cif, times))
         scores.append(float(np.mean(fold_scores)))
     return candidates[int(np.argmin(scores))]
@@ -282,9 +241,9 @@ def _run_fold(
     params = tune(spec, tr_rec, tr_out, horizons_months, inner_splits, seed)
     te_rec = records.iloc[fold.test]
     fitted = fit_candidate(spec, params, tr_rec, tr_out, seed, evaluate_on=[te_rec])
-    cif = fitted.predict(te_rec, months_to_days(horizons_months))
+    cif = predict_states(fitted, te_rec, horizons_months)
     metrics = evaluate(outcomes.iloc[fold.test], cif, horizons_months)
-    return fold, fitted.params, cif, metrics
+    return fold, fitted_params(params, fitted), cif, metrics
 
 
 def cross_validate(
@@ -386,7 +345,7 @@ def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, fl
 def optimism_corrected(
     spec: ModelSpec,
     params: dict[str, Any],
-    final: FittedCandidate,
+    final: RiskModel,
     records: pd.DataFrame,
     outcomes: pd.DataFrame,
     horizons_months: Sequence[float],
@@ -403,8 +362,7 @@ def optimism_corrected(
 
     Returns ``{"apparent_<metric>", "optimism_<metric>", "corrected_<metric>"}`` (cheap metric set).
     """
-    times = months_to_days(horizons_months)
-    apparent = evaluate(outcomes, final.predict(records, times), horizons_months)
+    apparent = evaluate(outcomes, predict_states(final, records, horizons_months), horizons_months)
     if n_boot <= 0:
         return {f"apparent_{k}": v for k, v in apparent.items()}
     boot = bootstrap_indices(outcomes["event"].to_numpy(), n_boot, seed + 7919)
@@ -421,11 +379,10 @@ def optimism_corrected(
 
 
 def _optimism(spec, params, records, outcomes, horizons_months, seed, idx: np.ndarray) -> dict[str, float]:
-    times = months_to_days(horizons_months)
     rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
     model_b = fit_candidate(spec, params, rec_b, out_b, seed, evaluate_on=[records])
-    m_boot = evaluate(out_b, model_b.predict(rec_b, times), horizons_months)
-    m_orig = evaluate(outcomes, model_b.predict(records, times), horizons_months)
+    m_boot = evaluate(out_b, predict_states(model_b, rec_b, horizons_months), horizons_months)
+    m_orig = evaluate(outcomes, predict_states(model_b, records, horizons_months), horizons_months)
     return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
 
 
@@ -482,5 +439,5 @@ def _left_out(spec, params, records, outcomes, horizons_months, seed, centers: p
     fitted = fit_candidate(
         spec, params, records.iloc[train], outcomes.iloc[train], seed, evaluate_on=[records.iloc[test]]
     )
-    cif = fitted.predict(records.iloc[test], months_to_days(horizons_months))
+    cif = predict_states(fitted, records.iloc[test], horizons_months)
     return c, len(test), evaluate(outcomes.iloc[test], cif, horizons_months)

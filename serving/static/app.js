@@ -510,11 +510,16 @@ function renderWhatif() {
     col.id = `scenario-${prefix}`;
     const h = document.createElement("h4");
     h.textContent = title;
+    h.id = `${prefix}-title`;
     const group = document.createElement("p");
     group.className = `risk-title risk-${res.risk_group}`;
     group.textContent = t("risk.title", { group: t(`risk.${res.risk_group}`) });
     const wrap = document.createElement("div");
     wrap.className = "table-wrap";
+    // a table wider than its column scrolls: keyboard users must be able to reach and scroll it
+    wrap.tabIndex = 0;
+    wrap.setAttribute("role", "region");
+    wrap.setAttribute("aria-labelledby", h.id);
     wrap.append(resultsTable(res, prefix));
     col.append(h, group, stackedChart(res, months, show, true), wrap);
     out.push(col);

@@ -85,7 +85,8 @@ function legend(svg, items, x0, y0) {
     const lab = svgEl("text", { x: x + 16, y: y0 + 1 }, "legend");
     lab.textContent = text;
     svg.append(lab);
-    x += 24 + text.length * 7;
+    // advance by the text's approximate width: CJK characters are about twice as wide as Latin ones
+    x += 24 + [...text].reduce((w, ch) => w + (/[\u3000-\u9fff\uff00-\uffef]/.test(ch) ? 12.5 : 7), 0);
   }
 }
 

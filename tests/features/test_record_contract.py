@@ -36,7 +36,7 @@ def problems_for(**overrides) -> list[Problem]:
 def test_contract_lists_are_in_spec_order_and_partition_fields():
     assert ID_FIELDS == ["patient_id", "center_id"]
     assert PREDICTOR_FIELDS[0] == "sex" and PREDICTOR_FIELDS[-1] == "hsct_year"
-    assert len(PREDICTOR_FIELDS) == 34  # the spec's baseline predictor table has 34 rows
+    assert len(PREDICTOR_FIELDS) == 34  # docs/patient-record.md lists 34 baseline predictors
     assert OUTCOME_FIELDS == ["date_hsct", "date_relapse", "date_death", "cause_of_death", "date_last_followup"]
     assert list(FIELDS) == ID_FIELDS + PREDICTOR_FIELDS + OUTCOME_FIELDS
     for spec in FIELDS.values():

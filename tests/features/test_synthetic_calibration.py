@@ -1,4 +1,4 @@
-"""Calibration of the synthetic cohort at the spec's n = 20,000 (slow: CI runs these with ``-m slow``).
+"""Calibration of the synthetic cohort at n = 20,000 (docs/synthetic-cohort.md) (slow: CI runs these with ``-m slow``).
 
 docs/synthetic-cohort.md: the `base` marginal CIFs hit the targets table within ±5 percentage points at n = 20,000;
 the targets are marginal in the absence of censoring, which the Aalen–Johansen estimate on the censored cohort

@@ -29,49 +29,6 @@ from nbrisk.features.synthetic import (
 )
 
 HORIZONS = np.array([12.0, 24.0, 36.0, 60.0])
-SPEC_ORDER = (
-    "patient_id",
-    "center_id",
-    "sex",
-    "age_at_diagnosis_months",
-    "months_diagnosis_to_hsct",
-    "inrg_stage",
-    "mycn_status",
-    "chr11q_aberration",
-    "alk_status",
-    "inpc_histology",
-    "ldh_at_diagnosis_u_l",
-    "metastatic_sites_at_diagnosis",
-    "bone_marrow_metastasis_at_diagnosis",
-    "disease_phase",
-    "prior_auto_hsct",
-    "disease_status_at_hsct",
-    "curie_score_at_hsct",
-    "bone_marrow_tumor_percent_at_hsct",
-    "mrd_at_hsct",
-    "lansky_score",
-    "hct_ci",
-    "donor_type",
-    "hla_mismatches",
-    "kir_ligand_mismatch",
-    "graft_source",
-    "graft_manipulation",
-    "cd34_dose_1e6_per_kg",
-    "conditioning_intensity",
-    "serotherapy",
-    "gvhd_prophylaxis",
-    "recipient_cmv",
-    "donor_cmv",
-    "donor_age_years",
-    "donor_sex",
-    "planned_post_hsct_immunotherapy",
-    "hsct_year",
-    "date_hsct",
-    "date_relapse",
-    "date_death",
-    "cause_of_death",
-    "date_last_followup",
-)
 OPTIONAL_NUMBERS = (
     "ldh_at_diagnosis_u_l",
     "curie_score_at_hsct",
@@ -150,10 +107,8 @@ def _wolbers_cindex(event: np.ndarray, time_: np.ndarray, risk: np.ndarray, tau:
 
 # ------------------------------------------------------------------------------------------------- the contract
 def test_columns_ids_and_centers(cohort):
-    # Exactly the contract's fields, in the order of the tables of docs/patient-record.md (features/record.py groups the
-    # donor fields differently, so only the set is compared with FIELDS).
-    assert list(cohort.columns) == list(SPEC_ORDER)
-    assert set(cohort.columns) == set(FIELDS)
+    # Exactly the contract's fields, in the contract's order (features/record.py FIELDS, docs/patient-record.md).
+    assert list(cohort.columns) == list(FIELDS)
     assert cohort["patient_id"].iloc[0] == "SYN-000001"
     assert cohort["patient_id"].iloc[-1] == "SYN-004000"
     assert cohort["patient_id"].is_unique
@@ -336,7 +291,7 @@ def test_aalen_johansen_of_a_cohort_agrees_with_the_mean_truth(cohort, truth):
 def test_mean_truth_hits_the_base_targets(truth):
     # The targets are marginal in the absence of censoring = the mean true CIF. Calibration error ≤ 1 pp (n = 8000
     # calibration sample); between-patient SD of the true CIFs ≤ 0.3, so the SE of the mean at n = 4000 is ≤ 0.5 pp.
-    # ±3 pp ≈ calibration + 4 SE (the spec allows ±5 pp at n = 20,000).
+    # ±3 pp ≈ calibration + 4 SE (docs/synthetic-cohort.md allows ±5 pp at n = 20,000).
     for k in ("relapse", "trm", "efs", "os"):
         np.testing.assert_allclose(truth[k].mean(0) * 100, TARGETS["base"][k], atol=3.0, err_msg=k)
 

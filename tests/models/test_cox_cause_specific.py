@@ -152,7 +152,7 @@ def test_factorised_exact_cif_equals_the_general_product_limit():
     cif_from_cause_specific_hazards on the explicit increments h_k(u) r_k(x, u), to round-off (1e-12: the two differ
     only in summation order)."""
     from nbrisk.models._base import cif_from_cause_specific_hazards
-    from nbrisk.models.cox import cox_linear_predictors, periods_of, stacked_cause_specific_cif
+    from nbrisk.models._cox_kernels import cox_linear_predictors, periods_of, stacked_cause_specific_cif
 
     rng = np.random.default_rng(3)
     m, n, p, S, R = 300, 700, 3, 2, 2

@@ -163,7 +163,7 @@ def test_generic_path_agrees_with_closed_form_path(tv):
     X, y = _simulate(4, 300, beta=(0.5, 0.3, 0.2))
     fast = IllnessDeathModel(CauseSpecificCox(**tv), n_bootstrap=8, random_state=2).fit(X, y)
     slow = IllnessDeathModel(_Opaque(**tv), n_bootstrap=8, random_state=2).fit(X, y)
-    assert fast._cox_stack_ is not None and slow._cox_stack_ is None
+    assert fast._cr_stack_ is not None and slow._cr_stack_ is None
     times = [180.0, 365.0, 730.0]
     ef, lf, hf = fast.predict_states(X.iloc[:30], times, return_interval=True)
     es, ls, hs = slow.predict_states(X.iloc[:30], times, return_interval=True)

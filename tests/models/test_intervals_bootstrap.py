@@ -105,7 +105,7 @@ def test_illness_death_intervals_cover_the_known_truth():
 def test_percentile_interval_equals_numpy_quantile(R):
     """The sorted-axis percentile interval = np.quantile (linear, Hyndman–Fan type 7) widened to the estimate, to
     round-off; a NaN replicate gives NaN bounds, as np.quantile does."""
-    from nbrisk.models.cox import percentile_interval
+    from nbrisk.models._base import percentile_interval
 
     rng = np.random.default_rng(R)
     reps = rng.normal(size=(R, 9, 4, 3))

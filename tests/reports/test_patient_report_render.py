@@ -7,6 +7,7 @@ cohort). Expected numbers are computed here independently of the report code, th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import io
 import math
@@ -17,13 +18,9 @@ import pytest
 
 from nbrisk.core import SYNTHETIC_LABEL, NbriskError
 from nbrisk.features.record import FIELDS, HLA_MISMATCH_RANGE, example_record, validate_record
+from nbrisk.reports.cohort import cohort_positions
 from nbrisk.reports.render import fmt_pct, render_patient_report
-from nbrisk.reports.summary import (
-    PatientReportError,
-    _percentile_table,
-    build_patient_summary,
-    cohort_positions,
-)
+from nbrisk.reports.summary import PatientReportError, build_patient_summary
 
 FIXED_TIME = dt.datetime(2026, 1, 2, 3, 4, tzinfo=dt.UTC)
 MODEL_INFO = {"name": "nbrisk", "version": "7", "alias": "champion", "synthetic_training_data": True}
@@ -141,13 +138,13 @@ def test_extreme_patient_is_in_the_high_risk_group(risk_model, patients):
 def test_missing_fields_are_marked(risk_model):
     html = render_patient_report(risk_model, _with_missing(), "html", MODEL_INFO).decode()
     s = build_patient_summary(risk_model, _with_missing(), MODEL_INFO)
-    flagged = {r.field: r.status for g in s.inputs for r in g.rows if r.status}
+    flagged = {r.field: r.status for g in (*s.inputs_used, *s.inputs_unused) for r in g.rows if r.status}
     for f in ("ldh_at_diagnosis_u_l", "curie_score_at_hsct", "hct_ci", "cd34_dose_1e6_per_kg", "donor_age_years"):
         assert flagged.get(f) == "missing", f
     assert flagged.get("mycn_status") == "unknown"
     assert html.count("MISSING — imputed") == 6  # the six nullable fields left empty above
     # every predictor of the contract is echoed, in its clinical group
-    shown = {r.field for g in s.inputs for r in g.rows}
+    shown = {r.field for g in (*s.inputs_used, *s.inputs_unused) for r in g.rows}
     assert shown == {n for n, spec in FIELDS.items() if spec.is_predictor}
 
 
@@ -216,18 +213,16 @@ def test_one_row_dataframe_is_accepted(risk_model):
     assert a.table == b.table
 
 
-def test_percentile_rank_against_stored_training_quantiles():
+def test_percentile_rank_against_stored_training_quantiles(risk_model):
     # Stored quantiles of a uniform(0, 1) distribution: the percentile rank of x is 100·x (linear interpolation
     # between stored quantiles is exact for a uniform CDF, so the tolerance is float round-off only).
     dist = {f"p{p}": p / 100 for p in (5, 25, 50, 75, 95)}
-    summary = {"predicted_2y_distribution": {"relapse": dist, "trm": dist}}
+    summary = dataclasses.replace(risk_model.training_summary, predicted_2y_distribution={"relapse": dist, "trm": dist})
     pos = cohort_positions(summary, relapse_2y=0.6, trm_2y=0.3)
     assert pos[0].percentile == pytest.approx(60.0, abs=1e-9)
     assert pos[1].percentile == pytest.approx(30.0, abs=1e-9)
     # Outside the stored range the rank is clipped to the extreme stored level, never extrapolated.
     assert cohort_positions(summary, 0.99, 0.01)[0].percentile == pytest.approx(95.0)
-    assert cohort_positions({}, 0.5, 0.1)[0].percentile is None
-    assert _percentile_table({"levels": [0.1, 0.5, 0.9], "values": [1, 2, 3]})[0] == pytest.approx((10, 50, 90))
 
 
 def test_html_is_deterministic_and_self_contained(risk_model):

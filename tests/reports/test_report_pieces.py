@@ -15,9 +15,10 @@ import pytest
 
 from nbrisk.core import SYNTHETIC_LABEL, months_to_days
 from nbrisk.features.record import example_record, validate_record, validate_records
+from nbrisk.models.risk_model import typed_metrics
 from nbrisk.reports import plots
 from nbrisk.reports.render import model_html, patient_html
-from nbrisk.reports.summary import _flat_metrics, build_patient_summary
+from nbrisk.reports.summary import build_patient_summary
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
 
@@ -82,7 +83,7 @@ def test_flat_metric_keys_of_both_spellings():
         "seconds_cv": 3.0,
         "trm_ici_24m": float("nan"),
     }
-    got = {(m.outcome, m.name, m.horizon_months): (m.estimate, m.lower, m.upper) for m in _flat_metrics(flat)}
+    got = {(m.outcome, m.name, m.horizon_months): (m.estimate, m.lower, m.upper) for m in typed_metrics(flat)}
     assert got == {
         ("relapse", "c_index", 24.0): (0.66, 0.61, 0.70),
         ("trm", "c_index", 12.0): (0.6, 0.5, 0.7),
@@ -101,7 +102,7 @@ def test_service_call_path_with_a_typed_row_gives_the_same_report(risk_model):
     when = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
     a = build_patient_summary(risk_model, typed.iloc[[0]], {"name": "nbrisk", "version": "1"}, generated_at=when)
     b = build_patient_summary(risk_model, rec, {"name": "nbrisk", "version": "1"}, generated_at=when)
-    assert a.table == b.table and a.inputs == b.inputs and a.whatifs == b.whatifs
+    assert a.table == b.table and a.inputs_used == b.inputs_used and a.whatifs == b.whatifs
 
 
 def test_out_of_range_inputs_are_warned(risk_model):

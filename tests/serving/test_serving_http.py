@@ -1,5 +1,5 @@
-"""The BentoML service through ``RiskService.to_asgi()`` and Starlette's TestClient: every status code of the spec,
-probes, docs, audit rows, and no patient data in any log."""
+"""The BentoML service through ``RiskService.to_asgi()`` and Starlette's TestClient: every status code of
+docs/http-api.md, probes, docs, audit rows, and no patient data in any log."""
 
 from __future__ import annotations
 

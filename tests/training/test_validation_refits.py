@@ -57,7 +57,7 @@ def test_unseen_category_in_test_fold_is_encoded_at_reference(synthetic_cohort):
     fitted = V.fit_candidate(
         COX, COX.candidates()[0], rec.iloc[train], out.iloc[train], seed=0, evaluate_on=[rec.iloc[test]]
     )
-    pred = fitted.predict(rec.iloc[test], [365.25, 730.5])
+    pred = V.predict_states(fitted, rec.iloc[test], [12.0, 24.0])
     assert np.isfinite(pred).all()
-    assert fitted.params["_unseen_level_rows"] >= len(test)
+    assert V.fitted_params(COX.candidates()[0], fitted)["_unseen_level_rows"] >= len(test)
     assert all(rare not in c for c in fitted.transform(rec.iloc[train]).columns)

@@ -1,0 +1,340 @@
+"""Scale benchmark: Fine–Gray in linear memory, default training on the local pool vs a 2-worker Dask cluster, and
+a capacity model for a consortium-sized cohort. Results: ``benchmarks/results/scale.md``.
+
+Run from the repository root (each measurement in a fresh subprocess; use ``nice`` on a shared machine)::
+
+    nice -n 10 uv run python benchmarks/scale.py                          # everything below, default sizes
+    nice -n 10 uv run python benchmarks/scale.py --fg-sizes 2000,10000,50000 --train-sizes 2000,10000
+    uv run python benchmarks/scale.py --train-sizes 2000 --modes local,dask --fg-sizes 2000 --task-sizes 2000
+
+1. **Fine–Gray alone** (``--fg-sizes``): fit time and peak RSS of :class:`~nbrisk.models.fine_gray.FineGray` (the
+   default config's ``alpha = 10``) on the feature matrix of the synthetic cohort, and the number of rows the former
+   counting-process expansion would have materialised for the same data.
+2. **Per-task costs** (``--task-sizes``): one fit + prediction of every default model family and one evaluation of
+   the bootstrap metric set — the units the training job distributes; the capacity model scales them.
+3. **Default training** (``--train-sizes`` × ``--modes``): ``configs/default.toml`` with ``data.synthetic_n = n``,
+   on today's local process pool (``local``) and on ``LocalCluster(n_workers=2, threads_per_worker=1)``
+   (``dask``, i.e. ``nbrisk train --cluster local``): wall time, peak RSS of the training process and of the largest
+   worker (sampled every 0.5 s over the process tree), Dask tasks, and MLflow writes (rows in the tracking
+   database's params / metrics / tags / runs / model-version tables, artifact files).
+
+The training child guards its entry point (``if __name__ == "__main__"``): Dask's worker processes re-import the
+client's ``__main__``. Everything here is built on synthetic data: SYNTHETIC — not for clinical use.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from _common import write_results  # benchmarks/ is on the path when run as a script
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results" / "scale.md"
+HORIZONS = [12, 24, 36, 60]
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# children (run in fresh processes)
+
+
+def _cohort(n: int):
+    from nbrisk.features.synthetic import make_synthetic_cohort
+    from nbrisk.training.jobs import _validate_raw
+
+    typed, outcomes = _validate_raw(make_synthetic_cohort(n, 2026, "base"), source="benchmark")
+    return typed, outcomes
+
+
+def expansion_rows(time, event, cause: int) -> int:
+    """Rows of the former counting-process expansion (merged form): n + Σ_j blocks of cause-k event times after T_j
+    sharing Ĝ(t−), over patients j with the other cause before the last cause-k time."""
+    import numpy as np
+
+    from nbrisk.models.nonparametric import censoring_survival
+
+    g = censoring_survival(time, event)
+    drops = np.flatnonzero(np.diff(np.concatenate([[1.0], g.surv])) < 0)
+    ek = np.unique(time[event == cause])
+    nj = np.searchsorted(g.times[drops], ek, side="left")
+    new = np.concatenate([[True], nj[1:] != nj[:-1]])
+    blocks_from = np.cumsum(new[::-1])[::-1]  # blocks starting at or after each event index
+    block_start = np.maximum.accumulate(np.where(new, np.arange(len(ek)), 0))
+    other = (event != cause) & (event != 0) & (time < ek[-1])
+    first = np.searchsorted(ek, time[other], side="right")
+    return int(len(time) + blocks_from[block_start[first]].sum())
+
+
+def child_fine_gray(n: int) -> dict:
+    import numpy as np
+
+    from nbrisk.features.pipeline import make_feature_pipeline
+    from nbrisk.models.fine_gray import FineGray
+
+    records, outcomes = _cohort(n)
+    X = make_feature_pipeline().fit_transform(records)
+    y = outcomes[["event", "time"]]
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    t0 = time.perf_counter()
+    model = FineGray(alpha=10.0).fit(X, y)
+    seconds = time.perf_counter() - t0
+    t_, e_ = y.time.to_numpy(float), y.event.to_numpy()
+    return {
+        "n": n,
+        "p": X.shape[1],
+        "seconds": seconds,
+        "rss_before_mb": rss_before,
+        "peak_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "expansion_rows": [expansion_rows(t_, e_, 1), expansion_rows(t_, e_, 2)],
+        "converged": bool(model.converged_),
+        "coef_finite": bool(np.isfinite(model.coef_).all()),
+    }
+
+
+def child_tasks(n: int) -> dict:
+    from nbrisk.core import months_to_days
+    from nbrisk.training import validation as V
+    from nbrisk.training.config import load_config
+
+    records, outcomes = _cohort(n)
+    times = months_to_days(HORIZONS)
+    out: dict = {"n": n, "fit_s": {}, "predict_s": {}}
+    for spec in load_config(None).models:
+        if spec.is_null:
+            continue
+        t0 = time.perf_counter()
+        fitted = V.fit_candidate(spec, spec.candidates()[0], records, outcomes, 0)
+        out["fit_s"][spec.name] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        pred = fitted.predict(records, times)
+        out["predict_s"][spec.name] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    V.evaluate(outcomes, pred, HORIZONS)
+    out["evaluate_s"] = time.perf_counter() - t0
+    out["peak_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    out["data_mb"] = float(records.memory_usage(deep=True).sum() / 2**20)
+    return out
+
+
+def child_train(n: int, mode: str) -> dict:
+    from nbrisk.training.config import load_config, parse_config
+    from nbrisk.training.jobs import train
+
+    cfg = load_config(None).model_dump(mode="json")
+    cfg["data"]["synthetic_n"] = n
+    snapshots: list = []
+    t0 = time.perf_counter()
+    res = train(
+        config=parse_config(cfg),
+        experiment="scale",
+        cluster="local" if mode == "dask" else None,
+        cluster_progress=snapshots.append,
+    )
+    last = snapshots[-1] if snapshots else None
+    return {
+        "train_s": time.perf_counter() - t0,
+        "per_model_s": {m.name: round(m.seconds, 1) for m in res.models},
+        "tasks": None if last is None else last.done,
+        "workers_seen": None if last is None else last.workers,
+    }
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# parent
+
+
+def _run_child(args: list[str], env: dict | None = None) -> tuple[dict | None, float, dict]:
+    """Run ``scale.py --child …``; return its JSON result, wall time and peak RSS (MB) per role, sampled."""
+    import psutil
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--child", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
+    peaks: dict[int, tuple[str, float]] = {}
+    stop = threading.Event()
+
+    def sample() -> None:
+        root = psutil.Process(proc.pid)
+        while not stop.wait(0.5):
+            try:
+                procs = [root, *root.children(recursive=True)]
+            except psutil.Error:
+                continue
+            for p in procs:
+                try:
+                    rss = p.memory_info().rss / 2**20
+                    role = "main" if p.pid == proc.pid else " ".join(p.cmdline()[1:3])[:60]
+                except psutil.Error:
+                    continue
+                if rss > peaks.get(p.pid, ("", 0.0))[1]:
+                    peaks[p.pid] = (role, rss)
+
+    th = threading.Thread(target=sample, daemon=True)
+    th.start()
+    out = proc.stdout.read()
+    proc.wait()
+    stop.set()
+    th.join()
+    wall = time.perf_counter() - t0
+    line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+    main_peak = max((r for pid, (role, r) in peaks.items() if role == "main"), default=float("nan"))
+    others = [r for role, r in peaks.values() if role != "main"]
+    mem = {"main_mb": main_peak, "worker_mb": max(others, default=0.0), "n_procs": len(peaks)}
+    return (json.loads(line[len("RESULT ") :]) if line and proc.returncode == 0 else None), wall, mem
+
+
+def mlflow_writes(home: Path) -> dict:
+    counts = {}
+    db = home / "mlruns" / "mlflow.db"
+    with sqlite3.connect(db) as con:
+        for table in ("runs", "params", "metrics", "tags", "model_versions"):
+            counts[table] = con.execute(f"select count(*) from {table}").fetchone()[0]
+    counts["artifact_files"] = sum(1 for p in home.rglob("*") if p.is_file() and p.name != "mlflow.db")
+    return counts
+
+
+def load() -> str:
+    return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    ap.add_argument("--fg-sizes", default="2000,10000,50000")
+    ap.add_argument("--task-sizes", default="2000,10000")
+    ap.add_argument("--train-sizes", default="2000,10000")
+    ap.add_argument("--modes", default="local,dask")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if args.child:
+        kind, n, *rest = args.child
+        fn = {"fg": child_fine_gray, "tasks": child_tasks, "train": child_train}[kind]
+        print("RESULT " + json.dumps(fn(int(n), *rest), default=float), flush=True)
+        return 0
+
+    sizes = {k: [int(s) for s in getattr(args, k).split(",") if s.strip()] for k in ("fg_sizes", "task_sizes")}
+    report: dict = {"fg": [], "tasks": [], "train": []}
+    for n in sizes["fg_sizes"]:
+        la = load()
+        res, wall, mem = _run_child(["fg", str(n)])
+        print("fine-gray", n, res, mem, flush=True)
+        report["fg"].append({"n": n, "res": res, "load": la, "mem": mem})
+    for n in sizes["task_sizes"]:
+        la = load()
+        res, wall, mem = _run_child(["tasks", str(n)])
+        print("tasks", n, res, flush=True)
+        report["tasks"].append({"n": n, "res": res, "load": la})
+    for n in [int(s) for s in args.train_sizes.split(",") if s.strip()]:
+        for mode in [m for m in args.modes.split(",") if m]:
+            with tempfile.TemporaryDirectory(prefix="nbrisk_scale_") as home:
+                env = dict(os.environ, NBRISK_HOME=home, MLFLOW_TRACKING_URI=f"sqlite:///{home}/mlruns/mlflow.db")
+                (Path(home) / "mlruns").mkdir()
+                la = load()
+                res, wall, mem = _run_child(["train", str(n), mode], env=env)
+                writes = mlflow_writes(Path(home)) if res else {}
+            print("train", n, mode, res, wall, mem, writes, flush=True)
+            report["train"].append(
+                {"n": n, "mode": mode, "res": res, "wall": wall, "mem": mem, "writes": writes, "load": la}
+            )
+    write_markdown(report, args.out)
+    return 0
+
+
+def write_markdown(report: dict, out: Path) -> None:
+    now = dt.datetime.now(dt.UTC)
+    lines = [
+        "# Scale (`benchmarks/scale.py`)",
+        "",
+        f"{now:%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} cores ({platform.machine()}), Python "
+        f"{platform.python_version()}, shared with other jobs (1/5/15-minute load averages at the start of each "
+        "measurement are given: with load L on 2 cores each process gets roughly 2/L of a core, so times are upper "
+        "bounds). SYNTHETIC — not for clinical use.",
+        "",
+    ]
+    if report["fg"]:
+        lines += [
+            "## Fine–Gray without the IPCW expansion",
+            "",
+            "`FineGray(alpha=10).fit` on the default feature matrix of the synthetic cohort (both causes). "
+            "*Expansion rows*: what the former counting-process form would have built for the same data "
+            "(relapse / TRM model).",
+            "",
+            "| n | p | fit time | peak RSS (data loaded → after fit) | expansion rows avoided | load |",
+            "|---|---|---|---|---|---|",
+        ]
+        for r in report["fg"]:
+            x = r["res"]
+            if x is None:
+                lines.append(f"| {r['n']:,} | — | failed | — | — | {r['load']} |")
+                continue
+            lines.append(
+                f"| {x['n']:,} | {x['p']} | {x['seconds']:.1f} s | {x['rss_before_mb']:.0f} → {x['peak_mb']:.0f} MB "
+                f"| {x['expansion_rows'][0]:,} / {x['expansion_rows'][1]:,} | {r['load']} |"
+            )
+        lines.append("")
+    report["tasks"] = [r for r in report["tasks"] if r["res"] is not None]
+    if report["tasks"]:
+        lines += [
+            "## Per-task costs (one fit + prediction of the whole cohort, one evaluation of the bootstrap metric set)",
+            "",
+            "| n | " + " | ".join(f"{m} fit / predict" for m in report["tasks"][0]["res"]["fit_s"]) + " | evaluate "
+            "| peak RSS | load |",
+            "|---|" + "---|" * (len(report["tasks"][0]["res"]["fit_s"]) + 3),
+        ]
+        for r in report["tasks"]:
+            x = r["res"]
+            cells = [f"{x['fit_s'][m]:.1f} / {x['predict_s'][m]:.1f} s" for m in x["fit_s"]]
+            lines.append(
+                f"| {x['n']:,} | " + " | ".join(cells) + f" | {x['evaluate_s']:.2f} s | {x['peak_mb']:.0f} MB "
+                f"| {r['load']} |"
+            )
+        lines.append("")
+    if report["train"]:
+        lines += [
+            "## Default training: local pool vs 2-worker Dask cluster",
+            "",
+            "`configs/default.toml` with `data.synthetic_n = n`; `local` = today's joblib pool (n_jobs = 2), `dask` = "
+            "`nbrisk train --cluster local` (2 worker processes × 1 thread). Peak RSS sampled every 0.5 s: the "
+            "training (client) process and the largest worker process. MLflow writes: rows written to the tracking "
+            "database (params + metrics + tags) and artifact files.",
+            "",
+            "| n | mode | wall time | train() | peak RSS main / largest worker | processes | Dask tasks "
+            "| MLflow rows / artifacts | seconds per model | load |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in report["train"]:
+            x = r["res"]
+            if x is None:
+                lines.append(f"| {r['n']:,} | {r['mode']} | failed after {r['wall'] / 60:.1f} min |" + " — |" * 7)
+                continue
+            w = r["writes"]
+            rows = w.get("params", 0) + w.get("metrics", 0) + w.get("tags", 0)
+            lines.append(
+                f"| {r['n']:,} | {r['mode']} | {r['wall'] / 60:.1f} min | {x['train_s'] / 60:.1f} min | "
+                f"{r['mem']['main_mb']:.0f} / {r['mem']['worker_mb']:.0f} MB | {r['mem']['n_procs']} | "
+                f"{x['tasks'] if x['tasks'] is not None else '—'} | {rows:,} / {w.get('artifact_files', 0)} | "
+                f"{x['per_model_s']} | {r['load']} |"
+            )
+        lines.append("")
+    write_results(out, "\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":  # Dask workers re-import __main__: nothing may run on import
+    sys.exit(main())
