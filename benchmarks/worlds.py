@@ -222,6 +222,7 @@ def summarise(rows, oracles, args):
             picked = ", ".join(f"{k} ×{v}" for k, v in g["family"].str[10:-1].value_counts().items())
         citl = {c: np.stack(g[f"{c}_citl"].to_list()) for c, _ in CAUSES}  # (R, k)
         citl_r = {c: np.stack(g[f"{c}_citl_recal"].to_list()) for c, _ in CAUSES}
+        bias = {c: np.stack(g[f"{c}_bias_true"].to_list()) for c, _ in CAUSES}
         main.append(
             {
                 "world": world,
@@ -231,6 +232,9 @@ def summarise(rows, oracles, args):
                 "ICI rel / TRM": f"{g['relapse_ici'].mean():.3f} / {g['trm_ici'].mean():.3f}",
                 "CITL relapse 12/24/60 (pts)": " / ".join(f"{100 * v:+.1f}" for v in citl["relapse"].mean(0)),
                 "CITL TRM 12/24/60 (pts)": " / ".join(f"{100 * v:+.1f}" for v in citl["trm"].mean(0)),
+                "pred − true mean rel / TRM 12/24/60 (pts)": " / ".join(
+                    f"{100 * v:+.1f}" for c, _ in CAUSES for v in bias[c].mean(0)
+                ),
                 "max |CITL| raw → recal (pts)": (
                     f"{100 * max(np.abs(citl[c]).max() for c in citl):.1f} → "
                     f"{100 * max(np.abs(citl_r[c]).max() for c in citl_r):.1f}"
@@ -265,10 +269,12 @@ def summarise(rows, oracles, args):
         gap = max(g["relapse_gap"].mean(), g["trm_gap"].mean())
         citl = max(np.abs(np.stack(g[f"{c}_citl"].to_list()).mean(0)).max() for c, _ in CAUSES)
         citl_r = max(np.abs(np.stack(g[f"{c}_citl_recal"].to_list()).mean(0)).max() for c, _ in CAUSES)
+        bias = max(np.abs(np.stack(g[f"{c}_bias_true"].to_list()).mean(0)).max() for c, _ in CAUSES)
         checks.append(
-            f"- {world}: champion's mean C gap {gap:.3f} → {'MET' if gap <= 0.02 else 'NOT MET'} (≤ 0.02); "
-            f"calibration in the large max |mean CITL| {100 * citl:.1f} pts raw, {100 * citl_r:.1f} recalibrated → "
-            f"{'MET' if citl_r <= 0.02 else 'NOT MET'} (≤ 2 pts)"
+            f"- {world}: champion's mean C gap (worse of relapse, TRM) {gap:.3f} → "
+            f"{'MET' if gap <= 0.02 else 'NOT MET'} (≤ 0.02); calibration in the large: max |mean predicted − "
+            f"Aalen–Johansen| {100 * citl:.1f} pts raw, {100 * citl_r:.1f} recalibrated; max |mean predicted − mean "
+            f"true CIF| {100 * bias:.1f} pts raw → {'MET' if bias <= 0.02 else 'NOT MET'} (≤ 2 pts)"
         )
     cov_check = []
     for fam in COX:
@@ -395,9 +401,14 @@ Oracle 24-month C-index (relapse / TRM) of each world's test cohort: {oracle_lin
 
 ## Discrimination and calibration (test cohort; mean over training cohorts, range in brackets)
 
-C gap = oracle − model Wolbers C at 24 months. CITL = mean predicted − Aalen–Johansen observed CIF (points; the
-Aalen–Johansen SE on {args.n_test} test patients is ≈ 1 point for relapse, ≈ 0.7 for TRM, so |CITL| < 2 is within
-≈ 2 SE). "recal" = after the logistic calibration-in-the-large shift learnt on the validation cohort.
+C gap = oracle − model Wolbers C at 24 months. CITL = mean predicted − Aalen–Johansen observed CIF of the test
+cohort (points). That comparison is noisy at these sizes: the Aalen–Johansen SE on {args.n_test} test patients is
+≈ {100 * np.sqrt(0.24 / args.n_test):.1f} points for relapse and ≈ {100 * np.sqrt(0.1 / args.n_test):.1f} for TRM,
+and the test cohort (hence its error) is shared by all training cohorts. "pred − true mean" compares with the
+world's exact mean true CIF of the same test patients instead (no sampling error in the reference). "recal" = after
+the logistic calibration-in-the-large shift learnt on the validation cohort ({args.n_val} patients: its own
+Aalen–Johansen error, ≈ {100 * np.sqrt(0.24 / args.n_val):.1f} points for relapse, passes into the shift, which is
+why recalibration can make a family that was already within noise look worse).
 Inputs: clinical Cox = the pre-specified `CLINICAL_PREDICTORS`; data-driven Cox = every pipeline column + linear
 splines of continuous inputs; forest / boosting = every pipeline column.
 
