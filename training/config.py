@@ -45,7 +45,10 @@ class DataConfig(_Frozen):
 
     synthetic_n: int = Field(1500, ge=50, le=200_000)
     synthetic_seed: int = 2026
-    synthetic_preset: Literal["base", "historical", "optimistic"] = "base"
+    #: a preset of the generator, or one of its worlds (features/synthetic.py WORLDS: truth not the literature table)
+    synthetic_preset: Literal[
+        "base", "historical", "optimistic", "offtable", "nonlinear", "interactions", "weak", "strong", "centers"
+    ] = "base"
 
 
 class ValidationConfig(_Frozen):

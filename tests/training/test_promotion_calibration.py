@@ -150,3 +150,27 @@ def test_training_recalibrates_a_family_that_is_off_and_judges_it_cross_fitted(s
         )[0]
         is None
     )
+
+
+def test_config_accepts_every_preset_and_world_of_the_generator():
+    from nbrisk.features.synthetic import PRESETS, WORLDS
+
+    for name in (*PRESETS, *WORLDS):
+        assert parse_config({"models": MODELS, "data": {"synthetic_preset": name}}).data.synthetic_preset == name
+
+
+def test_default_config_is_a_fair_contest_and_says_which_inputs_each_model_uses():
+    from nbrisk.training.config import load_config
+    from nbrisk.training.jobs import describe_inputs, leaderboard_rows
+
+    cfg = load_config(QUICK_CONFIG.parent / "default.toml")
+    inputs = {m.name: describe_inputs(m) for m in cfg.models}
+    assert inputs["cox"].startswith("pre-specified clinical predictors") and "time-varying" in inputs["cox"]
+    assert inputs["cox_data_driven"] == "all pipeline columns + linear splines of the continuous inputs"
+    assert inputs["boosting"] == "all pipeline columns"
+    # no shipped configuration serves an interval without >= 100 refits and a measured coverage
+    for path in (QUICK_CONFIG, QUICK_CONFIG.parent / "default.toml"):
+        c = load_config(path)
+        assert all(c.interval_refits(m) == 0 or c.interval_refits(m) >= 100 for m in c.models)
+    rows = leaderboard_rows([{"name": "cox", "family": "CauseSpecificCox", "inputs": inputs["cox"], "metrics": {}}], 24)
+    assert rows[0]["inputs"] == inputs["cox"]
