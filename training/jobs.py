@@ -737,6 +737,11 @@ def calibration_in_the_large_checks(metrics: dict[str, float], cfg: TrainConfig)
         worst = max(vals, key=lambda h: abs(vals[h]))
         ok = all(abs(v) <= bound for v in vals.values())
         detail = ", ".join(f"{h:g} mo {100 * v:+.1f}" for h, v in vals.items())
+        raw = {h: metrics.get(metric_key(c, "citl_raw", h)) for h in horizons}
+        if all(v is not None for v in raw.values()):  # training recalibrated this model: say so, and from what
+            detail += " after recalibration (cross-fitted); before: " + ", ".join(
+                f"{h:g} mo {100 * v:+.1f}" for h, v in raw.items()
+            )
         out.append(
             GateCheck(
                 f"{c} calibration in the large",
