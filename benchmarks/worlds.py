@@ -393,7 +393,7 @@ Command: `nice -n 10 uv run python benchmarks/worlds.py{" --quick" if args.quick
 other jobs; no inner tuning (fixed ridge alpha 3 / 30). Clinical Cox with {args.bootstrap} bootstrap refits,
 data-driven Cox with {args.dd_bootstrap}.
 Machine: {platform.machine()}, 2 cores, 1-min load {load0:.1f} at start, {load_end:.1f} at end;
-total {minutes:.1f} min.
+total {minutes:.1f} min{" (summed over runs split by world, side by side; `--merge`)" if merged else ""}.
 
 Oracle 24-month C-index (relapse / TRM) of each world's test cohort: {oracle_line}.
 
@@ -424,7 +424,8 @@ splines of continuous inputs; forest / boosting = every pipeline column.
 
 {chr(10).join(cov_check)}
 
-Forest and boosting: not bootstrapped here (cost). Their 95% percentile bootstrap intervals were measured on the
+The data-driven Cox's own bootstrap intervals were not measured in this run (`--dd-bootstrap 0`, cost); forest and
+boosting: not bootstrapped here either. Their 95% percentile bootstrap intervals were measured on the
 `base` world in `benchmarks/results/known_truth.md` (forest 20 refits: 23–50%; boosting 100 refits: 68–93%): they
 do not cover, and they register without intervals (`configs/default.toml`).
 """
