@@ -395,7 +395,16 @@ class Predictor:
         }
         spec = {
             k: s.get(k)
-            for k in ("model_name", "family", "params", "interval_method", "n_interval_bootstrap", "feature_names")
+            for k in (
+                "model_name",
+                "family",
+                "inputs",
+                "params",
+                "interval_method",
+                "n_interval_bootstrap",
+                "interval_statement",
+                "feature_names",
+            )
             if k in s
         }
         spec["risk_cutoffs_efs_2y"] = list(getattr(rm, "risk_cutoffs", ()) or ())
