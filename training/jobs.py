@@ -469,7 +469,7 @@ def calibration_in_the_large_metrics(
     from nbrisk.models.recalibration import calibration_in_the_large
 
     event, time_ = outcomes["event"].to_numpy(), outcomes["time"].to_numpy(dtype=float)
-    days = months_to_days(horizons)
+    days = months_to_days(horizons).tolist()
     out: dict[str, float] = {}
     for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
         diff = calibration_in_the_large(event, time_, pred[:, int(cause), :], days, int(cause))
@@ -504,7 +504,7 @@ def recalibrate_if_off(
     for f in folds:
         if f.repeat == 0:
             fold_of[f.test] = f.fold
-    days = months_to_days(horizons)
+    days = months_to_days(horizons).tolist()
     crossed = cross_fitted(event, time_, cif, days, fold_of)
     stacked = np.zeros_like(pred)
     stacked[:, State.RELAPSE], stacked[:, State.TRM] = crossed[:, 0], crossed[:, 1]
@@ -770,17 +770,19 @@ def calibration_in_the_large_checks(metrics: dict[str, float], cfg: TrainConfig)
     horizons = [h for h in cfg.promotion.calibration_horizons_months if h in cfg.horizons_months]
     out = []
     for c in CAUSE_NAMES:
-        vals = {h: metrics.get(metric_key(c, "citl", h)) for h in horizons}
-        if not horizons or any(v is None for v in vals.values()):
+        logged = {h: metrics.get(metric_key(c, "citl", h)) for h in horizons}
+        if not horizons or any(v is None for v in logged.values()):
             out.append(GateCheck(f"{c} calibration in the large", False, "no calibration in the large logged"))
             continue
+        vals: dict[float, float] = {h: float(v) for h, v in logged.items() if v is not None}
         worst = max(vals, key=lambda h: abs(vals[h]))
         ok = all(abs(v) <= bound for v in vals.values())
         detail = ", ".join(f"{h:g} mo {100 * v:+.1f}" for h, v in vals.items())
         raw = {h: metrics.get(metric_key(c, "citl_raw", h)) for h in horizons}
-        if all(v is not None for v in raw.values()):  # training recalibrated this model: say so, and from what
+        raw_vals = {h: float(v) for h, v in raw.items() if v is not None}
+        if len(raw_vals) == len(raw):  # training recalibrated this model: say so, and from what
             detail += " after recalibration (cross-fitted); before: " + ", ".join(
-                f"{h:g} mo {100 * v:+.1f}" for h, v in raw.items()
+                f"{h:g} mo {100 * v:+.1f}" for h, v in raw_vals.items()
             )
         out.append(
             GateCheck(
