@@ -334,7 +334,7 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         }
         self.curie_over_2_share_[""] = overall
         self._complete(inp)
-        self.spline_knots_ = {}
+        self.spline_knots_: dict[str, Any] = {}
         if self.splines:
             self.spline_knots_ = {}  # the tertiles of the imputed training values (knots must exist before columns)
             base = self._numeric_columns(inp)

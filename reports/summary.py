@@ -25,6 +25,7 @@ import pandas as pd
 
 from nbrisk.core import (
     DEFAULT_HORIZONS_MONTHS,
+    INTENDED_USE,
     RISK_GROUP_TITLES,
     SYNTHETIC_LABEL,
     Band,
@@ -50,12 +51,6 @@ PLOT_MONTHS = np.arange(1.0, 61.0, 1.0)
 SMALL_COHORT_N = 300
 SMALL_EVENTS = 50
 
-INTENDED_USE = (
-    "Decision support for multidisciplinary tumour boards discussing allogeneic HSCT for children and young adults "
-    "(age 0.5–25 years at HSCT) with stage M (INRG) / stage 4 (INSS) neuroblastoma, refractory, relapsed or "
-    "very-high-risk. It estimates risks for groups of patients similar to this one; it does not decide treatment "
-    "and does not replace clinical judgement."
-)
 LIMITATIONS: tuple[str, ...] = (
     "Predictors are only what is known before day 0; events after HSCT (GVHD, chimerism, DLI) are not taken into "
     "account.",

@@ -108,6 +108,8 @@ class AuditLog:
             cur = self._connection().execute(
                 f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
             )
+            if cur.lastrowid is None:  # never for a plain INSERT into a rowid table
+                raise RuntimeError("audit insert returned no row id")
             return int(cur.lastrowid)
 
     def begin(self, time: str, method: str, path: str) -> int:

@@ -24,15 +24,6 @@ from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError
 #: installed with the wheel), found through importlib.resources so a clone and an installed wheel behave alike.
 CONFIG_DIR = Path(str(files("nbrisk.configs")))
 
-#: Model families a config may name → the import path of the estimator class.
-FAMILIES: dict[str, str] = {
-    "AalenJohansen": "nbrisk.models.nonparametric",
-    "CauseSpecificCox": "nbrisk.models.cox",
-    "FineGray": "nbrisk.models.fine_gray",
-    "CauseSpecificForest": "nbrisk.models.forest",
-    "CauseSpecificBoosting": "nbrisk.models.boosting",
-}
-
 Scalar = int | float | str | bool | None
 
 
@@ -45,7 +36,10 @@ class DataConfig(_Frozen):
 
     synthetic_n: int = Field(1500, ge=50, le=200_000)
     synthetic_seed: int = 2026
-    synthetic_preset: Literal["base", "historical", "optimistic"] = "base"
+    #: a preset of the generator, or one of its worlds (features/synthetic.py WORLDS: truth not the literature table)
+    synthetic_preset: Literal[
+        "base", "historical", "optimistic", "offtable", "nonlinear", "interactions", "weak", "strong", "centers"
+    ] = "base"
 
 
 class ValidationConfig(_Frozen):
@@ -61,10 +55,18 @@ class ValidationConfig(_Frozen):
     primary_horizon_months: float = Field(24, gt=0, le=120)
 
 
-class FinalConfig(_Frozen):
-    """The final (registered) model: intervals by a bootstrap of the pipeline when the model has no delta method."""
+#: Fewest bootstrap refits behind a served interval: with fewer, the 2.5% / 97.5% percentiles are mostly Monte-Carlo
+#: noise (with 5, an estimate can sit on its own bound).
+MIN_INTERVAL_REFITS = 100
 
-    n_interval_bootstrap: int = Field(30, ge=0, le=1000)
+
+class FinalConfig(_Frozen):
+    """The final (registered) model: intervals by a bootstrap of the pipeline when the model has no delta method.
+
+    ``n_interval_bootstrap`` is 0 (no interval; the default) or at least :data:`MIN_INTERVAL_REFITS`.
+    """
+
+    n_interval_bootstrap: int = Field(0, ge=0, le=1000)
 
 
 class PromotionConfig(_Frozen):
@@ -72,6 +74,10 @@ class PromotionConfig(_Frozen):
 
     max_ici: float = Field(0.08, gt=0, le=1)
     calibration_slope_range: tuple[float, float] = (0.6, 1.6)
+    #: Calibration in the large: |mean out-of-fold predicted CIF − Aalen–Johansen| of relapse and TRM at each of
+    #: ``calibration_horizons_months`` (those among the training horizons) must not exceed this (2 points).
+    max_calibration_in_the_large: float = Field(0.02, gt=0, le=1)
+    calibration_horizons_months: tuple[float, ...] = (12, 24, 60)
 
     @field_validator("calibration_slope_range")
     @classmethod
@@ -94,12 +100,26 @@ class ModelSpec(_Frozen):
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    family: Literal["AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"]
+    family: str  # a key of nbrisk.models.families.FAMILIES
     params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     grid: dict[str, list[Scalar]] = Field(default_factory=dict)
     optimism: bool = True
     leave_center_out: bool = True
     n_interval_bootstrap: int | None = Field(None, ge=0, le=1000)
+    #: The measured coverage of this family's served intervals (required when it serves any): one line, with the
+    #: benchmark it comes from; it travels in the model's metadata to every answer and report.
+    interval_coverage: str = ""
+    #: Linear splines of the continuous inputs in this model's feature pipeline (``RecordFeatures(splines=True)``).
+    splines: bool = False
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        from nbrisk.models.families import FAMILIES
+
+        if v not in FAMILIES:
+            raise ValueError(f"unknown model family {v!r}; known families: {', '.join(FAMILIES)}")
+        return v
 
     @field_validator("grid")
     @classmethod
@@ -121,18 +141,16 @@ class ModelSpec(_Frozen):
         return [{**self.params, **dict(zip(keys, combo, strict=True))} for combo in combos]
 
     def make_estimator(self, random_state: int | None = None, **overrides: Any):
-        """Instantiate the estimator class with fixed params, ``overrides`` and ``random_state`` if it takes one."""
-        from importlib import import_module
+        """Instantiate the estimator class with fixed params, ``overrides`` and ``random_state`` if it takes one
+        (:func:`nbrisk.models.families.make_estimator`)."""
+        from nbrisk.models.families import make_estimator
 
-        cls = getattr(import_module(FAMILIES[self.family]), self.family)
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in {**self.params, **overrides}.items()}
         if params.get("features") == "clinical":
             from nbrisk.features.pipeline import CLINICAL_PREDICTORS
 
             params["features"] = CLINICAL_PREDICTORS
-        if random_state is not None and "random_state" in cls().get_params():
-            params.setdefault("random_state", random_state)
-        return cls(**params)
+        return make_estimator(self.family, params, random_state=random_state)
 
 
 class TrainConfig(_Frozen):
@@ -173,7 +191,25 @@ class TrainConfig(_Frozen):
             raise ValueError("at least one model with covariates is required (AalenJohansen alone cannot be served)")
         if self.validation.primary_horizon_months not in self.horizons_months:
             raise ValueError("validation.primary_horizon_months must be one of horizons_months")
+        for m in self.models:
+            refits = self.interval_refits(m)
+            if m.is_null:
+                continue
+            if 0 < refits < MIN_INTERVAL_REFITS:
+                raise ValueError(
+                    f"model {m.name}: n_interval_bootstrap = {refits}; a served interval needs at least "
+                    f"{MIN_INTERVAL_REFITS} refits (or 0: no interval)"
+                )
+            if refits and not m.interval_coverage.strip():
+                raise ValueError(
+                    f"model {m.name}: serves intervals ({refits} refits) but states no measured coverage "
+                    "(interval_coverage); measure it (benchmarks/worlds.py) or set n_interval_bootstrap = 0"
+                )
         return self
+
+    def interval_refits(self, spec: ModelSpec) -> int:
+        """Bootstrap refits behind ``spec``'s served intervals (its own setting, else ``final``'s)."""
+        return self.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of this config (logged with every run)."""

@@ -154,8 +154,8 @@ def model_sources(risk_model, synthetic_cohort):
     for cause, band, code in (("relapse", curves.relapse, 1), ("trm", curves.trm, 2)):
         pred = band.estimate[:, 0]
         tau = float(months_to_days(24))
-        cal = M.calibration_table(y, pred, tau, cause=code)
-        nb = M.net_benefit(y, pred, tau, np.round(np.arange(0.05, 0.81, 0.05), 2), cause=code)
+        cal = M.calibration_table(*M.target(y), pred, tau, cause=code)
+        nb = M.net_benefit(*M.target(y), pred, tau, cause=code, thresholds=np.round(np.arange(0.05, 0.81, 0.05), 2))
         tables["calibration"][f"{cause}_calibration_24m"] = {k: cal[k].tolist() for k in cal.columns}
         tables["net_benefit"][f"{cause}_net_benefit_24m"] = {k: nb[k].tolist() for k in nb.columns}
         run_metrics.update(
