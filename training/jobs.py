@@ -309,7 +309,6 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
                 ),
                 n_jobs=cfg.n_jobs,
                 validation_metrics=pooled,
-                params=params,
             )
             n_opt = vcfg.n_optimism if spec.optimism else 0
             opt = V.optimism_corrected(

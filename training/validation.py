@@ -99,6 +99,8 @@ def fit_candidate(
 
     estimator = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items() if not k.startswith("_")})
     final = {"describe": False, **final}
+    if final["describe"]:  # the registered model's summary names its hyper-parameters
+        final.setdefault("params", params)
     return fit_risk_model(
         records, outcomes, estimator, seed=seed, features=make_features(), evaluate_on=evaluate_on, **final
     )
