@@ -24,6 +24,24 @@ def median_time(fn, repeats: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
+def latency_summary(fn, calls: int, warmup: int = 20) -> dict[str, float]:
+    """Per-call wall times of ``fn()`` over ``calls`` calls after ``warmup`` untimed ones → median, p99 and max in
+    seconds (the tail matters for a served call: one slow call in a hundred is what a clinician notices)."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(calls):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return {
+        "median": statistics.median(times),
+        "p99": times[min(len(times) - 1, int(0.99 * len(times)))],
+        "max": times[-1],
+    }
+
+
 def markdown_table(df: pd.DataFrame) -> str:
     """A GitHub markdown table of ``df`` (cells already formatted as text); no extra dependency."""
     head = "| " + " | ".join(map(str, df.columns)) + " |"

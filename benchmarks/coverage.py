@@ -31,7 +31,7 @@ import pandas as pd
 from _common import markdown_table, write_results
 
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, State, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.models import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "coverage.md"
 HORIZONS_MONTHS = tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)

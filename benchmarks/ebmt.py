@@ -63,7 +63,7 @@ def _columns(data_name: str, label: str, X: pd.DataFrame) -> list[str]:
 
 def _fit_predict(family: str, params: dict, X_tr, y_tr, post_tr, X_te, times_days, seed: int) -> np.ndarray:
     """(n_test, 4, k): event-free, relapse, NRM (CIF) and OS from the illness–death model."""
-    from nbrisk.models._base import CIFCoherenceWarning
+    from nbrisk.models import CIFCoherenceWarning
     from nbrisk.models.illness_death import IllnessDeathModel
     from nbrisk.training.config import ModelSpec
 

@@ -6,6 +6,7 @@ Run from the repository root (each measurement in a fresh subprocess; use ``nice
     nice -n 10 uv run python benchmarks/scale.py                          # everything below, default sizes
     nice -n 10 uv run python benchmarks/scale.py --fg-sizes 2000,10000,50000 --train-sizes 2000,10000
     uv run python benchmarks/scale.py --train-sizes 2000 --modes local,dask --fg-sizes 2000 --task-sizes 2000
+    uv run python benchmarks/scale.py --fg-sizes "" --task-sizes "" --train-sizes ""   # re-render scale.json only
 
 1. **Fine–Gray alone** (``--fg-sizes``): fit time and peak RSS of :class:`~nbrisk.models.fine_gray.FineGray` (the
    default config's ``alpha = 10``) on the feature matrix of the synthetic cohort, and the number of rows the former
@@ -103,12 +104,10 @@ def child_fine_gray(n: int) -> dict:
 
 
 def child_tasks(n: int) -> dict:
-    from nbrisk.core import months_to_days
     from nbrisk.training import validation as V
     from nbrisk.training.config import load_config
 
     records, outcomes = _cohort(n)
-    times = months_to_days(HORIZONS)
     out: dict = {"n": n, "fit_s": {}, "predict_s": {}}
     for spec in load_config(None).models:
         if spec.is_null:
@@ -117,7 +116,7 @@ def child_tasks(n: int) -> dict:
         fitted = V.fit_candidate(spec, spec.candidates()[0], records, outcomes, 0)
         out["fit_s"][spec.name] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        pred = fitted.predict(records, times)
+        pred = V.predict_states(fitted, records, HORIZONS)
         out["predict_s"][spec.name] = time.perf_counter() - t0
     t0 = time.perf_counter()
     V.evaluate(outcomes, pred, HORIZONS)
@@ -230,17 +229,31 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     sizes = {k: [int(s) for s in getattr(args, k).split(",") if s.strip()] for k in ("fg_sizes", "task_sizes")}
-    report: dict = {"fg": [], "tasks": [], "train": []}
+    # measurements accumulate across runs (a subset can be re-measured): kept as JSON beside the markdown
+    store = args.out.with_suffix(".json")
+    report: dict = json.loads(store.read_text()) if store.exists() else {"fg": [], "tasks": [], "train": []}
+
+    def record(kind: str, entry: dict) -> None:
+        if store.exists():  # another run may have added measurements meanwhile
+            report.update(json.loads(store.read_text()))
+        same = [e for e in report[kind] if (e["n"], e.get("mode")) == (entry["n"], entry.get("mode"))]
+        for e in same:
+            report[kind].remove(e)
+        report[kind].append(entry)
+        report[kind].sort(key=lambda e: (e["n"], e.get("mode", "")))
+        store.write_text(json.dumps(report, indent=1, default=float))
+        write_markdown(report, args.out)  # after every measurement: a long run that is cut short keeps its results
+
     for n in sizes["fg_sizes"]:
         la = load()
         res, wall, mem = _run_child(["fg", str(n)])
         print("fine-gray", n, res, mem, flush=True)
-        report["fg"].append({"n": n, "res": res, "load": la, "mem": mem})
+        record("fg", {"n": n, "res": res, "load": la, "mem": mem})
     for n in sizes["task_sizes"]:
         la = load()
         res, wall, mem = _run_child(["tasks", str(n)])
         print("tasks", n, res, flush=True)
-        report["tasks"].append({"n": n, "res": res, "load": la})
+        record("tasks", {"n": n, "res": res, "load": la})
     for n in [int(s) for s in args.train_sizes.split(",") if s.strip()]:
         for mode in [m for m in args.modes.split(",") if m]:
             with tempfile.TemporaryDirectory(prefix="nbrisk_scale_") as home:
@@ -250,10 +263,8 @@ def main(argv: list[str] | None = None) -> int:
                 res, wall, mem = _run_child(["train", str(n), mode], env=env)
                 writes = mlflow_writes(Path(home)) if res else {}
             print("train", n, mode, res, wall, mem, writes, flush=True)
-            report["train"].append(
-                {"n": n, "mode": mode, "res": res, "wall": wall, "mem": mem, "writes": writes, "load": la}
-            )
-    write_markdown(report, args.out)
+            record("train", {"n": n, "mode": mode, "res": res, "wall": wall, "mem": mem, "writes": writes, "load": la})
+    write_markdown(report, args.out)  # (with empty size lists: re-render the stored measurements only)
     return 0
 
 
@@ -262,7 +273,8 @@ def write_markdown(report: dict, out: Path) -> None:
     lines = [
         "# Scale (`benchmarks/scale.py`)",
         "",
-        f"{now:%Y-%m-%d %H:%M} UTC. Machine: {os.cpu_count()} cores ({platform.machine()}), Python "
+        f"Last written {now:%Y-%m-%d %H:%M} UTC (measurements accumulate in `scale.json`). Machine: "
+        f"{os.cpu_count()} cores ({platform.machine()}), Python "
         f"{platform.python_version()}, shared with other jobs (1/5/15-minute load averages at the start of each "
         "measurement are given: with load L on 2 cores each process gets roughly 2/L of a core, so times are upper "
         "bounds). SYNTHETIC — not for clinical use.",
@@ -333,7 +345,118 @@ def write_markdown(report: dict, out: Path) -> None:
                 f"{x['per_model_s']} | {r['load']} |"
             )
         lines.append("")
+    lines += where_time_goes(report)
+    lines += capacity_model(report)
     write_results(out, "\n".join(lines) + "\n")
+
+
+def where_time_goes(report: dict) -> list[str]:
+    """Shares of the largest local training run by model, and the evaluation share implied by the task costs."""
+    runs = [r for r in report["train"] if r["res"] and r["mode"] == "local"] or [r for r in report["train"] if r["res"]]
+    if not runs:
+        return []
+    r = max(runs, key=lambda x: x["n"])
+    total = r["res"]["train_s"]
+    per = sorted(r["res"]["per_model_s"].items(), key=lambda kv: -kv[1])
+    out = [
+        f"## Where the time goes (n = {r['n']:,}, {r['mode']})",
+        "",
+        "Seconds per model (nested CV, bootstrap CIs of the pooled metrics, optimism and leave-center-out refits, "
+        "final fit with interval refits) and share of train(): "
+        + ", ".join(f"{m} {s:.0f} s ({s / total:.0%})" for m, s in per)
+        + f"; the rest ({max(total - sum(s for _, s in per), 0):.0f} s) is data generation, MLflow logging and "
+        "registration.",
+    ]
+    tasks = [t["res"] for t in report["tasks"] if t["res"] and t["n"] == r["n"]]
+    if tasks:
+        ev = tasks[0]["evaluate_s"]
+        models = len(per)
+        out.append(
+            f"One evaluation of the bootstrap metric set costs {ev:.2f} s at this n; the default config pays it "
+            f"200 times per model for the CIs (+ folds, tuning and optimism evaluations): ≥ {200 * ev * models:.0f} "
+            f"CPU-s for {models} models, {200 * ev * models / total / 2:.0%} of the run's 2-core capacity. "
+            "Fits by family: " + ", ".join(f"{m} {s:.1f} s" for m, s in tasks[0]["fit_s"].items()) + "."
+        )
+    out.append("")
+    return out
+
+
+def _power_law(n1: float, t1: float, n2: float, t2: float, n: float) -> tuple[float, float]:
+    """t(n) = t2 (n / n2)^b through two measurements; returns (t(n), b), b clipped to [1, 2]."""
+    import math
+
+    b = math.log(max(t2, 1e-9) / max(t1, 1e-9)) / math.log(n2 / n1) if n2 != n1 else 1.0
+    b = min(max(b, 1.0), 2.0)
+    return t2 * (n / n2) ** b, b
+
+
+def _write_rate(report: dict) -> str:
+    done = [r for r in report["train"] if r["res"] and r["writes"]]
+    if not done:
+        return ""
+    r = max(done, key=lambda x: x["n"])
+    rows = sum(r["writes"].get(t, 0) for t in ("params", "metrics", "tags"))
+    return (
+        f" (measured at n = {r['n']:,}: {rows:,} rows and {r['writes'].get('artifact_files', 0)} artifact files in "
+        f"{r['res']['train_s'] / 60:.1f} min, {rows / r['res']['train_s']:.1f} rows/s averaged over the run)"
+    )
+
+
+def capacity_model(report: dict, n: int = 100_000, refits: int = 200) -> list[str]:
+    """On paper: ``refits`` bootstrap refits (optimism or interval refits) of each family at ``n`` patients."""
+    tasks = sorted((r["res"] for r in report["tasks"] if r["res"]), key=lambda x: x["n"])
+    if len(tasks) < 2:
+        return []
+    lo, hi = tasks[0], tasks[-1]
+    rows, total = [], 0.0
+    for m in hi["fit_s"]:
+        fit, b = _power_law(lo["n"], lo["fit_s"][m], hi["n"], hi["fit_s"][m], n)
+        pred, _ = _power_law(lo["n"], lo["predict_s"][m], hi["n"], hi["predict_s"][m], n)
+        ev, _ = _power_law(lo["n"], lo["evaluate_s"], hi["n"], hi["evaluate_s"], n)
+        task = fit + 2 * pred + 2 * ev  # optimism refit: fit, predict sample and original data, two evaluations
+        core_h = refits * task / 3600
+        total += core_h
+        rows.append((m, b, task, core_h))
+    data_mb = hi["data_mb"] * n / hi["n"]
+    task_mb = hi["peak_mb"] * n / hi["n"]
+    out = [
+        f"## Capacity model on paper: n = {n:,}, {refits} bootstrap refits, k nodes",
+        "",
+        f"Per-task costs measured above at n = {lo['n']:,} and {hi['n']:,} (this machine, loaded: upper bounds) and "
+        f"extrapolated as t(n) ∝ n^b, b from the two sizes (clipped to [1, 2]). One refit task = fit + prediction "
+        "of the resample and of the original cohort + two evaluations of the bootstrap metric set (Harrell's "
+        "optimism; an interval refit is cheaper: fit only).",
+        "",
+        "| family | exponent b | one refit task at n = 100,000 | core-hours for 200 refits | wall on k nodes × 8 "
+        "cores (k = 1 / 4 / 16) |",
+        "|---|---|---|---|---|",
+    ]
+    for m, b, task, core_h in rows:
+        walls = " / ".join(f"{refits * task / (k * 8) / 3600:.1f} h" for k in (1, 4, 16))
+        out.append(f"| {m} | {b:.2f} | {task / 60:.1f} min | {core_h:.1f} | {walls} |")
+    out += [
+        f"| **all four** | | | **{total:.1f}** | " + " / ".join(f"{total / (k * 8):.1f} h" for k in (1, 4, 16)) + " |",
+        "",
+        "Assumptions and consequences:",
+        "",
+        "- Tasks are independent and each takes one core (BLAS and tree learners single-threaded, as the workers "
+        "run them); wall time on k nodes of c cores ≈ core-hours / (k·c) while refits ≥ k·c, i.e. linear scaling up "
+        f"to {refits} cores; the Dask scheduler adds ~1 ms per task, negligible against minutes.",
+        f"- Memory per task: the records at n = {n:,} take ≈ {data_mb:.0f} MB (scaled from "
+        f"{hi['data_mb']:.0f} MB at {hi['n']:,}), scattered once per worker, not per task; one task's peak "
+        f"(all families fitted in one process at n = {hi['n']:,} peaked at {hi['peak_mb']:.0f} MB) scales to "
+        f"≈ {task_mb / 1024:.1f} GB at n = {n:,} if linear — Fine–Gray is linear now "
+        "(the former expansion was ~n × censoring times rows, 8.6 GB at n = 10,000).",
+        "- Database writes do not grow with the refits: a training run writes its metrics, parameters and tags "
+        "once per model and the bootstrap replicates as one JSON artifact per model, all from the client after the "
+        f"tasks finish{_write_rate(report)}; k nodes change when these rows are written, not how many — one "
+        "PostgreSQL server is ample.",
+        "- Not modelled: the nested-CV tuning grid (multiplies the CV part, not the refits), stragglers (the "
+        "last wave of tasks; ~1 task time at the end), and the evaluation's C-index sweep, which is the largest "
+        "per-evaluation cost (pure-Python Fenwick tree) and is paid 200 × per model by the bootstrap CIs.",
+        "",
+    ]
+    return out
 
 
 if __name__ == "__main__":  # Dask workers re-import __main__: nothing may run on import

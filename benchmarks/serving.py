@@ -1,24 +1,35 @@
-"""Serving benchmark: the nbrisk BentoML service vs ``mlflow models serve`` of the same registered model vs the bare
-in-process predictor, on loopback only. Writes ``benchmarks/results/serving.md``.
+"""Serving benchmark: nbrisk's service vs a bare FastAPI app around the same predictor vs ``mlflow models serve`` of
+the same registered model, on loopback only, one load generator for all. Writes ``benchmarks/results/serving.md``.
 
-    uv run python benchmarks/serving.py                 # ~6–8 minutes on 2 cores
-    uv run python benchmarks/serving.py --duration 5 --workers 1
+    uv run python benchmarks/serving.py                      # ~8 minutes on 2 cores (+ benchmarks/resilience.py)
+    uv run python benchmarks/serving.py --duration 5 --skip-resilience
 
-What it does (every loop bounded in time and count; every server bound to 127.0.0.1 and stopped at the end):
+What it does (every loop bounded in time and count; every server bound to 127.0.0.1 on a free port and stopped, by
+process group, at the end):
 
 1. A temporary ``NBRISK_HOME`` (or ``--home``) with its own SQLite MLflow registry; if it has no ``nbrisk@champion``,
-   ``configs/quick.toml`` is trained on the embedded synthetic cohort (``nbrisk.start.ensure_champion``); an API key
-   is created for the run.
-2. The bare predictor (``nbrisk.serving.predictor.Predictor.from_uri``): one-patient ``risk`` calls in a loop, and one
-   1,000-patient call — the floor any server adds its overhead to.
-3. For each worker count: ``bentoml serve nbrisk.serving.service:RiskService`` and ``mlflow models serve -m
-   models:/nbrisk@champion --env-manager local`` (the pyfunc; same model version). Single-patient POSTs with
-   ``wrk`` (Debian package; installed with apt-get when missing) at concurrency 1, 8, 32: throughput, p50, p99,
-   non-2xx count. Then the latency of one 1,000-patient request (median of 5, httpx).
+   ``configs/quick.toml`` is trained on the embedded synthetic cohort (what ``scripts/start.sh`` serves); an API key
+   is created for the run. Rate limiting stays off (its default).
+2. The in-process predictor (``Predictor.risk`` on one patient, fast path, ``gc.freeze`` applied): the floor any
+   server adds its overhead to; and one 1,000-patient call.
+3. Each server in turn, alone on the machine with the load generator:
 
-Both servers run uvicorn; with ``uvloop`` and ``httptools`` installed (project dependencies) uvicorn's ``auto``
-choices pick them for both, so each server is measured in its best configuration. The load generator shares the two
-cores with the server under test, as any single-machine benchmark does; the machine's load average is recorded.
+   * **nbrisk**, 1 and 2 workers: ``bentoml serve nbrisk.serving.service:RiskService`` (``NBRISK_WORKERS``): API key,
+     audit row, request parsing and limits, security headers, micro-batching;
+   * **bare**, 1 and 2 workers: ``benchmarks/bare_app.py`` under uvicorn — ``json.loads`` → ``Predictor.risk`` → JSON,
+     nothing else: the ceiling of this design;
+   * **mlflow**, 1 and 2 workers: ``mlflow models serve -m models:/nbrisk@champion --env-manager local`` (the pyfunc
+     of the same model version).
+
+   Single-patient POSTs at concurrency 1, 8 and 32 with **wrk** (a C event-loop load generator, one thread, Lua
+   script; Debian package, installed with apt-get when missing): throughput, p50, p99 and max latency, non-2xx and
+   socket errors; then one 1,000-patient request (median of 5, httpx).
+4. If ``benchmarks/resilience.py`` exists (soak and kill-recovery), it is run with the same environment (trained home)
+   and the results file it writes is included here.
+
+The load generator shares the 2 cores with the server under test (wrk is the cheapest generator available: one
+thread, no per-request Python); the 1-minute load average is recorded before and after each server. nbrisk and the
+bare app both run on uvicorn with uvloop and httptools; ``mlflow models serve`` runs its own default (uvicorn).
 """
 
 from __future__ import annotations
@@ -29,8 +40,6 @@ import json
 import os
 import platform
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,10 +48,12 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from nbrisk import processes
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "serving.md"
+RESILIENCE = REPO / "benchmarks" / "resilience.py"
 HORIZONS = list(DEFAULT_HORIZONS_MONTHS)
 
 WRK_SCRIPT = r"""
@@ -53,19 +64,13 @@ local auth = os.getenv("BENCH_AUTH")
 if auth ~= nil and auth ~= "" then wrk.headers["Authorization"] = auth end
 done = function(summary, latency, requests)
   io.write(string.format(
-    "BENCH_JSON {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p99_us\": %d, \"mean_us\": %.1f, " ..
-    "\"status_errors\": %d, \"socket_errors\": %d}\n",
-    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.mean,
+    "BENCH_JSON {\"requests\": %d, \"duration_us\": %d, \"p50_us\": %d, \"p99_us\": %d, \"max_us\": %d, " ..
+    "\"mean_us\": %.1f, \"status_errors\": %d, \"socket_errors\": %d}\n",
+    summary.requests, summary.duration, latency:percentile(50), latency:percentile(99), latency.max, latency.mean,
     summary.errors.status, summary.errors.connect + summary.errors.read + summary.errors.write +
     summary.errors.timeout))
 end
 """
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def ensure_wrk() -> str:
@@ -81,67 +86,26 @@ def ensure_wrk() -> str:
     return path
 
 
-def wait_http(url: str, proc: subprocess.Popen, timeout: float = 300.0) -> None:
-    import httpx
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited with {proc.returncode} before {url} answered")
-        try:
-            if httpx.get(url, timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    raise RuntimeError(f"{url} not ready after {timeout:.0f} s")
-
-
 @contextmanager
 def server(cmd: list[str], env: dict[str, str], ready_url: str, log: Path):
-    with log.open("wb") as fh:
-        proc = subprocess.Popen(cmd, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+    """A server started in its own process group, ready when ``ready_url`` answers 200, stopped with its group."""
+    import httpx
+
+    proc = processes.start(cmd, log, env=env, cwd=REPO)
     try:
-        wait_http(ready_url, proc)
+        processes.wait_until(lambda: httpx.get(ready_url, timeout=2).status_code == 200, 300.0, proc, log, ready_url)
         yield proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        processes.stop_group(proc)
 
 
-def run_wrk(
-    wrk: str, url: str, body_file: Path, auth: str | None, concurrency: int, duration: int, script: Path
-) -> dict:
+def run_wrk(wrk: str, url: str, body_file: Path, auth: str | None, concurrency: int, duration: int, script: Path):
     env = {**os.environ, "BENCH_BODY_FILE": str(body_file), "BENCH_AUTH": auth or ""}
-    threads = min(concurrency, 2)
-    # 2-second warm-up (connections, caches), then the measured run
-    subprocess.run(
-        [wrk, "-t", str(threads), "-c", str(concurrency), "-d", "2s", "-s", str(script), url],
-        env=env,
-        capture_output=True,
-        timeout=60,
-        check=False,
-    )
+    base = [wrk, "-t", "1", "-c", str(concurrency), "--timeout", "10s", "-s", str(script)]
+    # 2-second warm-up (connections, caches, the first batches), then the measured run
+    subprocess.run([*base, "-d", "2s", url], env=env, capture_output=True, timeout=60, check=False)
     out = subprocess.run(
-        [
-            wrk,
-            "-t",
-            str(threads),
-            "-c",
-            str(concurrency),
-            "-d",
-            f"{duration}s",
-            "--timeout",
-            "10s",
-            "-s",
-            str(script),
-            url,
-        ],
+        [*base, "-d", f"{duration}s", url],
         env=env,
         capture_output=True,
         text=True,
@@ -153,7 +117,8 @@ def run_wrk(
         raise RuntimeError(f"wrk gave no result:\n{out}")
     res = json.loads(line[len("BENCH_JSON ") :])
     res["rps"] = res["requests"] / (res["duration_us"] / 1e6)
-    res["p50_ms"], res["p99_ms"] = res["p50_us"] / 1000.0, res["p99_us"] / 1000.0
+    for k in ("p50", "p99", "max"):
+        res[f"{k}_ms"] = res[f"{k}_us"] / 1000.0
     return res
 
 
@@ -171,11 +136,14 @@ def big_request_latency(url: str, body: bytes, headers: dict[str, str], repeats:
     return statistics.median(times) * 1000.0, status
 
 
-def bare_predictor(records: list[dict], n_calls: int = 300) -> dict:
-    from nbrisk.serving.predictor import Predictor
+def in_process(records: list[dict], n_calls: int = 2000) -> dict:
+    """The predictor alone, as the service holds it (fast path, warmed up, heap frozen)."""
+    from nbrisk.serving.predictor import Predictor, freeze_heap
 
     p = Predictor.from_uri("models:/nbrisk@champion")
-    for _ in range(20):
+    p.warm_up()
+    freeze_heap()
+    for _ in range(50):
         p.risk(records[:1], HORIZONS)
     lat = []
     t0 = time.perf_counter()
@@ -192,11 +160,52 @@ def bare_predictor(records: list[dict], n_calls: int = 300) -> dict:
         big.append(time.perf_counter() - t)
     return {
         "rps": n_calls / total,
-        "p50_ms": lat[len(lat) // 2] * 1000,
+        "p50_ms": statistics.median(lat) * 1000,
         "p99_ms": lat[int(len(lat) * 0.99)] * 1000,
+        "max_ms": lat[-1] * 1000,
         "big_ms": statistics.median(big) * 1000,
         "version": p.served.version,
+        "n_calls": n_calls,
     }
+
+
+def server_command(name: str, workers: int, port: int) -> tuple[list[str], dict[str, str], str, str]:
+    """(command, extra environment, readiness URL, request path) of one server under test."""
+    py = sys.executable
+    host = ["--host", "127.0.0.1", "--port", str(port)]
+    if name == "nbrisk":
+        cmd = [py, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService", *host]
+        return cmd, {"NBRISK_WORKERS": str(workers)}, f"http://127.0.0.1:{port}/readyz", "/v1/risk"
+    if name == "bare":
+        cmd = [py, "-m", "uvicorn", "bare_app:app", "--app-dir", str(REPO / "benchmarks"), *host]
+        cmd += ["--workers", str(workers), "--log-level", "warning", "--no-access-log"]
+        return cmd, {}, f"http://127.0.0.1:{port}/ready", "/risk"
+    cmd = [py, "-m", "mlflow", "models", "serve", "-m", "models:/nbrisk@champion", "--env-manager", "local"]
+    cmd += ["-h", "127.0.0.1", "-p", str(port), "-w", str(workers)]
+    return cmd, {}, f"http://127.0.0.1:{port}/ping", "/invocations"
+
+
+def run_resilience(env: dict[str, str], log: Path) -> str:
+    """Run ``benchmarks/resilience.py`` (if present) and return the results file it wrote, as markdown."""
+    if not RESILIENCE.exists():
+        return ""
+    started = time.time()
+    print("resilience benchmark (benchmarks/resilience.py)...", flush=True)
+    with log.open("wb") as fh:
+        proc = subprocess.run(
+            [sys.executable, str(RESILIENCE)], env=env, cwd=REPO, stdout=fh, stderr=subprocess.STDOUT, check=False
+        )
+    written = [p for p in (REPO / "benchmarks" / "results").glob("resilience*.md") if p.stat().st_mtime >= started]
+    if proc.returncode != 0 or not written:
+        tail = log.read_text(errors="replace").strip().splitlines()[-5:]
+        return "\n".join(
+            ["## Resilience", "", f"`benchmarks/resilience.py` exited with {proc.returncode}:", "", "```", *tail, "```"]
+        )
+    text = max(written, key=lambda p: p.stat().st_mtime).read_text()
+    body = "\n".join(
+        ("#" + line) if line.startswith("#") else line for line in text.splitlines()
+    )  # its headings one level down
+    return f"## Resilience (`benchmarks/resilience.py`, same run)\n\n{body.strip()}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -204,11 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--home", type=Path, default=None, help="NBRISK_HOME to use (default: a temporary folder)")
     ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")
     ap.add_argument("--concurrency", default="1,8,32")
-    ap.add_argument("--workers", default="1,2", help="worker counts to try for both servers")
+    ap.add_argument("--servers", default="nbrisk:1,nbrisk:2,bare:1,bare:2,mlflow:1,mlflow:2")
+    ap.add_argument("--skip-resilience", action="store_true", help="do not run benchmarks/resilience.py")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     concurrency = [int(c) for c in args.concurrency.split(",")]
-    workers = [int(w) for w in args.workers.split(",")]
+    servers = [(s.split(":")[0], int(s.split(":")[1])) for s in args.servers.split(",")]
     wrk = ensure_wrk()
 
     tmp = Path(tempfile.mkdtemp(prefix="nbrisk-bench-"))
@@ -218,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("MLFLOW_TRACKING_URI", f"sqlite:///{home / 'mlruns' / 'mlflow.db'}")
     os.environ["BENTOML_DO_NOT_TRACK"] = "true"
     os.environ["BENTOML_HOME"] = str(tmp / "bentoml")
+    started = dt.datetime.now(dt.UTC)
     load_start = os.getloadavg()
 
     from nbrisk.features.record import example_record
@@ -231,164 +242,189 @@ def main(argv: list[str] | None = None) -> int:
 
     rec = example_record(with_outcomes=False)
     records = [dict(rec, patient_id=f"B-{i:04d}") for i in range(1000)]
-    files = {
-        "nbrisk_one": json.dumps({"patients": [rec], "horizons_months": HORIZONS}),
+    bodies = {
+        "one": json.dumps({"patients": [rec], "horizons_months": HORIZONS}),
+        "big": json.dumps({"patients": records, "horizons_months": HORIZONS}),
         "mlflow_one": json.dumps({"dataframe_records": [rec], "params": {"horizons_months": HORIZONS}}),
-        "nbrisk_big": json.dumps({"patients": records, "horizons_months": HORIZONS}),
         "mlflow_big": json.dumps({"dataframe_records": records, "params": {"horizons_months": HORIZONS}}),
     }
     paths = {}
-    for name, text in files.items():
+    for name, text in bodies.items():
         paths[name] = tmp / f"{name}.json"
         paths[name].write_text(text)
     script = tmp / "post.lua"
     script.write_text(WRK_SCRIPT)
 
-    print("bare predictor...", flush=True)
-    bare = bare_predictor(records)
-    print(f"  {bare}", flush=True)
+    print("in-process predictor...", flush=True)
+    bare_call = in_process(records)
+    print(f"  {bare_call}", flush=True)
 
     rows: list[dict] = []
     big: dict[str, tuple[float, int]] = {}
+    loads: dict[str, tuple[float, float]] = {}
     env = dict(os.environ)
-    for w in workers:
-        for name in ("nbrisk", "mlflow"):
-            port = free_port()
-            if name == "nbrisk":
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "bentoml",
-                    "serve",
-                    "nbrisk.serving.service:RiskService",
-                    "--host",
-                    "127.0.0.1",
-                    "--port",
-                    str(port),
-                ]
-                senv, ready, path = {**env, "NBRISK_WORKERS": str(w)}, f"http://127.0.0.1:{port}/readyz", "/v1/risk"
-                one, bigf, hdr = paths["nbrisk_one"], paths["nbrisk_big"], {"Authorization": auth}
-            else:
-                cmd = [
-                    sys.executable,
-                    "-m",
-                    "mlflow",
-                    "models",
-                    "serve",
-                    "-m",
-                    "models:/nbrisk@champion",
-                    "--env-manager",
-                    "local",
-                    "-h",
-                    "127.0.0.1",
-                    "-p",
-                    str(port),
-                    "-w",
-                    str(w),
-                ]
-                senv, ready, path = env, f"http://127.0.0.1:{port}/ping", "/invocations"
-                one, bigf, hdr = paths["mlflow_one"], paths["mlflow_big"], {}
-            label = f"{name} ({w} worker{'s' if w > 1 else ''})"
-            print(f"{label}: starting", flush=True)
-            with server(cmd, senv, ready, tmp / f"{name}-{w}.log"):
-                url = f"http://127.0.0.1:{port}{path}"
-                for c in concurrency:
-                    res = run_wrk(wrk, url, one, hdr.get("Authorization"), c, args.duration, script)
-                    res.update(server=name, workers=w, label=label, concurrency=c)
-                    rows.append(res)
-                    print(
-                        f"  c={c}: {res['rps']:.1f} req/s, p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms,"
-                        f" non-2xx {res['status_errors']}, socket errors {res['socket_errors']}",
-                        flush=True,
-                    )
-                big[label] = big_request_latency(url, bigf.read_bytes(), {**hdr, "Content-Type": "application/json"})
-                print(f"  1,000 patients: {big[label][0]:.0f} ms (HTTP {big[label][1]})", flush=True)
+    for name, w in servers:
+        port = processes.free_port()
+        cmd, extra, ready, path = server_command(name, w, port)
+        label = f"{name} ({w} worker{'s' if w > 1 else ''})"
+        one = paths["mlflow_one" if name == "mlflow" else "one"]
+        bigf = paths["mlflow_big" if name == "mlflow" else "big"]
+        hdr = {"Authorization": auth} if name == "nbrisk" else {}
+        print(f"{label}: starting", flush=True)
+        with server(cmd, {**env, **extra}, ready, tmp / f"{name}-{w}.log"):
+            load_before = os.getloadavg()[0]
+            url = f"http://127.0.0.1:{port}{path}"
+            for c in concurrency:
+                res = run_wrk(wrk, url, one, hdr.get("Authorization"), c, args.duration, script)
+                res.update(server=name, workers=w, label=label, concurrency=c)
+                rows.append(res)
+                print(
+                    f"  c={c}: {res['rps']:.1f} req/s, p50 {res['p50_ms']:.1f} ms, p99 {res['p99_ms']:.1f} ms, max "
+                    f"{res['max_ms']:.1f} ms, non-2xx {res['status_errors']}, socket errors {res['socket_errors']}",
+                    flush=True,
+                )
+            big[label] = big_request_latency(url, bigf.read_bytes(), {**hdr, "Content-Type": "application/json"})
+            loads[label] = (load_before, os.getloadavg()[0])
+            print(f"  1,000 patients: {big[label][0]:.0f} ms (HTTP {big[label][1]})", flush=True)
 
-    write_report(args.out, rows, big, bare, version, concurrency, load_start, os.getloadavg(), args.duration)
+    resilience = "" if args.skip_resilience else run_resilience(dict(os.environ), tmp / "resilience.log")
+    write_report(
+        args.out,
+        rows=rows,
+        big=big,
+        bare_call=bare_call,
+        version=version,
+        concurrency=concurrency,
+        load_start=load_start,
+        load_end=os.getloadavg(),
+        loads=loads,
+        duration=args.duration,
+        started=started,
+        resilience=resilience,
+    )
     print(f"wrote {args.out}")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
 NOTES = [
+    "- **Tail latency was garbage collection.** A loaded model, MLflow, pandas and scikit-learn leave ~300,000 "
+    "objects that every generation-2 collection re-traversed (240–270 ms, one request in ~1,000). The service now "
+    "warms the predictor up and freezes the heap after loading a model and after every model swap "
+    "(`nbrisk.serving.predictor.freeze_heap`).",
+    "- **One patient costs ~2–3 ms in process** on the fast path: records are typed by plain per-field parsers "
+    "generated from the contract's field table and go to the model as numpy columns (no pandas DataFrame from JSON "
+    "to answer); anything not plainly valid defers to the column validator, which words every problem. A property "
+    "test compares both paths answer for answer and error for error.",
     "- nbrisk micro-batches concurrent small requests (`nbrisk.serving.batching`): whatever arrives while a batch is "
-    "predicted forms the next one, answered by one validation and one prediction. Most of a one-patient request's "
-    "cost is fixed (pandas frames in the record validator and the model), so throughput grows with concurrency "
-    "while `mlflow models serve` stays flat (on 2026-11-29, before batching was added, this benchmark gave nbrisk "
-    "20 req/s with 1 worker and 32 req/s with 2 workers at concurrency 8, vs mlflow's 11 and 20).",
-    "- One worker is the best nbrisk configuration on 2 cores (the default, `NBRISK_WORKERS=1`): a second worker "
-    "competes with the load generator and splits the batches.",
-    "- Tail latency is dominated by CPU contention: this machine's load average (see the header) was several times "
-    "its core count during the run, and even sequential requests (concurrency 1) show p99 ≫ p50. The bare "
-    "predictor's own p50 for one patient sets the floor; the fastest of repeated timings on this machine "
-    "(a proxy for an idle one) "
-    "are record validation ≈ 3–7 ms, model with 5 bootstrap interval members ≈ 1–2 ms, input warnings ≈ 1 ms, so "
-    "the p99 ≤ 50 ms target at concurrency 8 needs a machine not shared with other work; it is reported here as "
-    "measured.",
+    "predicted forms the next one, answered by one validation and one prediction.",
+    "- The bare app answers each request on the event loop with no batching; it is the ceiling of the per-request "
+    "work, not of batching — at high concurrency nbrisk can exceed it.",
+    "- On 2 cores wrk, the server's workers and anything else running share the CPUs: a second worker helps only "
+    "when a core is idle. The load average before and after each server is listed.",
 ]
 
 
 def write_report(
     out: Path,
+    *,
     rows: list[dict],
     big: dict,
-    bare: dict,
+    bare_call: dict,
     version: str,
     concurrency: list[int],
     load_start,
     load_end,
+    loads: dict,
     duration: int,
+    started: dt.datetime,
+    resilience: str,
 ) -> None:
-    def best(server: str, c: int) -> dict:
+    def pick(server: str, c: int, workers: int | None = None) -> dict | None:
         cands = [r for r in rows if r["server"] == server and r["concurrency"] == c]
-        return max(cands, key=lambda r: r["rps"])
+        if workers is not None:
+            cands = [r for r in cands if r["workers"] == workers]
+        return max(cands, key=lambda r: r["rps"]) if cands else None
 
     lines = [
         "# Serving benchmark",
         "",
-        f"Generated by `uv run python benchmarks/serving.py` on {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC: "
-        f"{os.cpu_count()} CPUs, Python {platform.python_version()}, load average at start "
-        f"{load_start[0]:.1f} / end {load_end[0]:.1f} (other work on the machine shares the same cores). "
-        f"Model `nbrisk` version {version} (quick config, synthetic cohort — SYNTHETIC, not for clinical use). "
-        f"Single-patient requests, horizons 12/24/36/60 months, `wrk` on loopback, {duration} s per point after a "
-        "2 s warm-up.",
+        f"Generated by `uv run python benchmarks/serving.py` on {started:%Y-%m-%d %H:%M} UTC: {os.cpu_count()} CPUs "
+        f"(load generator and server share them), Python {platform.python_version()}, 1-minute load average at start "
+        f"{load_start[0]:.1f} / end {load_end[0]:.1f}. Model `nbrisk` version {version} (`configs/quick.toml`: "
+        "clinical cause-specific Cox with 5 bootstrap refits for the intervals, synthetic cohort — SYNTHETIC, not for "
+        f"clinical use). Single-patient requests, horizons 12/24/36/60 months, `wrk` (1 thread) on loopback, "
+        f"{duration} s per point after a 2 s warm-up.",
         "",
-        "| server | concurrency | req/s | p50 (ms) | p99 (ms) | non-2xx | socket errors |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| server | concurrency | req/s | p50 (ms) | p99 (ms) | max (ms) | non-2xx | socket errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         lines.append(
             f"| {r['label']} | {r['concurrency']} | {r['rps']:.1f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | "
-            f"{r['status_errors']} | {r['socket_errors']} |"
+            f"{r['max_ms']:.1f} | {r['status_errors']} | {r['socket_errors']} |"
         )
     lines += [
         "",
-        f"Bare in-process predictor (`Predictor.risk`, one patient, sequential): {bare['rps']:.1f} calls/s, "
-        f"p50 {bare['p50_ms']:.1f} ms, p99 {bare['p99_ms']:.1f} ms; 1,000 patients in one call: "
-        f"{bare['big_ms']:.0f} ms.",
+        f"In process (`Predictor.risk`, one patient, fast path, heap frozen, {bare_call['n_calls']} sequential calls): "
+        f"{bare_call['rps']:.0f} calls/s, p50 {bare_call['p50_ms']:.2f} ms, p99 {bare_call['p99_ms']:.2f} ms, max "
+        f"{bare_call['max_ms']:.1f} ms; 1,000 patients in one call: {bare_call['big_ms']:.0f} ms.",
         "",
-        "One 1,000-patient request (median of 5):",
+        "One 1,000-patient request (median of 5), and the 1-minute load average before → after each server's runs:",
         "",
     ]
     for label, (ms, status) in big.items():
-        lines.append(f"- {label}: {ms:.0f} ms (HTTP {status})")
+        lb, la = loads.get(label, (float("nan"), float("nan")))
+        lines.append(f"- {label}: {ms:.0f} ms (HTTP {status}); load {lb:.1f} → {la:.1f}")
     lines += ["", "## Targets", ""]
-    if 8 in concurrency:
-        nb, ml = best("nbrisk", 8), best("mlflow", 8)
-        nb_big = min(v[0] for k, v in big.items() if k.startswith("nbrisk"))
-        ok = lambda b: "met" if b else "NOT met"  # noqa: E731
-        lines += [
-            f"- Throughput at concurrency 8, best configuration of each: nbrisk {nb['rps']:.1f} req/s ({nb['label']}) "
-            f"vs mlflow models serve {ml['rps']:.1f} req/s ({ml['label']}): ratio {nb['rps'] / ml['rps']:.2f} — "
-            f"target ≥ 1: {ok(nb['rps'] >= ml['rps'])}.",
-            f"- p99 at concurrency 8: {nb['p99_ms']:.1f} ms — target ≤ 50 ms: {ok(nb['p99_ms'] <= 50)}.",
-            f"- 1,000 patients in one request: {nb_big:.0f} ms — target ≤ 1 s: {ok(nb_big <= 1000)}.",
-            f"- Server vs bare predictor: nbrisk at c=1 serves {best('nbrisk', 1)['rps'] / bare['rps']:.2f}× the "
-            f"bare predictor's sequential rate (p50 {best('nbrisk', 1)['p50_ms']:.1f} vs {bare['p50_ms']:.1f} ms: "
-            "the difference is HTTP, auth, audit and JSON); mlflow at c=1: "
-            f"{best('mlflow', 1)['rps'] / bare['rps']:.2f}×.",
-        ]
+    ok = lambda b: "met" if b else "NOT met"  # noqa: E731
+    nb8, bare8, ml8 = pick("nbrisk", 8), pick("bare", 8), pick("mlflow", 8)
+    nb1 = pick("nbrisk", 1)
+    if nb8 is not None:
+        lines.append(
+            f"- p99 at concurrency 8 ({nb8['label']}, the faster configuration): {nb8['p99_ms']:.1f} ms — "
+            f"target ≤ 50 ms: {ok(nb8['p99_ms'] <= 50)}."
+        )
+    for w in sorted({r["workers"] for r in rows if r["server"] == "nbrisk"}):
+        r8, r1 = pick("nbrisk", 8, w), pick("nbrisk", 1, w)
+        if r8 is not None and r1 is not None and 8 in concurrency:
+            lines.append(
+                f"- nbrisk ({w} worker{'s' if w > 1 else ''}): p99 at concurrency 8 {r8['p99_ms']:.1f} ms, max at "
+                f"concurrency 1 {r1['max_ms']:.1f} ms."
+            )
+    if nb1 is not None:
+        best_max = min(r["max_ms"] for r in rows if r["server"] == "nbrisk" and r["concurrency"] == 1)
+        lines.append(
+            f"- max at concurrency 1 (best nbrisk configuration): {best_max:.1f} ms — "
+            f"target ≤ 100 ms: {ok(best_max <= 100)}."
+        )
+    if nb8 is not None and bare8 is not None:
+        ratio = nb8["rps"] / bare8["rps"]
+        lines.append(
+            f"- Throughput at concurrency 8, best configuration of each: nbrisk {nb8['rps']:.1f} req/s "
+            f"({nb8['label']}) vs bare FastAPI ceiling {bare8['rps']:.1f} req/s ({bare8['label']}): {ratio:.2f}× — "
+            f"target ≥ 0.8×: {ok(ratio >= 0.8)}."
+        )
+        for w in sorted({r["workers"] for r in rows if r["server"] == "nbrisk"}):
+            a, b = pick("nbrisk", 8, w), pick("bare", 8, w)
+            if a is not None and b is not None:
+                lines.append(
+                    f"  - same worker count ({w}): {a['rps']:.1f} vs {b['rps']:.1f} req/s, {a['rps'] / b['rps']:.2f}×."
+                )
+    if nb8 is not None and ml8 is not None:
+        ratio = nb8["rps"] / ml8["rps"]
+        lines.append(
+            f"- vs `mlflow models serve` at concurrency 8 ({ml8['label']}, {ml8['rps']:.1f} req/s): {ratio:.2f}× — "
+            f"target ≥ 3×: {ok(ratio >= 3)}."
+        )
+    nb_big = [v[0] for k, v in big.items() if k.startswith("nbrisk")]
+    if nb_big:
+        lines.append(
+            f"- 1,000 patients in one request: {min(nb_big):.0f} ms — target ≤ 1 s: {ok(min(nb_big) <= 1000)}."
+        )
     lines += ["", "## Notes", "", *NOTES]
+    if resilience:
+        lines += ["", resilience]
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text("\n".join(lines) + "\n", encoding="utf-8")
 

@@ -15,6 +15,13 @@ bootstrap refits for 95% intervals on a synthetic training cohort, then times, a
 * **a batch of 10,000 patients** with intervals at the same horizons (patients drawn from the synthetic generator).
 
 Targets (issue 3), for the Cox family: ≤ 5 ms for one patient in process, ≤ 2 s for the batch.
+
+**The served predictor** (issue 12): the whole in-process answer of ``POST /v1/risk`` for one patient —
+:meth:`nbrisk.serving.predictor.Predictor.risk` on a JSON record: contract validation, features, model with
+intervals, risk group, input warnings and the answer's lists — for the served model (the clinical cause-specific Cox
+of ``configs/quick.toml`` and ``configs/default.toml``, with their 5 and 100 bootstrap refits), on the fast path
+(no DataFrame) and on the DataFrame path, after the service's warm-up and ``gc.freeze`` (median, p99 and max of
+``--served-calls`` calls). Target: ≤ 3 ms median with intervals.
 Built on synthetic data: SYNTHETIC — not for clinical use.
 """
 
@@ -29,10 +36,10 @@ import warnings
 from pathlib import Path
 
 import pandas as pd
-from _common import markdown_table, median_time, write_results
+from _common import latency_summary, markdown_table, median_time, write_results
 
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS, SYNTHETIC_LABEL, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.models import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "speed_models.md"
 HORIZONS_MONTHS = tuple(float(h) for h in DEFAULT_HORIZONS_MONTHS)
@@ -75,12 +82,15 @@ def main(argv=None) -> int:
         default="CauseSpecificCox,FineGray,CauseSpecificForest,CauseSpecificBoosting",
         help="comma-separated model families to time",
     )
+    ap.add_argument("--served-calls", type=int, default=2000, help="calls per served-predictor timing")
+    ap.add_argument("--served-bootstrap", default="5,100", help="refits of the served models (quick, default config)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
     if args.quick:
         args.n_train, args.batch, args.bootstrap, args.forest_bootstrap, args.fine_gray_bootstrap = 500, 1000, 5, 2, 2
         args.repeats, args.batch_repeats = 5, 1
+        args.served_calls, args.served_bootstrap = 200, "5"
 
     from nbrisk import models
     from nbrisk.features.outcomes import derive_outcomes
@@ -147,6 +157,8 @@ def main(argv=None) -> int:
             }
         )
 
+    served = served_predictor_rows(train, args)
+
     checks = []
     for r in rows:
         if r["model family"].startswith(("CauseSpecificCox", "FineGray")):
@@ -175,13 +187,85 @@ whose F1 + F2 must be capped at 1 take its full grid of event times: most of its
 
 {markdown_table(table) if rows else "(no model available)"}
 
-## Targets (Cox family)
+## The served predictor: one whole `/v1/risk` answer in process
 
+`Predictor.risk` on one JSON patient (the documented example record), horizons 12/24/36/60 months: record
+validation, features, the clinical cause-specific Cox of the shipped configs inside the illness–death model with
+95% bootstrap intervals, risk group, input warnings and the answer's lists; {args.served_calls} calls after a warm-up,
+with the service's `gc.freeze` applied. Fast path: no DataFrame from JSON to answer; DataFrame path:
+`Predictor(fast=False)`, the reference the property tests compare it with (same answers and errors).
+
+{markdown_table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in served]))}
+
+## Targets
+
+{chr(10).join(served_checks(served))}
 {chr(10).join(checks) if checks else "- no Cox-family model available"}
 {("- missing model families (not importable at run time): " + ", ".join(missing)) if missing else ""}
 """
     write_results(args.out, text)
     return 0
+
+
+def served_predictor_rows(train: pd.DataFrame, args) -> list[dict]:
+    """Time ``Predictor.risk`` for one JSON patient on the served model (see the module docstring)."""
+    import gc
+
+    from nbrisk.features.outcomes import derive_outcomes
+    from nbrisk.features.pipeline import clinical_cox_params
+    from nbrisk.features.record import example_record, validate_records
+    from nbrisk.models.cox import CauseSpecificCox
+    from nbrisk.models.risk_model import fit_risk_model
+    from nbrisk.serving.predictor import Predictor, freeze_heap
+
+    records, problems = validate_records(train, require_outcomes=True, require_center=True)
+    if problems:
+        raise SystemExit(f"training cohort invalid: {problems[0]}")
+    records = records.reset_index(drop=True)
+    outcomes = derive_outcomes(records).reset_index(drop=True)
+    patient = [example_record(with_outcomes=False)]
+    rows = []
+    for B in (int(b) for b in args.served_bootstrap.split(",") if b.strip()):
+        print(f"served predictor: clinical Cox with {B} refits ...", file=sys.stderr)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CIFCoherenceWarning)
+            rm = fit_risk_model(
+                records,
+                outcomes,
+                CauseSpecificCox(**clinical_cox_params(), alpha=10.0),
+                model_name="cox",
+                family="CauseSpecificCox",
+                synthetic=True,
+                n_interval_bootstrap=B,
+            )
+        for fast in (True, False):
+            predictor = Predictor.from_risk_model(rm, fast=fast)
+            predictor.warm_up()
+            freeze_heap()
+            lat = latency_summary(lambda p=predictor: p.risk(patient, HORIZONS_MONTHS), args.served_calls)
+            gc.unfreeze()
+            rows.append(
+                {
+                    "served model": f"clinical Cox, {B} refits",
+                    "path": "fast (no DataFrame)" if fast else "DataFrame",
+                    "median": fmt_s(lat["median"]),
+                    "p99": fmt_s(lat["p99"]),
+                    "max": fmt_s(lat["max"]),
+                    "_median": lat["median"],
+                    "_fast": fast,
+                }
+            )
+            print(f"  {rows[-1]['path']}: median {rows[-1]['median']}, max {rows[-1]['max']}", file=sys.stderr)
+    return rows
+
+
+def served_checks(served: list[dict]) -> list[str]:
+    return [
+        f"- served predictor, {r['served model']}, fast path: one patient with intervals {r['median']} (median) → "
+        f"{'MET' if r['_median'] <= 0.003 else 'NOT MET'} (≤ 3 ms)"
+        for r in served
+        if r["_fast"]
+    ]
 
 
 if __name__ == "__main__":

@@ -55,13 +55,15 @@ import numpy as np
 import pandas as pd
 from _common import markdown_table, write_results
 
-from nbrisk.core import SYNTHETIC_LABEL, months_to_days
-from nbrisk.models._base import CIFCoherenceWarning
+from nbrisk.core import SYNTHETIC_LABEL, State, months_to_days
+from nbrisk.models import CIFCoherenceWarning
 
 RESULTS = Path(__file__).resolve().parent / "results" / "worlds.md"
 HORIZONS = (12.0, 24.0, 60.0)
 TAU = 24.0
 CAUSES = (("relapse", 1), ("trm", 2))
+#: The relapse and TRM states of a prediction (axis 1 of predict_states, in the order of CAUSES).
+CIF_STATES = [State.RELAPSE, State.TRM]
 FAMILIES = ("clinical Cox", "data-driven Cox", "forest", "boosting")
 COX = ("clinical Cox", "data-driven Cox")
 METHODS = ("percentile", "widened", "envelope")
@@ -159,11 +161,11 @@ def run_world(world, args, log):
             fitted = fit_families(train, derive_outcomes(train), val, test, args, seed)
             preds = {}
             for name, (Xva, Xte, idm) in fitted.items():
-                pv = idm.predict_states(Xva, days)[:, :2]
+                pv = idm.predict_states(Xva, days)[:, CIF_STATES]
                 if idm.n_bootstrap > 0:
-                    pt, lo, hi = (a[:, :2] for a in idm.predict_states(Xte, days, return_interval=True))
+                    pt, lo, hi = (a[:, CIF_STATES] for a in idm.predict_states(Xte, days, return_interval=True))
                 else:
-                    pt, lo, hi = idm.predict_states(Xte, days)[:, :2], None, None
+                    pt, lo, hi = idm.predict_states(Xte, days)[:, CIF_STATES], None, None
                 preds[name] = (pv, pt, lo, hi)
         fit_s = time.perf_counter() - t0
         score = {}

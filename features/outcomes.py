@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 
 from nbrisk.core import Cause
-from nbrisk.features.record import CohortValidationError, Problem, _display, _plain
+from nbrisk.features.record import CohortValidationError, Problem, display_value
 
 #: Time (days) given to an event or censoring on day 0 (and to a death on the day of relapse, post-relapse).
 DAY_ZERO_TIME = 0.5
@@ -89,7 +89,7 @@ def outcome_problems(df: pd.DataFrame, *, first_row: int = 1, check_missing: boo
 
     def add(mask: np.ndarray, fields: tuple[str, ...], rule: str) -> None:
         for pos in np.flatnonzero(mask):
-            value = ", ".join(f"{f}={_display(_plain(df[f].iat[pos])) if f in df.columns else ''}" for f in fields)
+            value = ", ".join(f"{f}={display_value(df[f].iat[pos]) if f in df.columns else ''}" for f in fields)
             pid = ids[pos] if isinstance(ids[pos], str) else None
             found.append((int(pos), len(found), Problem(int(pos) + first_row, pid, ",".join(fields), value, rule)))
 

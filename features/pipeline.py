@@ -334,7 +334,7 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         }
         self.curie_over_2_share_[""] = overall
         self._complete(inp)
-        self.spline_knots_ = {}
+        self.spline_knots_: dict[str, Any] = {}
         if self.splines:
             self.spline_knots_ = {}  # the tertiles of the imputed training values (knots must exist before columns)
             base = self._numeric_columns(inp)
@@ -598,7 +598,8 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
 #: metastatic sites, prior autologous HSCT, age > 10 years, KIR-ligand mismatch with a haplo donor, anti-GD2,
 #: conditioning, the interval diagnosis → HSCT in relapsed disease; TRM: HCT-CI, donor type and graft manipulation,
 #: Lansky < 90, era, conditioning, prior autologous HSCT, age) with their missing flags. Chosen before looking at any
-#: outcome (TRIPOD+AI item 8): a Cox model on all ~80 columns spends ~3 TRM events per coefficient and over-fits.
+#: outcome (TRIPOD+AI item 9a, choice and pre-selection of predictors): a Cox model on all ~80 columns spends ~3
+#: TRM events per coefficient and over-fits.
 #: Shell-style patterns over the output columns of :class:`RecordFeatures`.
 CLINICAL_PREDICTORS: tuple[str, ...] = (
     "age_at_hsct_over_10y",

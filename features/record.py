@@ -42,7 +42,7 @@ Group = Literal["identification", "disease", "pre_transplant_status", "donor_gra
 #: Lower-cased tokens read as a missing value (besides None/NaN and blank strings).
 MISSING_TOKENS = frozenset({"", "na", "n/a", "null", "none", "nan"})
 #: Intended-use refusal message (a record outside the population the model was built for).
-INTENDED_USE = "outside the model's intended use"
+OUTSIDE_INTENDED_USE = "outside the model's intended use"
 _PATIENT_ID_RE = r"[A-Za-z0-9_\-]{1,64}"
 _MAX_VALUE_CHARS = 60
 
@@ -426,7 +426,7 @@ def _parse_enum(arr: np.ndarray, spec: FieldSpec) -> tuple[np.ndarray, np.ndarra
     table = {**{v: v for v in (spec.allowed or ())}, **spec.lookup}
     out, missing, bad = _lookup_column(arr, table, _norm_text)
     if spec.intended_use:
-        rule = f"{INTENDED_USE} (only {', '.join(spec.allowed or ())} is accepted)"
+        rule = f"{OUTSIDE_INTENDED_USE} (only {', '.join(spec.allowed or ())} is accepted)"
     else:
         rule = f"not one of {', '.join(spec.allowed or ())}"
     vals = np.array(out, dtype=object)
@@ -763,17 +763,24 @@ def _make_consistency_rules() -> list[tuple[tuple[str, ...], str, Callable[[Mapp
     rules: list[tuple[tuple[str, ...], str, Callable[[Mapping[str, Any]], Any]]] = [
         (
             age,
-            f"age at HSCT (diagnosis age + months to HSCT) must be {lo:g}–{hi:g} years: {INTENDED_USE}",
+            f"age at HSCT (diagnosis age + months to HSCT) must be {lo:g}–{hi:g} years: {OUTSIDE_INTENDED_USE}",
             lambda t: _outside((t[age[0]] + t[age[1]]) / 12.0, lo, hi),
         )
     ]
+
+    def hla_broken(d: str, a: int, b: int) -> Callable[[Mapping[str, Any]], Any]:
+        return lambda t: (t["donor_type"] == d) & _outside(t["hla_mismatches"], a, b)
+
+    def cr_broken(f: str) -> Callable[[Mapping[str, Any]], Any]:
+        return lambda t: (t["disease_status_at_hsct"] == "CR") & (t[f] > 0)
+
     for donor_, (lo_m, hi_m) in HLA_MISMATCH_RANGE.items():
         want = f"{lo_m}" if lo_m == hi_m else f"{lo_m}–{hi_m}"
         rules.append(
             (
                 ("donor_type", "hla_mismatches"),
                 f"donor_type {donor_} requires hla_mismatches {want}",
-                lambda t, d=donor_, a=lo_m, b=hi_m: (t["donor_type"] == d) & _outside(t["hla_mismatches"], a, b),
+                hla_broken(donor_, lo_m, hi_m),
             )
         )
     rules.append(
@@ -799,7 +806,7 @@ def _make_consistency_rules() -> list[tuple[tuple[str, ...], str, Callable[[Mapp
             (
                 ("disease_status_at_hsct", f),
                 f"disease_status_at_hsct CR requires {f} missing or 0",
-                lambda t, f=f: (t["disease_status_at_hsct"] == "CR") & (t[f] > 0),
+                cr_broken(f),
             )
         )
     return rules
@@ -815,7 +822,7 @@ def _consistency_problems(t: Mapping[str, np.ndarray]) -> list[tuple[int, str, s
     with np.errstate(invalid="ignore"):
         for fields_, rule, broken in CONSISTENCY_RULES:
             for pos in np.flatnonzero(broken(t)):
-                values = ", ".join(f"{f}={_display(_plain(t[f][pos]))}" for f in fields_)
+                values = ", ".join(f"{f}={display_value(t[f][pos])}" for f in fields_)
                 out.append((int(pos), ",".join(fields_), values, rule))
     return out
 
@@ -956,6 +963,11 @@ def fast_validate(records: Sequence[Any], *, unique_ids: bool = True) -> dict[st
         name: np.array([r[name] for r in rows], dtype=float if is_float else object)
         for name, _, _, is_float in _FAST_FIELDS
     }
+
+
+def display_value(v: Any) -> str:
+    """A stored value as error messages show it: whole numbers without ``.0``, dates as ISO days, long text cut."""
+    return _display(_plain(v))
 
 
 def _plain(v: Any) -> Any:

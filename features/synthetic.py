@@ -209,14 +209,8 @@ def _baselines(preset: str, levels: dict[str, Sequence[float]] | None = None):
 # ---------------------------------------------------------------------------------------------------------------
 # Presets: era, donor mix, treatment plan, study close date.
 # ---------------------------------------------------------------------------------------------------------------
-_DONORS = (
-    "matched_sibling",
-    "matched_related",
-    "matched_unrelated",
-    "mismatched_unrelated",
-    "haploidentical",
-    "cord_blood",
-)
+#: Donor types in the contract's order (the order of ``_Era.donor_mix`` and of the drawn donor codes).
+_DONORS: tuple[str, ...] = FIELDS["donor_type"].allowed or ()
 
 
 @dataclass(frozen=True)

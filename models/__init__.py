@@ -1,22 +1,22 @@
 """Competing-risks estimators (relapse vs TRM), illness–death overall survival, intervals, MLflow wrapper.
 
 All estimators follow the scikit-learn contract and return ``predict_cumulative_incidence(X, times)`` of shape
-``(n_samples, 3, n_times)`` (event-free, relapse, TRM). Names are imported lazily.
+``(n_samples, 3, n_times)`` (event-free, relapse, TRM: the first three of :class:`nbrisk.core.State`). The model
+families are those of the registry :data:`nbrisk.models.families.FAMILIES`. Names are imported lazily.
 """
 
 from importlib import import_module
 
+from nbrisk.models.families import FAMILIES
+
 _LAZY = {
-    "AalenJohansen": "nbrisk.models.nonparametric",
-    "CauseSpecificCox": "nbrisk.models.cox",
-    "FineGray": "nbrisk.models.fine_gray",
-    "CauseSpecificForest": "nbrisk.models.forest",
-    "CauseSpecificBoosting": "nbrisk.models.boosting",
+    **FAMILIES,
     "PostRelapseModel": "nbrisk.models.illness_death",
     "IllnessDeathModel": "nbrisk.models.illness_death",
     "BootstrapIntervals": "nbrisk.models.intervals",
     "RiskModel": "nbrisk.models.risk_model",
     "CompetingRisksEstimator": "nbrisk.models._base",
+    "CIFCoherenceWarning": "nbrisk.models._base",
 }
 
 __all__ = sorted(_LAZY)

@@ -270,6 +270,16 @@ class CompetingRisksEstimator(BaseEstimator):
             raise ValueError("X contains NaN or infinite values; impute first (the feature pipeline does)")
         return arr
 
+    def _fit_data(self, X, y) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What every ``fit`` starts with: ``(X as a float array, event, time)`` after checking the target, X and
+        that they have the same rows; the feature names and count seen in fit are stored."""
+        event, time = check_competing_risks_target(y)
+        self._set_features(X)
+        Xa = self._check_X(X)
+        if Xa.shape[0] != len(event):
+            raise ValueError(f"X has {Xa.shape[0]} rows but y has {len(event)}")
+        return Xa, event, time
+
     def _set_features(self, X) -> None:
         if isinstance(X, pd.DataFrame):
             self.feature_names_in_ = np.asarray(X.columns, dtype=object)

@@ -83,7 +83,7 @@ def stacked_cause_specific_cif(
         out[:, :, 0], out[:, :, 1:] = 1.0, 0.0
         return out
     risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
-    per = np.zeros(m, dtype=int) if P == 1 else periods_of(grid, knots)
+    per = np.zeros(m, dtype=int) if P == 1 else periods_of(grid, np.asarray(knots, dtype=float))
     seg = [
         slice(int(a), int(b))
         for a, b in zip(
@@ -101,11 +101,11 @@ def stacked_cause_specific_cif(
         for r in range(R):
             h1, h2 = baseline[r, s, 0], baseline[r, s, 1]
             # Σ_{u ≤ t, u in q} EFS(u−) h(u) = Σ_j EFS(u_{j−1}) h(u_j) 1{u_j ≤ t, u_j in q}  (EFS(u_{−1}) = 1)
-            masked = np.zeros((m, P, 2, k))
+            by_period = np.zeros((m, P, 2, k))
             for q in range(P):
-                masked[seg[q], q, 0] = h1[seg[q], None] * upto[seg[q]]
-                masked[seg[q], q, 1] = h2[seg[q], None] * upto[seg[q]]
-            masked = masked.reshape(m, P * 2 * k)
+                by_period[seg[q], q, 0] = h1[seg[q], None] * upto[seg[q]]
+                by_period[seg[q], q, 1] = h2[seg[q], None] * upto[seg[q]]
+            masked = by_period.reshape(m, P * 2 * k)
             for a in range(0, len(rows), step):
                 ids = rows[a : a + step]
                 r1, r2 = risk[r, :, 0, ids].T, risk[r, :, 1, ids].T  # (P, c)
@@ -225,7 +225,7 @@ def binned_cause_specific_cif(
         knots = np.asarray(knots, dtype=float)
         edges = np.union1d(edges, knots[(knots >= grid[0]) & (knots < times.max())])
     edges = np.unique(edges)
-    per_bin = np.zeros(len(edges), dtype=int) if P == 1 else periods_of(edges, knots)
+    per_bin = np.zeros(len(edges), dtype=int) if P == 1 else periods_of(edges, np.asarray(knots, dtype=float))
     moments = binned_hazard_moments(grid, baseline, edges)
     sidx = np.zeros(n, dtype=int) if strata_index is None else np.asarray(strata_index, dtype=int)
     col = np.searchsorted(edges, times, side="right") - 1  # last bin edge ≤ t
@@ -312,6 +312,8 @@ class _BinnedReplicates:
         self.m = moments  # per-bin sums, (E, R, 1) float32 (CoxReplicateStack.binned_moments)
         self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, P, 2, n)
         self.per_bin = per_bin  # (E,) period of each bin
+        # output arrays reused from chunk to chunk (same shape but the last): no fresh pages to fault in every time
+        self._buffers: tuple[np.ndarray, np.ndarray] | None = None
 
     def __call__(self, a: int, b: int, small: bool):
         m = self.m
@@ -325,8 +327,7 @@ class _BinnedReplicates:
         # minus the second-order terms of the log event-free factor: −½ r1², −r1 r2, −½ r2² (times Q11, Q12, Q22)
         N11, N12, N22 = -0.5 * R1 * R1, -R1 * R2, -0.5 * R2 * R2
         shape = (E, *R1.shape[1:])
-        if getattr(self, "_buffers", (None,))[0] is None or self._buffers[0].shape != shape:
-            # reused from chunk to chunk (same shape but the last): no fresh pages to fault in every time
+        if self._buffers is None or self._buffers[0].shape != shape:
             self._buffers = (np.empty(shape, dtype=np.float32), np.empty(shape, dtype=np.float32))
         efs_out, f1_out = self._buffers
         efs = np.ones_like(R1[0])

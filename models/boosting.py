@@ -20,14 +20,12 @@ import xgboost as xgb
 from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 
-from nbrisk.core import Cause
+from nbrisk.core import CAUSES, Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
-    check_competing_risks_target,
     cif_from_cause_specific_hazards,
 )
 
-_CAUSES = (Cause.RELAPSE, Cause.TRM)
 #: Patients per block in prediction: bounds the (n, m) hazard matrices in memory for large batches.
 _PREDICT_BLOCK = 2048
 
@@ -112,15 +110,11 @@ class CauseSpecificBoosting(CompetingRisksEstimator):
 
     def fit(self, X, y):
         """Fit one Cox booster per cause on ``X`` (n, p) numeric and ``y`` (``event``, ``time``); returns ``self``."""
-        event, time = check_competing_risks_target(y)
-        arr = self._check_X(X)
-        if arr.shape[0] != len(event):
-            raise ValueError(f"X has {arr.shape[0]} rows but y has {len(event)}")
-        self._set_features(X)
-        seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(_CAUSES))
+        arr, event, time = self._fit_data(X, y)
+        seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(CAUSES))
         self.time_grid_ = np.unique(time[event != Cause.CENSORED])
         boosters, offsets, baselines = [], [], []
-        for cause, seed in zip(_CAUSES, seeds, strict=True):
+        for cause, seed in zip(CAUSES, seeds, strict=True):
             is_event = event == cause
             if not is_event.any():
                 # No event of this cause (a bootstrap resample or CV fold can lose rare TRM events): its

@@ -34,7 +34,6 @@ from nbrisk.core import CAUSES, Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
     bootstrap_draws,
-    check_competing_risks_target,
     feature_names,
     match_features,
     percentile_interval,
@@ -209,11 +208,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
         """
         if self.ties not in TIES:
             raise ValueError(f"ties must be one of {TIES}, got {self.ties!r}")
-        event, time = check_competing_risks_target(y)
-        self._set_features(X)
-        Xa = self._check_X(X)
-        if Xa.shape[0] != len(event):
-            raise ValueError(f"X has {Xa.shape[0]} rows but y has {len(event)}")
+        Xa, event, time = self._fit_data(X, y)
         p = Xa.shape[1]
         self._resolve_columns(p)
         strata_arr = None if strata is None else np.asarray(strata)

@@ -44,7 +44,6 @@ from threadpoolctl import ThreadpoolController
 from nbrisk.core import CAUSES, Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
-    check_competing_risks_target,
     step_lookup,
 )
 from nbrisk.models._cox_kernels import LP_CLIP
@@ -362,11 +361,7 @@ class FineGray(CompetingRisksEstimator):
         """
         if self.ties not in TIES:
             raise ValueError(f"ties must be one of {TIES}, got {self.ties!r}")
-        event, time = check_competing_risks_target(y)
-        self._set_features(X)
-        Xa = self._check_X(X)
-        if Xa.shape[0] != len(event):
-            raise ValueError(f"X has {Xa.shape[0]} rows but y has {len(event)}")
+        Xa, event, time = self._fit_data(X, y)
         p = Xa.shape[1]
         G = censoring_survival(time, event)
         self.event_times_ = np.unique(time[event != Cause.CENSORED])

@@ -23,14 +23,11 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted
 from sksurv.ensemble import RandomSurvivalForest
 
-from nbrisk.core import Cause
+from nbrisk.core import CAUSES, Cause
 from nbrisk.models._base import (
     CompetingRisksEstimator,
-    check_competing_risks_target,
     cif_from_cause_specific_hazards,
 )
-
-_CAUSES = (Cause.RELAPSE, Cause.TRM)
 
 
 def time_point_grid(time: np.ndarray, event: np.ndarray, max_points: int | None) -> np.ndarray | None:
@@ -106,11 +103,7 @@ class CauseSpecificForest(CompetingRisksEstimator):
 
     def fit(self, X, y):
         """Grow one forest per cause on ``X`` (n, p) numeric and ``y`` (``event``, ``time``); returns ``self``."""
-        event, time = check_competing_risks_target(y)
-        arr = self._check_X(X)
-        if arr.shape[0] != len(event):
-            raise ValueError(f"X has {arr.shape[0]} rows but y has {len(event)}")
-        self._set_features(X)
+        arr, event, time = self._fit_data(X, y)
         if self.max_time_points is not None and int(self.max_time_points) < 2:
             raise ValueError("max_time_points must be >= 2 or None")
         grid = time_point_grid(time, event, self.max_time_points)
@@ -118,9 +111,9 @@ class CauseSpecificForest(CompetingRisksEstimator):
         if len(np.unique(time_c)) < 2:
             # sksurv's trees squeeze a single-time output to the wrong shape; nothing to learn from one time anyway
             raise ValueError("CauseSpecificForest needs at least 2 distinct times in y['time']")
-        seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(_CAUSES))
+        seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(CAUSES))
         self.forests_ = []
-        for cause, seed in zip(_CAUSES, seeds, strict=True):
+        for cause, seed in zip(CAUSES, seeds, strict=True):
             y_k = np.empty(len(time_c), dtype=[("event", bool), ("time", float)])
             y_k["event"] = event == cause
             y_k["time"] = time_c

@@ -146,6 +146,7 @@ class PostRelapseModel(BaseEstimator):
 
     def linear_predictor(self, X) -> np.ndarray:
         """(n,) βᵀ(x − mean), the part of the log hazard that does not depend on the relapse time."""
+        check_is_fitted(self, "coef_")
         Xa = np.asarray(X, dtype=float)
         return (Xa - self.center_[:-N_RELAPSE_TERMS]) @ self.coef_[:-N_RELAPSE_TERMS]
 

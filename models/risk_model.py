@@ -397,7 +397,8 @@ def fit_risk_model(
             warnings.simplefilter("ignore", CIFCoherenceWarning)
             id_model.fit(X, outcomes)
         return RiskModel(pipeline, id_model, None, None, drop, unseen)
-    horizons = np.array([12.0, RISK_GROUP_HORIZON_MONTHS, 36.0, 60.0])
+    # the default horizons (which include the risk groups' 2 years): what the training summary describes
+    horizons = np.union1d(np.asarray(DEFAULT_HORIZONS_MONTHS, dtype=float), [RISK_GROUP_HORIZON_MONTHS])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", CIFCoherenceWarning)
         id_model.fit(X, outcomes)
@@ -408,7 +409,7 @@ def fit_risk_model(
             rescaled += 1
         else:  # anything else is passed on as it came
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    efs2 = curves.efs.estimate[:, 1]
+    efs2 = curves.efs.estimate[:, int(np.flatnonzero(horizons == RISK_GROUP_HORIZON_MONTHS)[0])]
     cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
     summary = training_summary(
         records,

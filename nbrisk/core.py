@@ -19,6 +19,15 @@ DAYS_PER_MONTH = 365.25 / 12.0
 DEFAULT_HORIZONS_MONTHS: tuple[int, ...] = (12, 24, 36, 60)
 #: Label required on everything built on the synthetic cohort.
 SYNTHETIC_LABEL = "SYNTHETIC — not for clinical use"
+#: What the models are for: shown on the model card, the patient report and the model report.
+INTENDED_USE = (
+    "Decision support for multidisciplinary tumour boards discussing allogeneic HSCT for children and young adults "
+    "(age 0.5–25 years at HSCT) with stage M (INRG) / stage 4 (INSS) neuroblastoma, refractory, relapsed or "
+    "very-high-risk: prognostic estimates of relapse/progression, transplant-related mortality, event-free and "
+    "overall survival from information known before day 0. Estimates are associations in the training cohort for "
+    "groups of patients similar to this one, not effects of treatment choices; they support, never replace, "
+    "clinical judgement."
+)
 
 
 class Cause(IntEnum):

@@ -69,6 +69,11 @@ class Driver:
 
     @property
     def direction(self) -> str:
+        """``higher``, ``lower`` or ``changes`` (a time-varying effect that raises the hazard in one period and
+        lowers it in another)."""
+        signs = {v > 0 for _, v in self.periods if abs(v) > 1e-9}
+        if len(signs) > 1:
+            return "changes"
         return "higher" if self.log_hr > 0 else "lower"
 
 
@@ -97,7 +102,10 @@ def _group_label(key: str, cols: list[str], fields: dict[str, Any]) -> str:
     spec = fields.get(key)
     derived = [COLUMN_LABELS[c] for c in cols if c in COLUMN_LABELS]
     if derived and (spec is None or "+" in key or all(c in COLUMN_LABELS for c in cols)):
-        return " / ".join(dict.fromkeys(derived))
+        labels = list(dict.fromkeys(derived))
+        # "Time from diagnosis to HSCT" and "... in relapsed disease" are one input: keep the shorter name
+        kept = [x for x in labels if not any(y != x and x.startswith(y) for y in labels)]
+        return " / ".join(kept)
     return spec.label if spec is not None else key.replace("_", " ")
 
 
@@ -109,8 +117,20 @@ def _group_value(key: str, cols: list[str], xrow: pd.Series, row: pd.Series, fie
     return ", ".join(display_value(fields[p], row.get(p)) for p in parts)
 
 
-def compute_drivers(risk_model: Any, typed: pd.DataFrame, used: ModelInputs, n: int = N_DRIVERS) -> tuple[Driver, ...]:
-    """The ``n`` used inputs with the largest absolute log-hazard contribution per outcome (none for tree models)."""
+def compute_drivers(
+    risk_model: Any,
+    typed: pd.DataFrame,
+    used: ModelInputs,
+    n: int = N_DRIVERS,
+    also: dict[str, set[str]] | None = None,
+) -> tuple[Driver, ...]:
+    """The ``n`` used inputs with the largest absolute log-hazard contribution per outcome (none for tree models).
+
+    ``also`` maps an outcome to record fields listed in any case (after the top ``n``): the report passes the
+    fields whose what-if row moves that outcome's 2-year risk a lot, so a large what-if never meets a silent driver
+    table (a patient near the cohort's average on an input can still gain much from changing it).
+    """
+    also = also or {}
     from nbrisk.features.record import FIELDS
 
     cr = risk_model.illness_death.cr_model_
@@ -147,5 +167,7 @@ def compute_drivers(risk_model: Any, typed: pd.DataFrame, used: ModelInputs, n: 
                 )
             )
         items.sort(key=lambda d: (-abs(d.log_hr), d.key))
-        out.extend(items[:n])
+        top = items[:n]
+        top += [d for d in items[n:] if d.key in also.get(outcome, set())]
+        out.extend(top)
     return tuple(out)

@@ -87,8 +87,9 @@ def _nonzero_columns(estimator: Any, n: int) -> set[int]:
 def model_inputs(risk_model: Any) -> ModelInputs:
     """The columns (and record fields) a fitted :class:`~nbrisk.models.risk_model.RiskModel` reads."""
     fp = risk_model.feature_pipeline
-    names = list(fp.feature_names_out_)
     idm = risk_model.illness_death
+    # the columns the models were fitted on (the pipeline's output less any column dropped at the final fit)
+    names = [str(c) for c in getattr(idm, "feature_names_in_", fp.feature_names_out_)]
     used: set[int] = set()
     for est in (getattr(idm, "cr_model_", None), getattr(idm, "post_relapse_", None)):
         if est is not None:
@@ -119,10 +120,7 @@ def _imputed_text(risk_model: Any, spec: Any, row: pd.Series, cols: list[str]) -
     status = str(row.get("disease_status_at_hsct"))
     if "curie_score_over_2" in cols and spec.name == "curie_score_at_hsct":
         share = fp.curie_over_2_share_.get(status, fp.curie_over_2_share_[""])
-        return (
-            f"scored as a {100 * share:.0f}% chance of a score > 2 (the share among training patients with "
-            f"disease status {status})"
-        )
+        return f"a {100 * share:.0f}% chance of a score > 2 (the training share in status {status})"
     if status == "CR" and spec.name in ("curie_score_at_hsct", "bone_marrow_tumor_percent_at_hsct"):
         return "0 (disease status CR)"
     median = fp.medians_.get(spec.name)
@@ -158,7 +156,9 @@ def input_sections(
         if _missing(value):
             shown, status = _imputed_text(risk_model, spec, row, cols), "imputed"
             warnings.append(f"{spec.label} was missing; the model used {shown}.")
-        elif spec.kind == "enum" and name in fp.references_:
+        elif spec.kind == "enum" and name in fp.references_ and cols and all(c.startswith(f"{name}=") for c in cols):
+            # only a field the model reads through its one-hot columns is "scored as the reference level"; a field
+            # read through a derived column (the KIR-ligand mismatch with a haploidentical donor) is used as given
             ref = fp.references_[name]
             level = _used_level(name, cols, xrow, ref)
             if str(value) != level and level == ref and str(value) not in (ref,):

@@ -15,9 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from nbrisk.core import DAYS_PER_MONTH, SYNTHETIC_LABEL, ValidationMetric, training_summary_of
+from nbrisk.core import DAYS_PER_MONTH, INTENDED_USE, SYNTHETIC_LABEL, ValidationMetric, training_summary_of
 from nbrisk.models.risk_model import typed_metrics
-from nbrisk.reports.summary import INTENDED_USE
 from nbrisk.reports.tripod import CHECKLIST, NOT_APPLICABLE, TO_COMPLETE
 
 #: Metrics of the performance table, in display order: key in the training jobs' metric names → label.

@@ -32,7 +32,7 @@ COLOURS = {
 }
 AXIS_LABEL_MONTHS = "Months after HSCT"
 #: The one y-axis label of every patient-report curve (cumulative incidence and survival alike).
-AXIS_LABEL_SHARE = "Share of patients like this one"
+AXIS_LABEL_SHARE = "% of patients"
 
 _RC = {
     "svg.fonttype": "none",  # keep text as text: searchable in the PDF, smaller SVG
@@ -52,7 +52,7 @@ _RC = {
 #: rc_context swaps matplotlib's *global* settings; the service renders in worker threads, so one figure at a time.
 _RC_LOCK = threading.Lock()
 #: Fixed margins (figure fractions) of the patient report's two side-by-side panels.
-_PANEL_MARGINS = {"left": 0.15, "right": 0.97, "top": 0.9, "bottom": 0.3}
+_PANEL_MARGINS = {"left": 0.15, "right": 0.97, "top": 0.86, "bottom": 0.36}
 
 
 def _to_svg(fig: Figure) -> str:
@@ -86,7 +86,7 @@ def stacked_incidence_svg(
     relapse: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
     trm: tuple[np.ndarray, np.ndarray | None, np.ndarray | None],
     width_in: float = 3.5,
-    height_in: float = 1.85,
+    height_in: float = 1.75,
     label: str | None = None,
 ) -> str:
     """Stacked cumulative incidence for one patient.
@@ -127,7 +127,7 @@ def stacked_incidence_svg(
         _pct_axis(ax)
         ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = r_lo is not None or t_lo is not None
-        ax.set_title("Cumulative incidence" + (" (dashed: 95% interval)" if has_band else " (no interval)"))
+        ax.set_title("Cumulative incidence" + (" (dashed: 95% interval)" if has_band else " (no interval)"), loc="left")
         handles, labels = ax.get_legend_handles_labels()
         # Legend below the axes, in the same top-to-bottom order as the stacked bands.
         order = [2, 1, 0]
@@ -135,7 +135,7 @@ def stacked_incidence_svg(
             [handles[i] for i in order],
             [labels[i] for i in order],
             loc="upper center",
-            bbox_to_anchor=(0.5, -0.2),
+            bbox_to_anchor=(0.5, -0.3),
             ncol=2,
             frameon=False,
             columnspacing=0.8,
@@ -150,7 +150,7 @@ def survival_svg(
     months: np.ndarray,
     curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
     width_in: float = 3.5,
-    height_in: float = 1.85,
+    height_in: float = 1.75,
     label: str | None = None,
 ) -> str:
     """Overall survival and event-free survival for one patient, each with its 95% pointwise band.
@@ -173,8 +173,8 @@ def survival_svg(
         _pct_axis(ax)
         ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = any(v[1] is not None for v in curves.values())
-        ax.set_title("Survival" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.2)
+        ax.set_title("Survival" + (" (shaded: 95% interval)" if has_band else " (no interval)"), loc="left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False, handlelength=1.2)
         _stamp(fig, label)
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)
@@ -183,7 +183,7 @@ def survival_svg(
 def _stamp(fig: Figure, label: str | None) -> None:
     """Write ``label`` (e.g. ``SYNTHETIC — not for clinical use``) inside the figure, so a cropped plot keeps it."""
     if label:
-        fig.text(0.995, 0.005, label, ha="right", va="bottom", fontsize=5.5, color="#b00020", fontweight="bold")
+        fig.text(0.99, 0.99, label, ha="right", va="top", fontsize=5.5, color="#b00020", fontweight="bold")
 
 
 def incidence_svg(
@@ -191,7 +191,7 @@ def incidence_svg(
     curves: dict[str, tuple[np.ndarray, np.ndarray | None, np.ndarray | None]],
     cohort: tuple[np.ndarray, dict[str, np.ndarray]] | None,
     width_in: float = 3.5,
-    height_in: float = 1.85,
+    height_in: float = 1.75,
     label: str | None = None,
 ) -> str:
     """Relapse and TRM cumulative incidence of this patient (solid, shaded 95% band) beside the training cohort's
@@ -218,8 +218,8 @@ def incidence_svg(
         _pct_axis(ax)
         ax.set_ylabel(AXIS_LABEL_SHARE)
         has_band = any(v[1] is not None for v in curves.values())
-        ax.set_title("Patient vs cohort" + (" (shaded: 95% interval)" if has_band else " (no interval)"))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2, frameon=False, handlelength=1.6)
+        ax.set_title("Patient vs cohort" + (" (shaded: 95% interval)" if has_band else " (no interval)"), loc="left")
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncol=2, frameon=False, handlelength=1.6)
         _stamp(fig, label)
         fig.subplots_adjust(**_PANEL_MARGINS)
         return _to_svg(fig)
@@ -245,7 +245,7 @@ def icon_array_svg(event_free: int, relapse: int, trm: int, label: str | None = 
         ax.set_aspect("equal")
         ax.axis("off")
         _stamp(fig, label)
-        fig.subplots_adjust(left=0.02, right=0.98, top=0.9, bottom=0.02)
+        fig.subplots_adjust(left=0.02, right=0.98, top=0.92, bottom=0.02)
         return _to_svg(fig)
 
 
@@ -300,48 +300,16 @@ def calibration_svg(
     width_in: float = 3.2,
     height_in: float = 3.0,
 ) -> str:
-    """Calibration plot: observed (Aalen–Johansen) vs mean predicted incidence per risk group (Austin et al. 2020).
+    """Calibration plot (:func:`nbrisk.training.plots.draw_calibration`) as inline SVG.
 
     ``groups``: (label, predicted (g,), observed (g,), observed lower or None, observed upper or None), one per
-    model or cause, each point one risk decile. The diagonal is perfect calibration.
+    model or cause, each point one risk decile.
     """
-    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
+    from nbrisk.training.plots import draw_calibration
+
     with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
-        ax = fig.subplots()
-        hi = 0.05
-        for i, (label, pred, obs, lo, up) in enumerate(groups):
-            pred, obs = np.asarray(pred, float), np.asarray(obs, float)
-            colour = palette[i % len(palette)]
-            if lo is not None and up is not None:
-                yerr = np.vstack(
-                    [np.clip(obs - np.asarray(lo, float), 0, None), np.clip(np.asarray(up, float) - obs, 0, None)]
-                )
-                ax.errorbar(
-                    pred,
-                    obs,
-                    yerr=yerr,
-                    fmt="o-",
-                    color=colour,
-                    markersize=3,
-                    linewidth=0.9,
-                    elinewidth=0.6,
-                    capsize=1.5,
-                    label=label,
-                )
-                hi = max(hi, float(np.nanmax(up)))
-            else:
-                ax.plot(pred, obs, "o-", color=colour, markersize=3, linewidth=0.9, label=label)
-            hi = max(hi, float(np.nanmax(pred)), float(np.nanmax(obs)))
-        hi = min(1.0, hi * 1.05)
-        ax.plot([0, hi], [0, hi], color=COLOURS["reference"], linestyle=":", linewidth=0.8, label="Ideal")
-        ax.set_xlim(0, hi)
-        ax.set_ylim(0, hi)
-        ax.set_xlabel("Mean predicted incidence")
-        ax.set_ylabel("Observed incidence (Aalen–Johansen)")
-        ax.set_title(title)
-        ax.grid(True, color="#dddddd", linewidth=0.5)
-        ax.legend(loc="lower right", frameon=False)  # points run along the diagonal from the lower left
+        draw_calibration(fig.subplots(), groups, title)
         fig.subplots_adjust(left=0.17, right=0.97, top=0.92, bottom=0.13)
         return _to_svg(fig)
 
@@ -354,32 +322,12 @@ def decision_curve_svg(
     width_in: float = 3.2,
     height_in: float = 2.6,
 ) -> str:
-    """Decision curve: net benefit vs threshold probability (Vickers & Elkin 2006; Vickers et al. 2008).
+    """Decision curve (:func:`nbrisk.training.plots.draw_decision_curve`) as inline SVG: ``curves`` (label, net
+    benefit (m,)) per model over ``thresholds`` (m,); ``treat_all`` (m,); treat-none is the zero line."""
+    from nbrisk.training.plots import draw_decision_curve
 
-    ``curves``: (label, net benefit (m,)) per model over ``thresholds`` (m,); ``treat_all`` (m,) is the
-    treat-everyone strategy; treat-none is the zero line.
-    """
-    palette = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9"]
-    thresholds = np.asarray(thresholds, float)
     with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
-        ax = fig.subplots()
-        top = 0.02
-        for i, (label, nb) in enumerate(curves):
-            nb = np.asarray(nb, float)
-            ax.plot(thresholds, nb, color=palette[i % len(palette)], linewidth=1.2, label=label)
-            top = max(top, float(np.nanmax(nb)))
-        if treat_all is not None:
-            ta = np.asarray(treat_all, float)
-            ax.plot(thresholds, ta, color=COLOURS["reference"], linewidth=0.9, linestyle="--", label="Treat all")
-            top = max(top, float(np.nanmax(ta)))
-        ax.axhline(0, color="black", linewidth=0.8, label="Treat none")
-        ax.set_ylim(-0.05 * max(top, 0.1), top * 1.1)
-        ax.set_xlim(float(thresholds.min()), float(thresholds.max()))
-        ax.set_xlabel("Threshold probability")
-        ax.set_ylabel("Net benefit")
-        ax.set_title(title)
-        ax.grid(True, color="#dddddd", linewidth=0.5)
-        ax.legend(loc="upper right", frameon=False)
+        draw_decision_curve(fig.subplots(), thresholds, curves, treat_all, title)
         fig.subplots_adjust(left=0.17, right=0.97, top=0.91, bottom=0.16)
         return _to_svg(fig)

@@ -25,6 +25,7 @@ import pandas as pd
 
 from nbrisk.core import (
     DEFAULT_HORIZONS_MONTHS,
+    INTENDED_USE,
     RISK_GROUP_TITLES,
     SYNTHETIC_LABEL,
     Band,
@@ -50,12 +51,6 @@ PLOT_MONTHS = np.arange(1.0, 61.0, 1.0)
 SMALL_COHORT_N = 300
 SMALL_EVENTS = 50
 
-INTENDED_USE = (
-    "Decision support for multidisciplinary tumour boards discussing allogeneic HSCT for children and young adults "
-    "(age 0.5–25 years at HSCT) with stage M (INRG) / stage 4 (INSS) neuroblastoma, refractory, relapsed or "
-    "very-high-risk. It estimates risks for groups of patients similar to this one; it does not decide treatment "
-    "and does not replace clinical judgement."
-)
 LIMITATIONS: tuple[str, ...] = (
     "Predictors are only what is known before day 0; events after HSCT (GVHD, chimerism, DLI) are not taken into "
     "account.",
@@ -168,14 +163,11 @@ def plain_language(icons: IconArray, os_2y: float) -> str:
 def _risk_group_text(group: str, cutoffs: tuple[float, float], efs_2y: float) -> str:
     lo, hi = cutoffs
     meaning = {
-        "high": f"predicted 2-year event-free survival below {100 * lo:.0f}%",
-        "intermediate": f"predicted 2-year event-free survival {100 * lo:.0f}–{100 * hi:.0f}%",
-        "low": f"predicted 2-year event-free survival of {100 * hi:.0f}% or more",
+        "high": f"predicted 2-year EFS below {100 * lo:.0f}%",
+        "intermediate": f"predicted 2-year EFS {100 * lo:.0f}–{100 * hi:.0f}%",
+        "low": f"predicted 2-year EFS {100 * hi:.0f}% or more",
     }[group]
-    return (
-        f"{meaning} (thirds of the training cohort's predictions). This patient: {100 * efs_2y:.1f}% event-free, "
-        f"so {100 * (1 - efs_2y):.1f}% relapse or transplant-related death by 2 years."
-    )
+    return f"{meaning} (thirds of the training cohort); {100 * (1 - efs_2y):.1f}% relapse or TRM by 2 years."
 
 
 def _interval_note(s: Any, has_intervals: bool) -> str:
@@ -204,6 +196,25 @@ def applicability_warnings(s: Any, synthetic: bool) -> tuple[str, ...]:
         if k is not None and k < SMALL_EVENTS:
             out.append(f"Only {k} {label} in the training data; {name} estimates are imprecise.")
     return tuple(out)
+
+
+#: A what-if row that moves a cause's 2-year risk by at least this much (absolute) puts its input in the drivers.
+LARGE_WHATIF = 0.10
+
+
+def _large_whatifs(whatifs: tuple[WhatIf, ...]) -> dict[str, set[str]]:
+    """Per outcome, the record fields whose what-if rows move its 2-year risk by ≥ :data:`LARGE_WHATIF`."""
+    from nbrisk.reports.whatif import WHATIF_FIELDS
+
+    out: dict[str, set[str]] = {"relapse": set(), "trm": set()}
+    for w in whatifs:
+        cur = next((c for c in whatifs if c.current and c.choice == w.choice), None)
+        if cur is None or w.current:
+            continue
+        for outcome in out:
+            if abs(getattr(w, outcome).estimate - getattr(cur, outcome).estimate) >= LARGE_WHATIF:
+                out[outcome].add(WHATIF_FIELDS[w.choice])
+    return out
 
 
 def build_patient_summary(
@@ -249,7 +260,7 @@ def build_patient_summary(
     inputs_used, inputs_unused, input_warnings = _input_sections(risk_model, typed, used)
     whatifs, notes = compute_whatifs(risk_model, typed, used, table_curves)
     similar = similar_group(s, key.efs.estimate)
-    drivers = compute_drivers(risk_model, typed, used)
+    drivers = compute_drivers(risk_model, typed, used, also=_large_whatifs(whatifs))
     return PatientSummary(
         patient_id=str(typed.iloc[0]["patient_id"]),
         intended_use=INTENDED_USE,

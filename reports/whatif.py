@@ -164,20 +164,27 @@ def compute_whatifs(
     the returned notes (never shown with invented numbers). ``current`` (the table prediction) provides the
     unmodified rows so that they match the table exactly.
     """
-    from nbrisk.features.record import validate_record
+    from nbrisk.features.record import records_frame, validate_records
 
     base = {k: _json_value(v) for k, v in typed.iloc[0].to_dict().items()}
     counts = risk_model.training_summary.category_counts
     notes: list[str] = []
+    specs = _whatif_variants(base)
+    # every changed copy validated in one batch (a unique id per copy: ids must be unique within a batch)
+    changed = [i for i, spec in enumerate(specs) if spec[3]]
+    raw, _ = records_frame([{**base, **specs[i][3], "patient_id": f"whatif-{i}"} for i in changed])
+    checked, problems = validate_records(raw, require_outcomes=False, require_center=False, first_row=0)
+    first_problem: dict[int, str] = {}
+    for p in problems:
+        first_problem.setdefault(int(p.row), p.rule)
     candidates: list[tuple[tuple[str, str, bool, dict[str, Any]], pd.DataFrame | None]] = []
-    for choice, option, is_current, ch in _whatif_variants(base):
+    for i, (choice, option, is_current, ch) in enumerate(specs):
         if not ch:
             candidates.append(((choice, option, is_current, ch), None))
             continue
-        variant = {**base, **ch}
-        frame, problems = validate_record(variant)
-        if problems:
-            notes.append(f"{choice}: {option} not shown ({problems[0].rule})")
+        row = changed.index(i)
+        if row in first_problem:
+            notes.append(f"{choice}: {option} not shown ({first_problem[row]})")
             continue
         # A category no training patient had cannot be scored (the feature pipeline refuses it): say so.
         unseen = [f for f, v in ch.items() if f in counts and counts[f] and str(v) not in counts[f]]
@@ -187,6 +194,7 @@ def compute_whatifs(
                 f"{', '.join(_describe_changes({f: ch[f]})[0] for f in unseen)})"
             )
             continue
+        frame = checked.iloc[[row]].assign(patient_id=base["patient_id"]).reset_index(drop=True)
         candidates.append(((choice, option, is_current, ch), frame))
     frames = [f for _, f in candidates if f is not None]
     predicted, dropped = _predict_variants(risk_model, frames)
@@ -251,11 +259,10 @@ def _log_hazards(risk_model, typed: pd.DataFrame, variants: list[dict[str, Any]]
         return None
     from nbrisk.features.pipeline import UnseenCategoryError
 
-    frame = pd.concat(
-        [typed.iloc[[0]].assign(**{k: [v] for k, v in var.items() if k in typed.columns}) for var in variants]
-    )
+    row = typed.iloc[0].to_dict()
+    frame = pd.DataFrame([{**row, **{k: v for k, v in var.items() if k in row}} for var in variants])
     try:
-        X = risk_model.transform(frame.reset_index(drop=True))
+        X = risk_model.transform(frame)
     except UnseenCategoryError:
         return None
     return np.asarray(cr.contributions(X), dtype=float).sum(axis=2)

@@ -8,6 +8,13 @@ requests), newly arrived requests queue up and form the next batch, answered by 
 predicted at once (a batch of one, exactly :meth:`Predictor.risk`), so batching adds no latency at low load and
 grows the batch — and the throughput — with the load. This is BentoML's adaptive-batching idea, done here because
 the ``/v1`` routes are a mounted ASGI app.
+
+**Small batches run on the event loop**, large ones in a worker thread. Prediction is CPU-bound Python and numpy on
+small arrays, so it holds the GIL: a worker thread does not run in parallel with the event loop, it only makes the
+two hand the GIL back and forth — and a thread waiting for the GIL gets it after the switch interval (5 ms), once
+per hand-off, which is what a request's latency then grows by. A batch of a few patients (a few milliseconds on the
+fast path) is therefore predicted inline, after one turn of the loop that lets requests already read join it; a
+batch above :data:`INLINE_MAX_PATIENTS` still goes to a thread so that the loop keeps accepting connections.
 """
 
 from __future__ import annotations
@@ -22,13 +29,17 @@ from nbrisk.serving.schemas import RequestError, RiskRequest
 
 #: Largest number of patients predicted in one batch (bounds the latency a batch adds to the requests behind it).
 MAX_BATCH_PATIENTS = 256
+#: Batches of at most this many patients are predicted on the event loop (≈ 5–10 ms on the fast path); larger ones
+#: in a worker thread.
+INLINE_MAX_PATIENTS = 32
 
 
 class MicroBatcher:
     """Queue of pending requests drained by one task at a time; one instance per worker process (event loop)."""
 
-    def __init__(self, max_patients: int = MAX_BATCH_PATIENTS):
+    def __init__(self, max_patients: int = MAX_BATCH_PATIENTS, inline_max_patients: int = INLINE_MAX_PATIENTS):
         self.max_patients = max_patients
+        self.inline_max_patients = inline_max_patients
         self._pending: list[tuple[RiskRequest, asyncio.Future]] = []
         self._draining = False
         self._task: asyncio.Task | None = None
@@ -57,11 +68,16 @@ class MicroBatcher:
     async def _drain(self, predictor: Predictor) -> None:
         try:
             while self._pending:
+                await asyncio.sleep(0)  # one turn of the loop: requests already read join this batch
                 batch = self._take()
                 self.batches += 1
                 self.requests += len(batch)
+                requests = [r for r, _ in batch]
                 try:
-                    answers = await anyio.to_thread.run_sync(predictor.risk_many, [r for r, _ in batch])
+                    if sum(len(r.patients) for r in requests) <= self.inline_max_patients:
+                        answers = predictor.risk_many(requests)  # on the loop: no GIL hand-off (module docstring)
+                    else:
+                        answers = await anyio.to_thread.run_sync(predictor.risk_many, requests)
                 except BaseException as exc:  # a bug: every request of the batch fails (→ 500), none hangs
                     for _, fut in batch:
                         if not fut.done():

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError, RiskCurves, first_line, training_summary_of
+from nbrisk.core import INTENDED_USE, SYNTHETIC_LABEL, NbriskError, RiskCurves, first_line, training_summary_of
 from nbrisk.serving.schemas import InvalidInput, ProblemDetail, RequestError, RiskRequest
 
 logger = logging.getLogger("nbrisk.serving")
@@ -52,14 +52,6 @@ RISK_GROUP_HORIZON_MONTHS = 24.0
 #: Decimals kept in answers: 1e-6 is far below any clinically or statistically meaningful difference and keeps a
 #: 1,000-patient answer small.
 ANSWER_DECIMALS = 6
-
-INTENDED_USE = (
-    "Prognostic estimates of relapse/progression, transplant-related mortality, event-free and overall survival "
-    "after allogeneic HSCT for children and young adults (0.5–25 years at HSCT) with stage M (INRG) / stage 4 (INSS) "
-    "neuroblastoma, refractory, relapsed or very-high-risk, from information known before day 0. Estimates are "
-    "associations from the training cohort, not effects of treatment choices; they support, never replace, a "
-    "tumour board's judgement."
-)
 
 
 class ModelUnavailable(NbriskError):
@@ -197,7 +189,7 @@ class Predictor:
                 typed, found = validate_records(frame, require_outcomes=False, require_center=False, first_row=0)
                 typed = typed.reset_index(drop=True)
         except Exception as exc:  # a validator bug must not become a 5xx for a client's body; log no values
-            logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, _where(exc))
+            logger.error("record validator failed (%s at %s); request refused", type(exc).__name__, error_location(exc))
             raise InvalidInput(
                 "patient records could not be validated",
                 [*problems, ProblemDetail(None, None, "records could not be validated")],
@@ -362,7 +354,7 @@ class Predictor:
             except RequestError:  # a model that cannot score the example still serves others
                 pass
             except Exception as exc:  # best effort: a failure here shows again (as a 500) on a real request
-                logger.warning("warm-up prediction failed (%s at %s)", type(exc).__name__, _where(exc))
+                logger.warning("warm-up prediction failed (%s at %s)", type(exc).__name__, error_location(exc))
                 return
 
     def report(
@@ -370,11 +362,9 @@ class Predictor:
     ) -> bytes:
         """The tumour-board report (PDF or HTML bytes) for one patient, rendered by
         :func:`nbrisk.reports.render.render_patient_report` from the same validated record and model."""
+        from nbrisk.reports.render import render_patient_report  # imported on first use: the report stack is large
+
         typed = self.validate([patient], shape_problems)
-        try:
-            from nbrisk.reports.render import render_patient_report
-        except ImportError:
-            raise ReportUnavailable("report rendering is not available in this installation") from None
         try:
             return render_patient_report(self.risk_model, typed.iloc[[0]], fmt=fmt, model_info=self.model_info)
         except RequestError:
@@ -499,10 +489,6 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-class ReportUnavailable(NbriskError):
-    """The report renderer (``nbrisk.reports.render``) is not installed."""
-
-
 def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
     s = training_summary_of(risk_model)
     synthetic = s.synthetic
@@ -570,7 +556,7 @@ def _plain_number(x: float) -> int | float:
     return int(x) if float(x).is_integer() else float(x)
 
 
-def _where(exc: BaseException) -> str:
+def error_location(exc: BaseException) -> str:
     """``module:line`` of the innermost frame of ``exc`` (for logs that must not carry exception messages)."""
     tb = exc.__traceback__
     while tb is not None and tb.tb_next is not None:

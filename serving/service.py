@@ -61,7 +61,7 @@ from nbrisk.serving.audit import AuditMiddleware
 from nbrisk.serving.auth import BearerAuthMiddleware, key_store, send_json
 from nbrisk.serving.batching import MicroBatcher
 from nbrisk.serving.edge import EdgeMiddleware
-from nbrisk.serving.predictor import ModelUnavailable, Predictor, ReportUnavailable, _where, freeze_heap
+from nbrisk.serving.predictor import ModelUnavailable, Predictor, error_location, freeze_heap
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
     ErrorResponse,
@@ -86,11 +86,12 @@ BATCH_MAX_PATIENTS = 32
 
 
 def _configure_logging() -> None:
-    """Send ``nbrisk.*`` log lines to stderr once. Our code logs counts, versions and exception types only."""
+    """Send ``nbrisk.*`` log lines to stderr once. Our code logs counts, versions and exception types only; each
+    line names its worker process (several workers write to one log)."""
     root = logging.getLogger("nbrisk")
     if not root.handlers:
         handler = logging.StreamHandler()
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"))
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         root.propagate = False
@@ -147,7 +148,11 @@ class GuardMiddleware:
                 await send_json(send, 499, {"error": "client closed request", "detail": []})
         except Exception as exc:
             logger.error(
-                "unhandled %s at %s on %s %s", type(exc).__name__, _where(exc), scope.get("method"), scope.get("path")
+                "unhandled %s at %s on %s %s",
+                type(exc).__name__,
+                error_location(exc),
+                scope.get("method"),
+                scope.get("path"),
             )
             if not started:
                 await send_json(send, 500, {"error": "internal error", "detail": []})
@@ -423,14 +428,11 @@ class RiskService:
         req = parse_report_request(await read_body(request))
         request.scope["nbrisk"]["n_patients"] = 1
         queue = limits.current().reports
-        try:
-            # PDFs are CPU-heavy: a bounded queue answers 503 + Retry-After instead of letting them pile up
-            async with queue.admit():
-                data = await anyio.to_thread.run_sync(
-                    predictor.report, req.patients[0], fmt, req.problems, limiter=queue.limiter
-                )
-        except ReportUnavailable as exc:
-            raise RequestError("report unavailable", [ProblemDetail(None, None, str(exc))], status_code=503) from None
+        # PDFs are CPU-heavy: a bounded queue answers 503 + Retry-After instead of letting them pile up
+        async with queue.admit():
+            data = await anyio.to_thread.run_sync(
+                predictor.report, req.patients[0], fmt, req.problems, limiter=queue.limiter
+            )
         media = "application/pdf" if fmt == "pdf" else "text/html; charset=utf-8"
         return Response(
             data, media_type=media, headers={"content-disposition": f'inline; filename="nbrisk-report.{fmt}"'}

@@ -99,7 +99,7 @@ def page_contract() -> dict[str, Any]:
     from nbrisk.serving.schemas import record_json_schema
 
     record = record_json_schema()
-    fields = [
+    fields: list[dict[str, Any]] = [
         {
             "name": name,
             "group": spec.group,
@@ -112,9 +112,9 @@ def page_contract() -> dict[str, Any]:
         if name in record["properties"]
     ]
     groups: list[str] = []
-    for f in fields:
-        if f["group"] not in groups:
-            groups.append(f["group"])
+    for name, spec in FIELDS.items():
+        if name in record["properties"] and spec.group not in groups:
+            groups.append(spec.group)
     return {
         "record": record,
         "fields": fields,

@@ -31,6 +31,9 @@ from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from distributed.diagnostics.plugin import SchedulerPlugin
+from joblib._dask import DaskDistributedBackend
+
 LOCAL = "local"
 _ADDRESS = re.compile(r"^(tcp|tls|inproc)://\S+$|^[A-Za-z0-9.\-\[\]:]+:\d{1,5}$")
 PLUGIN_NAME = "nbrisk-task-counter"
@@ -54,14 +57,7 @@ class ClusterProgress:
     workers: int
 
 
-try:  # plain objects when distributed is absent (the local pool needs nothing of this)
-    from distributed.diagnostics.plugin import SchedulerPlugin as _PluginBase
-    from joblib._dask import DaskDistributedBackend
-except ImportError:  # pragma: no cover - distributed is a dependency
-    _PluginBase, DaskDistributedBackend = object, None
-
-
-class TaskCounter(_PluginBase):
+class TaskCounter(SchedulerPlugin):
     """Scheduler plugin: the keys of every computed task it has seen, and those that finished.
 
     A task re-run after its worker died is the same key, counted once. Scattered data never passes through
@@ -91,7 +87,7 @@ def _snapshot(dask_scheduler=None) -> tuple[int, int, int, int]:
     return len(plugin.finished), len(plugin.submitted), busy, len(dask_scheduler.workers)
 
 
-class _Backend(DaskDistributedBackend if DaskDistributedBackend is not None else object):
+class _Backend(DaskDistributedBackend):
     """joblib's Dask backend, dispatching to the cluster even when only one worker thread is left (joblib would
     otherwise run a loop in the calling process when the cluster's effective ``n_jobs`` is 1)."""
 
@@ -107,9 +103,9 @@ class TrainingCluster:
         self.address = address
         self.on_progress = on_progress
         self.poll_seconds = poll_seconds
-        self.client = None
+        self.client: Any = None  # distributed.Client once connected
         self.data: dict[int, Any] = {}
-        self._local = None
+        self._local: Any = None  # the LocalCluster this job started, if any
         self._stack = ExitStack()
         self._stop = threading.Event()
         self._poller: threading.Thread | None = None
@@ -129,7 +125,10 @@ class TrainingCluster:
                 from nbrisk.core import NbriskError
 
                 raise NbriskError(f"cannot reach the Dask scheduler at {self.address}: {exc}") from None
-        self.client.register_plugin(TaskCounter(), name=PLUGIN_NAME)
+        try:  # the scheduler needs nbrisk importable for the counter; without it training goes on uncounted
+            self.client.register_plugin(TaskCounter(), name=PLUGIN_NAME)
+        except Exception:  # a missing progress count must never stop training
+            pass
         backend = _Backend(client=self.client, scatter=list(objects) or None)
         self.data = dict(backend.data_futures)
         self._stack.enter_context(parallel_config(backend=backend, n_jobs=-1))
@@ -145,6 +144,8 @@ class TrainingCluster:
             self._report()
 
     def _report(self) -> None:
+        if self.on_progress is None:
+            return
         try:
             self.on_progress(self.progress())
         except Exception:  # a missed progress update must never stop training

@@ -24,15 +24,6 @@ from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError
 #: installed with the wheel), found through importlib.resources so a clone and an installed wheel behave alike.
 CONFIG_DIR = Path(str(files("nbrisk.configs")))
 
-#: Model families a config may name → the import path of the estimator class.
-FAMILIES: dict[str, str] = {
-    "AalenJohansen": "nbrisk.models.nonparametric",
-    "CauseSpecificCox": "nbrisk.models.cox",
-    "FineGray": "nbrisk.models.fine_gray",
-    "CauseSpecificForest": "nbrisk.models.forest",
-    "CauseSpecificBoosting": "nbrisk.models.boosting",
-}
-
 Scalar = int | float | str | bool | None
 
 
@@ -94,12 +85,21 @@ class ModelSpec(_Frozen):
     """
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]{0,39}$")
-    family: Literal["AalenJohansen", "CauseSpecificCox", "FineGray", "CauseSpecificForest", "CauseSpecificBoosting"]
+    family: str  # a key of nbrisk.models.families.FAMILIES
     params: dict[str, Scalar | list[Scalar]] = Field(default_factory=dict)
     grid: dict[str, list[Scalar]] = Field(default_factory=dict)
     optimism: bool = True
     leave_center_out: bool = True
     n_interval_bootstrap: int | None = Field(None, ge=0, le=1000)
+
+    @field_validator("family")
+    @classmethod
+    def _known_family(cls, v: str) -> str:
+        from nbrisk.models.families import FAMILIES
+
+        if v not in FAMILIES:
+            raise ValueError(f"unknown model family {v!r}; known families: {', '.join(FAMILIES)}")
+        return v
 
     @field_validator("grid")
     @classmethod
@@ -121,18 +121,16 @@ class ModelSpec(_Frozen):
         return [{**self.params, **dict(zip(keys, combo, strict=True))} for combo in combos]
 
     def make_estimator(self, random_state: int | None = None, **overrides: Any):
-        """Instantiate the estimator class with fixed params, ``overrides`` and ``random_state`` if it takes one."""
-        from importlib import import_module
+        """Instantiate the estimator class with fixed params, ``overrides`` and ``random_state`` if it takes one
+        (:func:`nbrisk.models.families.make_estimator`)."""
+        from nbrisk.models.families import make_estimator
 
-        cls = getattr(import_module(FAMILIES[self.family]), self.family)
         params = {k: tuple(v) if isinstance(v, list) else v for k, v in {**self.params, **overrides}.items()}
         if params.get("features") == "clinical":
             from nbrisk.features.pipeline import CLINICAL_PREDICTORS
 
             params["features"] = CLINICAL_PREDICTORS
-        if random_state is not None and "random_state" in cls().get_params():
-            params.setdefault("random_state", random_state)
-        return cls(**params)
+        return make_estimator(self.family, params, random_state=random_state)
 
 
 class TrainConfig(_Frozen):

@@ -34,11 +34,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from nbrisk.core import SYNTHETIC_LABEL, Cause, NbriskError
+from nbrisk.core import CAUSES, SYNTHETIC_LABEL, Cause, NbriskError
 from nbrisk.training.config import TrainConfig, load_config
 from nbrisk.training.validation import metric_key
 
-CAUSE_NAMES = ("relapse", "trm")
+CAUSE_NAMES = tuple(cause.key for cause in CAUSES)  # "relapse", "trm": metric-name prefixes
 #: Per-cause metrics shown on the leaderboard (at the primary horizon).
 LEADERBOARD_METRICS = ("cindex", "auc", "brier", "ipa", "ici", "cal_slope")
 
@@ -282,6 +282,7 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
             spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs, progress=bump
         )
         pooled, metric_replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
+        pooled.update(calibration_cis(outcomes, cv.pooled, horizons, vcfg.primary_horizon_months, boot))
         replicates: dict[str, Any] = dict(metric_replicates)
         replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
         tables: dict[str, Any] = {"fold_params": cv.params}
@@ -431,10 +432,47 @@ def _calibration_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[
     y = outcomes[["event", "time"]]
     from nbrisk.core import months_to_days
 
-    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+    for c, cause in zip(CAUSE_NAMES, CAUSES, strict=True):
         for j, h in enumerate(horizons):
-            tab = M.calibration_table(y, cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause))
+            tab = M.calibration_table(*M.target(y), cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause))
             out[metric_key(c, "calibration", h)] = _jsonable(tab)
+    return out
+
+
+#: Bootstrap resamples (the first ones of the shared set) behind the CIs of the calibration measures: the smoothed
+#: calibration curve costs ~50 ms per resample and cause, so not all resamples are used.
+N_CALIBRATION_RESAMPLES = 50
+
+
+def calibration_cis(
+    outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[float], horizon: float, boot: np.ndarray
+) -> dict[str, float]:
+    """Percentile 95% CIs of the ICI and the calibration slope of each cause at the primary ``horizon`` (months),
+    over the first :data:`N_CALIBRATION_RESAMPLES` of the shared bootstrap resamples (Austin et al. 2020: the
+    calibration measures of the pooled out-of-fold predictions ``cif`` (n, states, len(horizons)), recomputed per
+    resample). Keys as the training jobs name them: ``relapse_ici_24m_lower``, ``trm_cal_slope_24m_upper``, ..."""
+    from nbrisk.core import months_to_days
+    from nbrisk.training import metrics as M
+
+    if float(horizon) not in [float(h) for h in horizons] or len(boot) == 0:
+        return {}
+    j = [float(h) for h in horizons].index(float(horizon))
+    event = outcomes["event"].to_numpy().astype(int)
+    time_ = outcomes["time"].to_numpy(dtype=float)
+    tau = float(months_to_days(horizon))
+    out: dict[str, float] = {}
+    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+        ici, slope = [], []
+        for idx in boot[:N_CALIBRATION_RESAMPLES]:
+            res = M.calibration_cr(event[idx], time_[idx], cif[idx, int(cause), j], tau, int(cause))
+            ici.append(res.ici)
+            slope.append(res.slope)
+        for name, vals in (("ici", ici), ("cal_slope", slope)):
+            v = np.asarray(vals, dtype=float)
+            v = v[np.isfinite(v)]
+            if v.size >= 10:
+                key = metric_key(c, name, horizon)
+                out[f"{key}_lower"], out[f"{key}_upper"] = (float(q) for q in np.percentile(v, [2.5, 97.5]))
     return out
 
 
@@ -446,9 +484,11 @@ def _net_benefit_tables(outcomes: pd.DataFrame, cif: np.ndarray, horizons: list[
     out: dict[str, Any] = {}
     y = outcomes[["event", "time"]]
     thresholds = np.round(np.arange(0.05, 0.81, 0.05), 2)
-    for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
+    for c, cause in zip(CAUSE_NAMES, CAUSES, strict=True):
         for j, h in enumerate(horizons):
-            tab = M.net_benefit(y, cif[:, int(cause), j], float(months_to_days(h)), thresholds, cause=int(cause))
+            tab = M.net_benefit(
+                *M.target(y), cif[:, int(cause), j], float(months_to_days(h)), cause=int(cause), thresholds=thresholds
+            )
             out[metric_key(c, "net_benefit", h)] = _jsonable(tab)
     return out
 

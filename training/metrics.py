@@ -7,9 +7,8 @@ censoring as the event) is estimated from the evaluation data unless a
 :class:`~nbrisk.models.nonparametric.CensoringSurvival` is passed as ``censoring``. Definitions follow
 ``docs/statistics.md`` and van Geloven et al. (2022, BMJ 377:e069249).
 
-For convenience the functions that training calls with a target DataFrame also accept ``y`` (columns ``event`` and
-``time``) in place of ``event, time``: ``net_benefit(y, cif, tau, thresholds, cause=1)``,
-``calibration_table(y, cif, tau, cause=1)``, ``evaluate_predictions(y, cif, horizons_days)``.
+Every function has one argument order, whatever the input: a target DataFrame ``y`` (columns ``event`` and ``time``)
+is passed as ``*target(y)``, e.g. ``net_benefit(*target(y), cif, tau, cause=1, thresholds=[0.1, 0.2])``.
 
 References
 ----------
@@ -41,7 +40,7 @@ import numpy as np
 import pandas as pd
 from scipy import optimize
 
-from nbrisk.core import DAYS_PER_MONTH, Cause
+from nbrisk.core import CAUSES, DAYS_PER_MONTH, Cause, State
 from nbrisk.models.nonparametric import (
     CensoringSurvival,
     aalen_johansen,
@@ -65,11 +64,10 @@ __all__ = [
     "ipa",
     "net_benefit",
     "pseudo_observations",
+    "target",
     "time_dependent_auc",
     "uno_c",
 ]
-
-CAUSE_NAMES = {int(Cause.RELAPSE): "relapse", int(Cause.TRM): "trm"}
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -98,8 +96,11 @@ def _pred(pred, n: int, name: str = "prediction") -> np.ndarray:
     return pred
 
 
-def _is_target(obj) -> bool:
-    return isinstance(obj, pd.DataFrame) and {"event", "time"} <= set(obj.columns)
+def target(y: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """``(event, time)`` arrays of a target DataFrame with columns ``event`` and ``time`` (pass as ``*target(y)``)."""
+    if not isinstance(y, pd.DataFrame) or not {"event", "time"} <= set(y.columns):
+        raise TypeError("y must be a DataFrame with columns 'event' and 'time'")
+    return y["event"].to_numpy(), y["time"].to_numpy(dtype=float)
 
 
 def _censoring(event, time, censoring: CensoringSurvival | None) -> CensoringSurvival:
@@ -594,38 +595,31 @@ def calibration_cr(
     )
 
 
-def calibration_table(*args, n_groups: int = 10, **kwargs) -> pd.DataFrame:
+def calibration_table(
+    event, time, cif_at_tau, tau: float, cause: int | Cause = Cause.RELAPSE, n_groups: int = 10
+) -> pd.DataFrame:
     """The decile table of :func:`calibration_cr` only (fast: no pseudo-observations).
 
-    ``calibration_table(event, time, cif_at_tau, tau, cause=1)`` or ``calibration_table(y, cif_at_tau, tau,
-    cause=1)``. Columns ``group, n, mean_predicted, observed, observed_lower, observed_upper``.
+    Columns ``group, n, mean_predicted, observed, observed_lower, observed_upper``.
     """
-    (event, time), rest = _split_target(args)
-    cif_at_tau, tau, *more = rest
-    cause = more[0] if more else kwargs.pop("cause", Cause.RELAPSE)
     event, time = _ev_time(event, time)
     pred = _pred(cif_at_tau, time.shape[0], "cif_at_tau")
     return _group_table(event, time, pred, float(tau), int(cause), n_groups)
 
 
-def _split_target(args) -> tuple[tuple[np.ndarray, np.ndarray], list]:
-    """Accept ``(y, ...)`` with a target DataFrame or ``(event, time, ...)``."""
-    if args and _is_target(args[0]):
-        y = args[0]
-        return (y["event"].to_numpy(), y["time"].to_numpy(dtype=float)), list(args[1:])
-    if len(args) < 2:
-        raise TypeError("pass either a target DataFrame y or the arrays event, time")
-    return (args[0], args[1]), list(args[2:])
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # clinical usefulness
 # ----------------------------------------------------------------------------------------------------------------
-def net_benefit(*args, **kwargs) -> pd.DataFrame:
+#: Default thresholds of the decision curve: 5% to 50% in steps of 5%.
+DEFAULT_THRESHOLDS = tuple(np.arange(0.05, 0.55, 0.05))
+
+
+def net_benefit(
+    event, time, cif_at_tau, tau: float, cause: int | Cause = Cause.RELAPSE, thresholds=DEFAULT_THRESHOLDS
+) -> pd.DataFrame:
     """Net benefit of "treat if F̂_k(τ) ≥ p" over thresholds p (decision curve; Vickers et al. 2008).
 
-    ``net_benefit(event, time, cif_at_tau, tau, cause, thresholds)`` (or ``net_benefit(y, cif_at_tau, tau,
-    thresholds, cause=1)``). NB(p) = F_obs · q − (1 − F_obs) · q · p / (1 − p), q the share of patients with
+    NB(p) = F_obs · q − (1 − F_obs) · q · p / (1 − p), q the share of patients with
     F̂_k(τ) ≥ p and F_obs the Aalen–Johansen cause-k incidence at τ among them (which handles censoring and the
     competing event). Treat-all uses q = 1 and the overall incidence; treat-none is 0.
 
@@ -633,15 +627,6 @@ def net_benefit(*args, **kwargs) -> pd.DataFrame:
     -------
     DataFrame with columns ``threshold, net_benefit, treat_all, treat_none, share_treated``.
     """
-    (event, time), rest = _split_target(args)
-    if args and _is_target(args[0]):
-        cif_at_tau, tau, *more = rest
-        thresholds = more[0] if more else kwargs.pop("thresholds")
-        cause = more[1] if len(more) > 1 else kwargs.pop("cause", Cause.RELAPSE)
-    else:
-        cif_at_tau, tau, *more = rest
-        cause = more[0] if more else kwargs.pop("cause", Cause.RELAPSE)
-        thresholds = more[1] if len(more) > 1 else kwargs.pop("thresholds", np.arange(0.05, 0.55, 0.05))
     event, time = _ev_time(event, time)
     pred = _pred(cif_at_tau, time.shape[0], "cif_at_tau")
     p = np.asarray(thresholds, dtype=float).ravel()
@@ -723,8 +708,12 @@ def _horizon_label(days: float, months: float | None) -> str:
 
 
 def evaluate_predictions(
-    *args,
-    causes: Sequence[int] = (Cause.RELAPSE, Cause.TRM),
+    event,
+    time,
+    cif,
+    horizons_days,
+    *,
+    causes: Sequence[int] = CAUSES,
     horizons_months: Sequence[float] | None = None,
     calibration: bool = True,
     thresholds: Sequence[float] = (),
@@ -734,7 +723,6 @@ def evaluate_predictions(
 ) -> dict[str, float]:
     """All competing-risks metrics per cause and horizon, as one flat dict (what training logs).
 
-    ``evaluate_predictions(event, time, cif, horizons_days)`` or ``evaluate_predictions(y, cif, horizons_days)``,
     ``cif`` of shape (n, 3, k) (event-free, relapse, TRM) at the k horizons ``horizons_days`` (days, the unit of
     ``time``). Names are ``{cause}_{metric}_{h}m`` with cause ``relapse``/``trm``, h in months (from
     ``horizons_months`` if given, else days / a month) and metric ``auc`` (Blanche), ``cindex`` (Wolbers 2009),
@@ -744,8 +732,6 @@ def evaluate_predictions(
     ``efs_uno_c_{h}m``. With ``os_event``, ``os_time`` (overall survival data) and ``os_surv`` (n, k) predicted OS:
     ``os_harrell_c``, ``os_uno_c_{h}m``, ``os_ibs``.
     """
-    (event, time), rest = _split_target(args)
-    cif, horizons_days = rest[0], rest[1]
     event, time = _ev_time(event, time)
     n = time.shape[0]
     cif = _pred(cif, n, "cif")
@@ -758,7 +744,7 @@ def evaluate_predictions(
     out: dict[str, float] = {}
     for cause in causes:
         cause = int(cause)
-        name = CAUSE_NAMES.get(cause, f"cause{cause}")
+        name = Cause(cause).key
         null = aalen_johansen(time, event, cause).at(hd)
         for j, (tau, lab) in enumerate(zip(hd, labels, strict=True)):
             f = cif[:, cause, j]
@@ -783,9 +769,9 @@ def evaluate_predictions(
             out[f"{name}_ibs"] = integrated_brier_score_cr(event, time, cif[:, cause, :], hd, cause, g)
     any_event = event > 0
     last = int(np.argmax(hd))
-    out["efs_harrell_c"] = harrell_c(any_event, time, 1.0 - cif[:, 0, last])
+    out["efs_harrell_c"] = harrell_c(any_event, time, 1.0 - cif[:, State.EFS, last])
     for j, lab in enumerate(labels):
-        out[f"efs_uno_c_{lab}"] = uno_c(any_event, time, 1.0 - cif[:, 0, j], hd[j])
+        out[f"efs_uno_c_{lab}"] = uno_c(any_event, time, 1.0 - cif[:, State.EFS, j], hd[j])
     if os_event is not None and os_time is not None and os_surv is not None:
         os_surv = _pred(os_surv, n, "os_surv")
         out["os_harrell_c"] = harrell_c(os_event, os_time, 1.0 - os_surv[:, last])

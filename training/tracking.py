@@ -339,14 +339,6 @@ def tag_run(run_id: str, key: str, value: str) -> None:
     MlflowClient().set_tag(run_id, key, value)
 
 
-def experiment_runs_count(experiment: str) -> int:
-    """Number of runs in ``experiment`` (0 if it does not exist); used by tests and to check nothing was logged."""
-    exp_id = experiment_id(experiment, create=False)
-    if exp_id is None:
-        return 0
-    return len(MlflowClient().search_runs([exp_id], max_results=10_000))
-
-
 def dumps(obj: Any) -> str:
     return json.dumps(obj, indent=2, sort_keys=True, default=str)
 

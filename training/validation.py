@@ -31,7 +31,7 @@ import pandas as pd
 from joblib import Parallel, delayed
 from sklearn.model_selection import RepeatedStratifiedKFold, StratifiedKFold
 
-from nbrisk.core import CAUSES, months_to_days
+from nbrisk.core import CAUSES, State, months_to_days
 from nbrisk.training.config import ModelSpec
 
 if TYPE_CHECKING:
@@ -147,13 +147,13 @@ def evaluate(
         return M.evaluate_predictions(
             event,
             time,
-            pred[:, :3],
+            pred[:, : State.OS],  # the competing-risks states (EFS, relapse, TRM)
             hd,
             horizons_months=list(horizons_months),
             calibration=True,
             os_event=outcomes["os_event"].to_numpy(),
             os_time=outcomes["os_time"].to_numpy(dtype=float),
-            os_surv=pred[:, 3],
+            os_surv=pred[:, State.OS],
         )
     g = censoring_survival(time, event)
     out: dict[str, float] = {}
@@ -162,7 +162,7 @@ def evaluate(
         name = cause.key
         null = aalen_johansen(time, event, int(cause)).at(hd)
         for j, (tau, h) in enumerate(zip(hd, horizons_months, strict=True)):
-            f = pred[:, int(cause), j]
+            f = pred[:, State(cause), j]
             out[metric_key(name, "auc", h)] = M.time_dependent_auc(event, time, f, tau, int(cause), g)
             out[metric_key(name, "cindex", h)] = M.concordance_index_cr(event, time, f, tau, int(cause))
             bs = M.brier_score_cr(event, time, f, tau, int(cause), g)

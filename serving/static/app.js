@@ -258,7 +258,7 @@ function cellText(band, i) {
 }
 
 /** The table at the contract's table months: each cell the estimate and its 95% interval, as percentages. */
-function resultsTable(res, prefix) {
+function resultsTable(res, prefix, short = false) {
   const table = document.createElement("table");
   const head = document.createElement("thead");
   const hr = document.createElement("tr");
@@ -276,7 +276,7 @@ function resultsTable(res, prefix) {
   for (const outcome of OUTCOMES) {
     const tr = document.createElement("tr");
     tr.className = `row-${outcome}`;
-    const th = i18nText("th", `results.${outcome}`);
+    const th = i18nText("th", short ? `chart.${outcome}` : `results.${outcome}`);
     th.scope = "row";
     tr.append(th);
     for (const mo of months) {
@@ -520,7 +520,7 @@ function renderWhatif() {
     wrap.tabIndex = 0;
     wrap.setAttribute("role", "region");
     wrap.setAttribute("aria-labelledby", h.id);
-    wrap.append(resultsTable(res, prefix));
+    wrap.append(resultsTable(res, prefix, true)); // short row names: two tables share the width
     col.append(h, group, stackedChart(res, months, show, true), wrap);
     out.push(col);
   }

@@ -57,7 +57,7 @@ function axes(svg, x, y, box, maxMonth) {
 }
 
 function scales(width, height, maxMonth) {
-  const box = { left: 48, right: width - 12, top: 12, bottom: height - 64 };
+  const box = { left: 48, right: width - 20, top: 12, bottom: height - 64 };
   const x = (m) => box.left + ((box.right - box.left) * m) / maxMonth;
   const y = (p) => box.bottom - (box.bottom - box.top) * p;
   return { box, x, y };

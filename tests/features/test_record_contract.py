@@ -10,8 +10,8 @@ from nbrisk.core import NbriskError
 from nbrisk.features.record import (
     FIELDS,
     ID_FIELDS,
-    INTENDED_USE,
     OUTCOME_FIELDS,
+    OUTSIDE_INTENDED_USE,
     PREDICTOR_FIELDS,
     CohortValidationError,
     Problem,
@@ -103,8 +103,8 @@ FIELD_CASES = [
     ("age_at_diagnosis_months", 217, "out of range 0–216"),
     ("age_at_diagnosis_months", -1, "out of range"),
     ("months_diagnosis_to_hsct", 0.5, "out of range 1–180"),
-    ("inrg_stage", "L2", INTENDED_USE),
-    ("inrg_stage", "MS", INTENDED_USE),
+    ("inrg_stage", "L2", OUTSIDE_INTENDED_USE),
+    ("inrg_stage", "MS", OUTSIDE_INTENDED_USE),
     ("mycn_status", "", "use 'unknown'"),
     ("mycn_status", "yes", "not one of"),
     ("chr11q_aberration", "lost", "not one of"),
@@ -183,7 +183,7 @@ CONSISTENCY_CASES = [
     (
         dict(age_at_diagnosis_months=2, months_diagnosis_to_hsct=3),
         "age_at_diagnosis_months,months_diagnosis_to_hsct",
-        INTENDED_USE,
+        OUTSIDE_INTENDED_USE,
     ),
     (
         dict(donor_type="matched_sibling", hla_mismatches=1, graft_source="bone_marrow"),

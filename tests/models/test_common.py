@@ -6,8 +6,11 @@ CIFs non-decreasing, event-free + relapse + TRM = 1) on hypothesis-generated dat
 (``lower ≤ estimate ≤ upper`` or ``NotImplementedError``), and clinically expected behaviour on the synthetic cohort
 (PD at HSCT raises relapse vs CR; HCT-CI ≥ 3 and a mismatched unrelated donor raise TRM).
 
-The estimator list is explicit: while a module is not yet committed its checks are skipped, and
-:func:`test_every_listed_estimator_is_available` fails, so a missing estimator cannot go unnoticed.
+The estimator list is built from the registry of model families (:data:`nbrisk.models.families.FAMILIES`) plus the
+meta-estimators around a family (``BootstrapIntervals``, and ``IllnessDeathModel``, the estimator that is served):
+a family added to the registry is checked here without being listed, with default parameters unless ``PARAMS`` says
+otherwise. :func:`test_every_listed_estimator_is_available` fails if a listed estimator cannot be imported, and
+:func:`test_every_exported_estimator_is_checked` if an exported one is missing, so neither can go unnoticed.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from nbrisk.core import Cause, months_to_days
 from nbrisk.models._base import CIFCoherenceWarning, CompetingRisksEstimator
 from nbrisk.models.boosting import CauseSpecificBoosting
 from nbrisk.models.cox import CauseSpecificCox
+from nbrisk.models.families import FAMILIES
 
 
 @dataclass(frozen=True)
@@ -50,23 +54,28 @@ class Spec:
     slow_behaviour: bool = False
 
 
-SPECS = [
-    Spec("AalenJohansen", interval={}, uses_covariates=False),
-    Spec("CauseSpecificCox", interval={"n_bootstrap": 8, "random_state": 0}),
+#: Test parameters of the registered families that need more than their defaults (quick fits, intervals, enough
+#: trees to learn the synthetic effects).
+PARAMS = {
+    "AalenJohansen": Spec("AalenJohansen", interval={}, uses_covariates=False),
+    "CauseSpecificCox": Spec("CauseSpecificCox", interval={"n_bootstrap": 8, "random_state": 0}),
     # no closed-form intervals: BootstrapIntervals (below) or IllnessDeathModel give them
-    Spec("FineGray"),
-    Spec(
+    "FineGray": Spec("FineGray"),
+    "CauseSpecificForest": Spec(
         "CauseSpecificForest",
         fast={"n_estimators": 4, "min_samples_leaf": 5, "random_state": 0},
         behaviour={"n_estimators": 60, "min_samples_leaf": 15, "random_state": 0},
         patientwise=False,
     ),
-    Spec(
+    "CauseSpecificBoosting": Spec(
         "CauseSpecificBoosting",
         fast={"n_estimators": 10, "random_state": 0},
         behaviour={"n_estimators": 200, "max_depth": 2, "learning_rate": 0.05, "random_state": 0},
         patientwise=False,
     ),
+}
+#: Meta-estimators around a family: they are not families of the registry, so they are listed here.
+META_SPECS = [
     Spec(
         "BootstrapIntervals",
         fast={"estimator": CauseSpecificBoosting(n_estimators=5, random_state=0), "n_bootstrap": 3, "random_state": 0},
@@ -77,7 +86,15 @@ SPECS = [
         },
         behaviour={"estimator": CauseSpecificCox(), "n_bootstrap": 2, "random_state": 0},
     ),
+    # the served estimator: competing-risks model + post-relapse model (its y also holds the post-relapse columns)
+    Spec(
+        "IllnessDeathModel",
+        fast={"cr_model": CauseSpecificCox(), "n_bootstrap": 0},
+        interval={"cr_model": CauseSpecificCox(), "n_bootstrap": 4, "random_state": 0},
+        behaviour={"cr_model": CauseSpecificCox(), "n_bootstrap": 0},
+    ),
 ]
+SPECS = [PARAMS.get(name, Spec(name)) for name in FAMILIES] + META_SPECS
 IDS = [s.name for s in SPECS]
 
 
@@ -117,6 +134,19 @@ def _make(spec: Spec, which: str = "fast"):
     return cls(**_supported_params(cls, params))
 
 
+def with_post_relapse(y: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """``y`` plus the post-relapse follow-up columns of the derived outcomes (the illness–death model's target;
+    the other estimators ignore them): after a relapse, death at a constant hazard, censored at 400 days."""
+    rng = np.random.default_rng(seed)
+    relapsed = y["event"].to_numpy() == Cause.RELAPSE
+    death = np.ceil(rng.exponential(200.0, size=len(y)))
+    return y.assign(
+        relapse_time=np.where(relapsed, y["time"].to_numpy(dtype=float), np.nan),
+        post_relapse_time=np.where(relapsed, np.minimum(death, 400.0), np.nan),
+        post_relapse_event=np.where(relapsed, (death <= 400.0).astype(int), 0),
+    )
+
+
 def simulate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Small competing-risks data with two covariate effects per cause (days, exponential hazards)."""
     rng = np.random.default_rng(seed)
@@ -126,7 +156,7 @@ def simulate(n: int, seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     t1, t2, c = rng.exponential(1 / l1), rng.exponential(1 / l2), np.minimum(rng.uniform(200, 1200, n), 800.0)
     t = np.ceil(np.minimum.reduce([t1, t2, c]))  # whole days: ties, as in real cohorts
     event = np.where(t1 <= np.minimum(t2, c), Cause.RELAPSE, np.where(t2 <= c, Cause.TRM, Cause.CENSORED))
-    return X, pd.DataFrame({"event": event.astype(int), "time": t})
+    return X, with_post_relapse(pd.DataFrame({"event": event.astype(int), "time": t}), seed)
 
 
 TIMES = np.array([30.0, 180.0, 365.0, 730.0])
@@ -152,7 +182,7 @@ def test_every_listed_estimator_is_available():
 def test_every_exported_estimator_is_checked():
     # a new CompetingRisksEstimator exported by nbrisk.models must be added to SPECS (or to the exempt list)
     models = import_module("nbrisk.models")
-    exempt = {"CompetingRisksEstimator", "RiskModel", "PostRelapseModel", "IllnessDeathModel"}
+    exempt = {"CompetingRisksEstimator", "RiskModel", "PostRelapseModel"}
     unchecked = []
     for name in models.__all__:
         if name in exempt or name in IDS:
@@ -240,7 +270,8 @@ def cr_data(draw):
     a = draw(st.lists(st.floats(-3, 3, allow_nan=False), min_size=n, max_size=n))
     b = draw(st.lists(st.integers(0, 1), min_size=n, max_size=n))
     X = pd.DataFrame({"a": np.asarray(a, dtype=float), "b": np.asarray(b, dtype=float)})
-    return X, pd.DataFrame({"event": events, "time": np.asarray(times, dtype=float)})
+    y = pd.DataFrame({"event": events, "time": np.asarray(times, dtype=float)})
+    return X, with_post_relapse(y, seed=n)
 
 
 def _check_invariants(pred: np.ndarray, n: int, k: int) -> None:
@@ -314,7 +345,7 @@ def synthetic():
     make_synthetic_cohort, derive_outcomes, make_feature_pipeline = _synthetic_pipeline()
     train = make_synthetic_cohort(1500, seed=2024)
     test = make_synthetic_cohort(300, seed=2025)
-    y = derive_outcomes(train)[["event", "time"]]
+    y = derive_outcomes(train)  # event/time, and the post-relapse follow-up the illness–death model needs
     pipe = make_feature_pipeline().fit(train)
     return pipe, pipe.transform(train), y, test
 

@@ -17,6 +17,7 @@ import shutil
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -64,7 +65,39 @@ def wheel_env(tmp_path_factory) -> dict[str, Path]:
         "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
     }
     run_env.pop("NBRISK_MODEL_URI", None)
-    return {"venv": venv, "python": python, "nbrisk": venv / "bin" / "nbrisk", "work": work, "env": run_env}
+    return {
+        "venv": venv,
+        "python": python,
+        "nbrisk": venv / "bin" / "nbrisk",
+        "work": work,
+        "env": run_env,
+        "wheel": wheels[0],
+    }
+
+
+def _package_dirs() -> dict[str, str]:
+    """``nbrisk.x`` → its folder in the repository, from pyproject's ``package-dir``."""
+    setuptools = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    return dict(setuptools["package-dir"])
+
+
+def test_every_data_file_of_the_package_folders_is_in_the_wheel(wheel_env):
+    # templates, static assets, configs, Bento template: anything beside the code that the code reads at run time
+    with zipfile.ZipFile(wheel_env["wheel"]) as whl:
+        shipped = set(whl.namelist())
+    missing = []
+    for package, folder in _package_dirs().items():
+        root = REPO / folder
+        for path in root.rglob("*"):
+            rel = path.relative_to(root)
+            if path.is_dir() or "__pycache__" in rel.parts or path.suffix == ".pyc" or path.name == "README.md":
+                continue
+            if (root / rel.parts[0]).is_dir() and (root / rel.parts[0] / "__init__.py").exists():
+                continue  # a subpackage folder: checked as its own package
+            name = "/".join([*package.split("."), *rel.parts])
+            if name not in shipped:
+                missing.append(name)
+    assert not missing, f"files of the package folders missing from the wheel: {missing}"
 
 
 def test_the_installed_package_comes_from_the_wheel_with_its_configs(wheel_env):

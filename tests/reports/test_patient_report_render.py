@@ -16,7 +16,7 @@ import re
 import numpy as np
 import pytest
 
-from nbrisk.core import SYNTHETIC_LABEL, NbriskError
+from nbrisk.core import RISK_GROUP_TITLES, SYNTHETIC_LABEL, NbriskError
 from nbrisk.features.record import FIELDS, HLA_MISMATCH_RANGE, example_record, validate_record
 from nbrisk.reports.cohort import cohort_positions
 from nbrisk.reports.render import fmt_pct, render_patient_report
@@ -52,12 +52,12 @@ def _with_missing() -> dict:
 def _extreme_from_cohort(risk_model, cohort) -> dict:
     """The training patient with the lowest predicted 2-year EFS (extreme risk as this model sees it), as JSON."""
     from nbrisk.features.record import OUTCOME_FIELDS
-    from nbrisk.reports.summary import _json_value
+    from nbrisk.reports.record import json_value
 
     curves = risk_model.predict(cohort.records, [24])
     i = int(np.argmin(curves.efs.estimate[:, 0]))
     row = cohort.records.drop(columns=[c for c in OUTCOME_FIELDS if c in cohort.records.columns]).iloc[i]
-    rec = {k: _json_value(v) for k, v in row.to_dict().items()}
+    rec = {k: json_value(v) for k, v in row.to_dict().items()}
     rec["patient_id"] = "EXT-01"
     return rec
 
@@ -102,14 +102,14 @@ def test_html_report_shows_the_predictor_numbers(risk_model, patients, which):
     record = patients[which]
     html = render_patient_report(risk_model, record, "html", MODEL_INFO, generated_at=FIXED_TIME).decode()
     expected = _expected(risk_model, record)
-    table = html[html.index("At 1, 2, 3 and 5 years") : html.index("Compared with the training cohort")]
+    table = html[html.index("At 1, 2, 3 and 5 years") : html.index("How similar training patients fared")]
     for text in _numbers_as_printed(expected):
         assert text in table, text
     assert html.count("<svg") >= 2  # stacked incidence + survival (cohort plot when percentiles are stored)
     assert SYNTHETIC_LABEL in html
     assert record["patient_id"] in html
     group = str(risk_model.risk_groups(expected)[0])
-    assert f">{group}<" in html
+    assert f">{RISK_GROUP_TITLES[group]}<" in html
 
 
 def test_summary_table_is_exactly_the_predict_call(risk_model, patients):
@@ -140,9 +140,10 @@ def test_missing_fields_are_marked(risk_model):
     s = build_patient_summary(risk_model, _with_missing(), MODEL_INFO)
     flagged = {r.field: r.status for g in (*s.inputs_used, *s.inputs_unused) for r in g.rows if r.status}
     for f in ("ldh_at_diagnosis_u_l", "curie_score_at_hsct", "hct_ci", "cd34_dose_1e6_per_kg", "donor_age_years"):
-        assert flagged.get(f) == "missing", f
-    assert flagged.get("mycn_status") == "unknown"
-    assert html.count("MISSING — imputed") == 6  # the six nullable fields left empty above
+        assert flagged.get(f) == "imputed", f  # missing, and the report says what the model used instead
+    # this all-column model has its own coefficient for MYCN 'unknown': scored as given, no reference warning
+    assert "mycn_status" not in flagged
+    assert html.count('flag-missing">missing') == 6  # the six nullable fields left empty above
     # every predictor of the contract is echoed, in its clinical group
     shown = {r.field for g in (*s.inputs_used, *s.inputs_unused) for r in g.rows}
     assert shown == {n for n, spec in FIELDS.items() if spec.is_predictor}

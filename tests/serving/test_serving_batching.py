@@ -91,3 +91,30 @@ def test_micro_batcher_respects_the_batch_size(predictor):
 
     b = asyncio.run(run())
     assert b.batches >= 5  # at most two 3-patient requests per batch
+
+
+def test_small_batches_run_on_the_event_loop_large_ones_in_a_thread(predictor):
+    """Small batches are predicted inline (no GIL hand-off to a worker thread); large ones in a worker thread so
+    that the event loop keeps accepting connections."""
+    import threading
+
+    threads: list[int] = []
+
+    class Spy:
+        def risk_many(self, requests):
+            threads.append(threading.get_ident())
+            return predictor.risk_many(requests)
+
+    small = [req([dict(REC, patient_id=f"I-{i}")]) for i in range(4)]
+    large = [req([dict(REC, patient_id=f"L-{i}-{k}") for k in range(40)]) for i in range(2)]
+
+    async def run(reqs):
+        b = MicroBatcher(inline_max_patients=32)
+        await asyncio.gather(*(b.submit(Spy(), r) for r in reqs))
+        return threading.get_ident()
+
+    loop_thread = asyncio.run(run(small))
+    assert threads and set(threads) == {loop_thread}
+    threads.clear()
+    loop_thread = asyncio.run(run(large))
+    assert threads and loop_thread not in threads

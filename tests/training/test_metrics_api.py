@@ -50,7 +50,7 @@ def test_evaluate_predictions_names_and_values():
     assert set(M.evaluate_predictions(event, time, cif, hd, calibration=False)) <= set(out)
     # the target-DataFrame form is the same computation
     y = pd.DataFrame({"event": event, "time": time})
-    same = M.evaluate_predictions(y, cif, hd, horizons_months=hm, thresholds=[0.1, 0.2])
+    same = M.evaluate_predictions(*M.target(y), cif, hd, horizons_months=hm, thresholds=[0.1, 0.2])
     assert same.keys() == out.keys()
     np.testing.assert_allclose([same[k] for k in out], [out[k] for k in out], equal_nan=True)
 
@@ -106,7 +106,7 @@ def test_calibration_table_forms_agree():
     event, time, cif = _data()
     tau = 400.0
     y = pd.DataFrame({"event": event, "time": time})
-    t1 = M.calibration_table(y, cif[:, 1, 1], tau, cause=1)
+    t1 = M.calibration_table(*M.target(y), cif[:, 1, 1], tau, cause=1)
     t2 = M.calibration_table(event, time, cif[:, 1, 1], tau, 1)
     pd.testing.assert_frame_equal(t1, t2)
     pd.testing.assert_frame_equal(t1, M.calibration_cr(event, time, cif[:, 1, 1], tau, 1).table)

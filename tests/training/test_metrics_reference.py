@@ -274,7 +274,7 @@ def test_net_benefit_without_censoring_equals_counting():
         assert row.net_benefit == pytest.approx(tp - fp * row.threshold / (1 - row.threshold), rel=1e-10)
     # the target-DataFrame form gives the same table
     y = pd.DataFrame({"event": e, "time": t})
-    pd.testing.assert_frame_equal(M.net_benefit(y, f, tau, thresholds, cause=1), nb)
+    pd.testing.assert_frame_equal(M.net_benefit(*M.target(y), f, tau, cause=1, thresholds=thresholds), nb)
     # a threshold below every prediction treats everyone: equal to treat-all
     low = M.net_benefit(e, t, f, tau, 1, [min(f.min(), 0.01) / 2])
     assert low["net_benefit"].iloc[0] == pytest.approx(low["treat_all"].iloc[0], rel=1e-12)
