@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS
 from nbrisk.serving.predictor import Predictor, freeze_heap
 
 _state: dict[str, Predictor] = {}
@@ -47,5 +48,5 @@ async def ready() -> Response:
 async def risk(request: Request) -> Response:
     body = json.loads(await request.body())
     # called on the event loop: one CPU-bound call at a time, no thread hop (the fastest arrangement for one worker)
-    answer = _state["predictor"].risk(body["patients"], body.get("horizons_months") or (12, 24, 36, 60))
+    answer = _state["predictor"].risk(body["patients"], body.get("horizons_months") or DEFAULT_HORIZONS_MONTHS)
     return JSONResponse(answer)

@@ -41,9 +41,11 @@ from pathlib import Path
 
 from _common import write_results  # benchmarks/ is on the path when run as a script
 
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "scale.md"
-HORIZONS = [12, 24, 36, 60]
+HORIZONS = list(DEFAULT_HORIZONS_MONTHS)
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 from _common import median_time, write_results
 
+from nbrisk.core import DEFAULT_HORIZONS_MONTHS
 from nbrisk.features.pipeline import RecordFeatures
 from nbrisk.features.record import validate_records
 from nbrisk.features.synthetic import make_synthetic_cohort, true_risk
@@ -32,7 +33,7 @@ def main() -> None:
     rows.append(
         (
             "true_risk, 5,000 patients × 4 horizons",
-            median_time(lambda: true_risk(cohort, [12, 24, 36, 60]), 5, warmup=0),
+            median_time(lambda: true_risk(cohort, DEFAULT_HORIZONS_MONTHS), 5, warmup=0),
         )
     )
     one = raw.head(1)

@@ -192,7 +192,8 @@ whose F1 + F2 must be capped at 1 take its full grid of event times: most of its
 `Predictor.risk` on one JSON patient (the documented example record), horizons 12/24/36/60 months: record
 validation, features, the clinical cause-specific Cox of the shipped configs inside the illness–death model with
 95% bootstrap intervals, risk group, input warnings and the answer's lists; {args.served_calls} calls after a warm-up,
-with the service's `gc.freeze` applied. Fast path: no DataFrame from JSON to answer; DataFrame path:
+with the service's `gc.freeze` applied; wall times, and the median CPU time of a call (`time.thread_time`: unaffected
+by other jobs waiting for the same cores). Fast path: no DataFrame from JSON to answer; DataFrame path:
 `Predictor(fast=False)`, the reference the property tests compare it with (same answers and errors).
 
 {markdown_table(pd.DataFrame([{k: v for k, v in r.items() if not k.startswith("_")} for r in served]))}
@@ -251,7 +252,10 @@ def served_predictor_rows(train: pd.DataFrame, args) -> list[dict]:
                     "median": fmt_s(lat["median"]),
                     "p99": fmt_s(lat["p99"]),
                     "max": fmt_s(lat["max"]),
+                    "median CPU time": fmt_s(lat["cpu_median"]),
+                    "fastest": fmt_s(lat["min"]),
                     "_median": lat["median"],
+                    "_cpu": lat["cpu_median"],
                     "_fast": fast,
                 }
             )
@@ -261,8 +265,9 @@ def served_predictor_rows(train: pd.DataFrame, args) -> list[dict]:
 
 def served_checks(served: list[dict]) -> list[str]:
     return [
-        f"- served predictor, {r['served model']}, fast path: one patient with intervals {r['median']} (median) → "
-        f"{'MET' if r['_median'] <= 0.003 else 'NOT MET'} (≤ 3 ms)"
+        f"- served predictor, {r['served model']}, fast path: one patient with intervals {r['median']} (median wall "
+        f"time) → {'MET' if r['_median'] <= 0.003 else 'NOT MET'} (≤ 3 ms); median CPU time {r['median CPU time']} "
+        f"and fastest call {r['fastest']} (both proxies for a machine with a free core)"
         for r in served
         if r["_fast"]
     ]

@@ -410,10 +410,10 @@ class IllnessDeathModel(CompetingRisksEstimator):
     def predict_curves(self, X, horizons_months, intervals: bool = True) -> RiskCurves:
         """:class:`~nbrisk.core.RiskCurves` at ``horizons_months`` (months after HSCT), with intervals if available
         (and ``intervals``: ``False`` skips the replicates)."""
-        check_is_fitted(self, "replicates_")
         h = np.atleast_1d(np.asarray(horizons_months, dtype=float))
         times = months_to_days(h)
-        if intervals and self.supports_intervals and self.replicates_:
+        # (predict_states checks that the model is fitted: once per request, it costs ~10 µs)
+        if intervals and self.supports_intervals and getattr(self, "replicates_", None):
             return RiskCurves.from_states(h, *self.predict_states(X, times, return_interval=True))
         return RiskCurves.from_states(h, self.predict_states(X, times))
 

@@ -25,7 +25,13 @@ from scipy.special import expit, logit
 
 from nbrisk.core import NbriskError
 
-__all__ = ["LogitShiftRecalibration", "calibration_in_the_large", "logit_shift"]
+__all__ = [
+    "LogitShiftRecalibration",
+    "calibration_in_the_large",
+    "cross_fitted",
+    "logit_shift",
+    "recalibrate_curves",
+]
 
 _EPS = 1e-6
 
@@ -100,3 +106,56 @@ class LogitShiftRecalibration:
         out = expit(logit(cif) + self.shift_at(times)[None, :, :])
         total = out.sum(axis=1, keepdims=True)
         return np.where(total > 1.0, out / np.maximum(total, 1.0), out)
+
+
+def recalibrate_curves(curves, recalibration: LogitShiftRecalibration):
+    """:class:`~nbrisk.core.RiskCurves` with relapse and TRM recalibrated in the large (shifts learnt in months).
+
+    EFS is 1 − relapse − TRM again; OS is kept within its coherence bounds [EFS, 1 − TRM] (OS ≥ EFS and
+    1 − OS ≥ TRM, the illness–death invariants). Interval bounds, if any, move by the same transform (it is monotone,
+    so a bound stays a bound of the transformed estimate); EFS and OS bounds move with their estimates.
+    """
+    from nbrisk.core import Band, RiskCurves
+
+    h = np.asarray(curves.horizons_months, dtype=float)
+
+    def pair(a, b):
+        out = recalibration.transform(np.stack([a, b], axis=1), h)
+        return out[:, 0], out[:, 1]
+
+    rel, trm = pair(curves.relapse.estimate, curves.trm.estimate)
+    # a shift that varies with time could bend a CIF down between horizons: keep both non-decreasing, coherent
+    rel, trm = np.maximum.accumulate(rel, axis=1), np.maximum.accumulate(trm, axis=1)
+    total = np.maximum((rel + trm).max(axis=1, keepdims=True), 1.0)  # one factor per patient keeps them monotone
+    rel, trm = rel / total, trm / total
+    efs = np.clip(1.0 - rel - trm, 0.0, 1.0)
+    os_ = np.clip(curves.os.estimate, efs, 1.0 - trm)
+    bands = {}
+    if curves.relapse.lower is not None:
+        rel_lo, trm_lo = pair(curves.relapse.lower, curves.trm.lower)
+        rel_hi, trm_hi = pair(curves.relapse.upper, curves.trm.upper)
+        d_efs, d_os = efs - curves.efs.estimate, os_ - curves.os.estimate
+        bands = {
+            "relapse": Band(rel, np.minimum(rel_lo, rel), np.maximum(rel_hi, rel)),
+            "trm": Band(trm, np.minimum(trm_lo, trm), np.maximum(trm_hi, trm)),
+            "efs": Band(efs, np.clip(curves.efs.lower + d_efs, 0, efs), np.clip(curves.efs.upper + d_efs, efs, 1)),
+            "os": Band(os_, np.clip(curves.os.lower + d_os, 0, os_), np.clip(curves.os.upper + d_os, os_, 1)),
+        }
+    else:
+        bands = {"relapse": Band(rel), "trm": Band(trm), "efs": Band(efs), "os": Band(os_)}
+    return RiskCurves(curves.horizons_months, bands["relapse"], bands["trm"], bands["efs"], bands["os"])
+
+
+def cross_fitted(event, time, cif: np.ndarray, times: Sequence[float], fold_of: np.ndarray) -> np.ndarray:
+    """Out-of-fold predictions ``cif`` (n, C, k) recalibrated by shifts learnt on the *other* folds' patients.
+
+    What the calibration in the large of a recalibrated model would be on patients its recalibration did not see
+    (the shift learnt and judged on the same predictions would match the Aalen–Johansen estimate by construction).
+    """
+    out = np.empty_like(np.asarray(cif, dtype=float))
+    event, time = np.asarray(event), np.asarray(time, dtype=float)
+    for f in np.unique(fold_of):
+        test = fold_of == f
+        rec = LogitShiftRecalibration().fit(event[~test], time[~test], cif[~test], times)
+        out[test] = rec.transform(cif[test], times)
+    return out

@@ -129,7 +129,14 @@ class RiskModel:
             # Rescaling ΔΛ1 + ΔΛ2 > 1 in the sparse tail is part of the estimator's definition (docs/statistics.md);
             # it is counted once at training (training_summary['cif_rescaled']), not repeated per request.
             warnings.simplefilter("ignore", CIFCoherenceWarning)
-            return self.illness_death.predict_curves(self.transform(records), np.unique(h), intervals=intervals)
+            curves = self.illness_death.predict_curves(self.transform(records), np.unique(h), intervals=intervals)
+        # calibration in the large learnt at training when the family was off (nbrisk.models.recalibration)
+        recal = getattr(self, "recalibration", None)
+        if recal is None:
+            return curves
+        from nbrisk.models.recalibration import recalibrate_curves
+
+        return recalibrate_curves(curves, recal)
 
     def risk_groups(self, curves: RiskCurves) -> np.ndarray:
         """``low`` / ``intermediate`` / ``high`` by predicted 2-year EFS and the training tertile cut-offs."""

@@ -279,6 +279,12 @@ class TrainingSummary:
     params: dict[str, Any] = field(default_factory=dict)
     interval_method: str = "none"  # "none" | "model" | "bootstrap"
     n_interval_bootstrap: int = 0
+    #: what every answer and report says about intervals: "method, refits; measured coverage ..." or "no interval: ..."
+    interval_statement: str = ""
+    interval_coverage: str = ""  # the measured coverage behind a served interval ("" when none is served)
+    inputs: str = ""  # which inputs the model uses, in words (the leaderboard and the model card)
+    #: "" or how training recalibrated the model in the large (a logistic shift of the CIFs) and why
+    recalibration: str = ""
     cif_rescaled: int = 0
     incoherent_fraction: float | None = None
     validation_metrics: tuple[ValidationMetric, ...] = ()

@@ -72,7 +72,10 @@ def report(patient: Path | None, out: Path, model: str | None) -> Path:
         label = f"  [{SYNTHETIC_LABEL}]" if getattr(src.risk_model, "synthetic", False) else ""
         typer.echo(f"model report for {src.resolved.name} version {src.resolved.version} written to {out}{label}")
         return Path(out)
-    record = read_patient(patient)  # read (and refuse bad JSON) before loading a model
+    from nbrisk.reports.record import validate_patient
+
+    record = read_patient(patient)  # read (and refuse bad JSON or an invalid record) before loading a model
+    validate_patient(record)
     risk_model, info = sources.load_model(model)
     _write(out, render_patient_report(risk_model, record, fmt, model_info=info))
     label = f"  [{SYNTHETIC_LABEL}]" if info.get("synthetic_training_data") else ""

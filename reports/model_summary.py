@@ -329,6 +329,9 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
         + (", ".join(f"{k}={v}" for k, v in p.items()) or "defaults")
         + f"; prediction intervals: {s.interval_method}"
         + (f" ({s.n_interval_bootstrap} refits)" if s.n_interval_bootstrap else "")
+        + (f" — {s.interval_statement}" if s.interval_statement else "")
+        + (f"; inputs: {s.inputs}" if s.inputs else "")
+        + (f"; {s.recalibration}" if s.recalibration else "")
         + ".",
         "12d": "Leave-one-center-out validation across transplant centres." if loco else None,
         "12e": "Per cause and horizon: Wolbers C-index, IPCW time-dependent AUC, IPCW Brier score, IPA vs the "

@@ -69,7 +69,7 @@ def load_model(model: str | None) -> tuple[Any, dict[str, Any]]:
     ref = resolve(model)
     rm = load_risk_model(ref.uri)
     s = training_summary_of(rm)  # an untyped summary of an older model: a clear "retrain" error
-    run_id = tracking.version_info(ref.name, ref.version)["run_id"] if ref.version else None
+    run_id = tracking.version_run_id(ref.name, ref.version) if ref.version else None
     info = {
         "name": ref.name,
         "version": ref.version or "unregistered",

@@ -172,7 +172,7 @@ def _risk_group_text(group: str, cutoffs: tuple[float, float], efs_2y: float) ->
 
 def _interval_note(s: Any, has_intervals: bool) -> str:
     if not has_intervals:
-        return "This model gives no intervals."
+        return "This model gives no intervals" + (f" ({s.interval_statement})." if s.interval_statement else ".")
     if s.interval_method == "bootstrap":
         how = (
             f"percentile intervals over {s.n_interval_bootstrap} refits of the model on bootstrap resamples of the "
@@ -180,9 +180,14 @@ def _interval_note(s: Any, has_intervals: bool) -> str:
         )
     else:
         how = "the model's own interval method"
+    measured = (
+        f" Measured coverage of the true risk: {s.interval_coverage}."
+        if s.interval_coverage
+        else " Their coverage of the true risk was not measured for this model."
+    )
     return (
         f"95% pointwise intervals ({how}): the uncertainty of the model's estimate for patients like this one, "
-        "not the spread of individual outcomes."
+        "not the spread of individual outcomes." + measured
     )
 
 

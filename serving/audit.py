@@ -1,4 +1,5 @@
-"""Audit trail of every ``/v1/`` call, in SQLite (``settings.audit_db``): who, what model, how many patients, when.
+"""Audit trail of every ``/v1/`` call, in SQLite (``settings.audit_db``) or the PostgreSQL database of
+``NBRISK_DATABASE_URL`` (shared by service replicas): who, what model, how many patients, when.
 
 One row per request: UTC time, API-key name (None when the key was missing or invalid), method and path, HTTP
 status, served model version, number of patients, SHA-256 of the request body (so a disputed answer can be matched to
@@ -23,49 +24,54 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import logging
-import sqlite3
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nbrisk.serving.store import private_file
+from nbrisk.serving.store import Database, Migration
 
 logger = logging.getLogger("nbrisk.serving")
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY AUTOINCREMENT,
+
+def _table(name: str, id_type: str, status: str) -> str:
+    return f"""CREATE TABLE IF NOT EXISTS {name} (
+    id {id_type},
     time TEXT NOT NULL,
     key_name TEXT,
     method TEXT NOT NULL,
     path TEXT NOT NULL,
-    status INTEGER,
+    status INTEGER{status},
     model_version TEXT,
     n_patients INTEGER,
     body_sha256 TEXT,
     body_bytes INTEGER NOT NULL,
     latency_ms REAL NOT NULL
-);
-"""
+)"""
+
+
+_COLUMNS = "time, key_name, method, path, status, model_version, n_patients, body_sha256, body_bytes, latency_ms"
+
+#: Schema steps of the audit trail (see :mod:`nbrisk.serving.store`); append, never edit a released step.
+#: 1: the first table (``status NOT NULL``: rows were written after the answer). 2: ``status`` may be NULL, since
+#: rows are written before the answer (SQLite cannot drop a NOT NULL constraint: the table is rebuilt).
+AUDIT_MIGRATIONS = (
+    Migration(
+        sqlite=_table("audit", "INTEGER PRIMARY KEY AUTOINCREMENT", " NOT NULL"),
+        postgresql=_table("audit", "BIGSERIAL PRIMARY KEY", " NOT NULL"),
+    ),
+    Migration(
+        sqlite=(
+            "ALTER TABLE audit RENAME TO audit_old; "
+            + _table("audit", "INTEGER PRIMARY KEY AUTOINCREMENT", "")
+            + f"; INSERT INTO audit(id, {_COLUMNS}) SELECT id, {_COLUMNS} FROM audit_old; DROP TABLE audit_old"
+        ),
+        postgresql="ALTER TABLE audit ALTER COLUMN status DROP NOT NULL",
+    ),
+)
 
 
 _UPDATABLE = {"status", "key_name", "model_version", "n_patients", "body_sha256", "body_bytes", "latency_ms"}
-
-
-def _allow_null_status(conn: sqlite3.Connection) -> None:
-    """Audit files written before rows were recorded ahead of the answer have ``status NOT NULL``: copy them once
-    into the current table (same columns), in one transaction."""
-    cols = conn.execute("PRAGMA table_info(audit)").fetchall()
-    if not any(c[1] == "status" and c[3] for c in cols):
-        return
-    names = ", ".join(c[1] for c in cols)
-    conn.executescript(
-        "BEGIN IMMEDIATE; ALTER TABLE audit RENAME TO audit_old; "
-        + _SCHEMA
-        + f"INSERT INTO audit({names}) SELECT {names} FROM audit_old; DROP TABLE audit_old; COMMIT;"
-    )
 
 
 @dataclass(frozen=True)
@@ -83,32 +89,25 @@ class AuditRecord:
 
 
 class AuditLog:
-    """Append-only SQLite audit table. Thread-safe; the file and table are created on first use."""
+    """Append-only audit table in a SQLite file (default) or the PostgreSQL database shared by service replicas.
+    Thread-safe; the file and table are created (and migrated) on first use."""
 
     def __init__(self, path: str | Path):
-        self.path = Path(path)
-        self._lock = threading.Lock()
-        self._conn: sqlite3.Connection | None = None
-
-    def _connection(self) -> sqlite3.Connection:
-        if self._conn is None:
-            private_file(self.path)
-            conn = sqlite3.connect(self.path, timeout=10, check_same_thread=False, isolation_level=None)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-            _allow_null_status(conn)
-            self._conn = conn
-        return self._conn
+        self.db = Database(
+            path, "audit", AUDIT_MIGRATIONS, sqlite_pragmas=("PRAGMA journal_mode=WAL", "PRAGMA synchronous=NORMAL")
+        )
+        self.path = self.db.target
+        self._lock = self.db.lock
 
     def record(self, rec: AuditRecord) -> int:
         """Insert one row; returns its id."""
         row = asdict(rec)
         with self._lock:
-            cur = self._connection().execute(
-                f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)})", tuple(row.values())
+            rows, _ = self.db.execute(
+                f"INSERT INTO audit({', '.join(row)}) VALUES ({', '.join('?' for _ in row)}) RETURNING id",
+                tuple(row.values()),
             )
-            return int(cur.lastrowid)
+            return int(rows[0][0])
 
     def begin(self, time: str, method: str, path: str) -> int:
         """The row of a request that has just arrived (status NULL until :meth:`finish`); returns its id."""
@@ -122,7 +121,7 @@ class AuditLog:
             raise ValueError(f"not audit fields: {sorted(unknown)}")
         names = sorted(fields)
         with self._lock:
-            self._connection().execute(
+            self.db.execute(
                 f"UPDATE audit SET {', '.join(f'{n} = ?' for n in names)} WHERE id = ?",
                 (*(fields[n] for n in names), int(row_id)),
             )
@@ -131,18 +130,11 @@ class AuditLog:
         """The last ``limit`` rows, oldest first."""
         fields = list(AuditRecord.__dataclass_fields__)
         with self._lock:
-            rows = (
-                self._connection()
-                .execute(f"SELECT {', '.join(fields)} FROM audit ORDER BY id DESC LIMIT ?", (int(limit),))
-                .fetchall()
-            )
+            rows, _ = self.db.execute(f"SELECT {', '.join(fields)} FROM audit ORDER BY id DESC LIMIT ?", (int(limit),))
         return [AuditRecord(*r) for r in reversed(rows)]
 
     def close(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self.db.close()
 
 
 class AuditMiddleware:
@@ -151,7 +143,7 @@ class AuditMiddleware:
     Parameters
     ----------
     app : the wrapped ASGI app.
-    audit_db : SQLite path; default ``nbrisk.settings.get_settings().audit_db`` (read at the first request).
+    audit_db : SQLite path or PostgreSQL URL; default ``get_settings().audit_store`` (read per request).
     """
 
     def __init__(self, app: Any, audit_db: str | Path | None = None):
@@ -166,8 +158,8 @@ class AuditMiddleware:
         if path is None:
             from nbrisk.settings import get_settings
 
-            path = get_settings().audit_db
-        if self._log is None or self._log.path != Path(path):
+            path = get_settings().audit_store
+        if self._log is None or str(self._log.path) != str(path):
             self._log = AuditLog(path)
         return self._log
 

@@ -58,7 +58,8 @@ class MicroBatcher:
         return await fut
 
     def _take(self) -> list[tuple[RiskRequest, asyncio.Future]]:
-        batch, n = [], 0
+        batch: list[tuple[RiskRequest, asyncio.Future]] = []
+        n = 0
         while self._pending and (not batch or n + len(self._pending[0][0].patients) <= self.max_patients):
             item = self._pending.pop(0)
             batch.append(item)

@@ -207,7 +207,7 @@ class EdgeMiddleware:
         route = route_template(path)
         method = scope.get("method", "GET")
         method = method if method in METHODS else "OTHER"
-        seen = {"status": 0, "at": None}
+        seen: dict[str, Any] = {"status": 0, "at": None}
 
         async def send_secured(message: dict) -> None:
             if message["type"] == "http.response.start":

@@ -129,6 +129,8 @@ def risk_assessment(result: dict[str, Any], model: dict[str, Any], when: str) ->
         f"Risk group: {result['risk_group']} (tertiles of the predicted 2-year event-free survival in the training "
         "cohort)"
     )
+    if model.get("intervals"):
+        notes.append(f"Intervals: {model['intervals']}")
     notes += [str(w) for w in result.get("warnings", [])]
     ra: dict[str, Any] = {
         "resourceType": "RiskAssessment",

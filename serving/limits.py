@@ -6,8 +6,8 @@ All three are per worker process (no shared state between uvicorn workers: a lim
 environment when the service starts (:meth:`Limits.from_env`):
 
 ``NBRISK_RATE_LIMIT_PER_MINUTE``
-    requests per minute per API key on ``/v1`` (default 0 = off). A token bucket (Turner, "The leaky bucket and
-    token bucket algorithms", the classic traffic-shaping scheme): each key may burst up to
+    requests per minute per API key on ``/v1`` (default 0 = off). A token bucket (the metering of RFC 2697, "A Single
+    Rate Three Color Marker", with one bucket and no colours): each key may burst up to
     ``NBRISK_RATE_LIMIT_BURST`` requests (default a tenth of the per-minute rate, at least 10) and is then refilled
     at the per-minute rate. Past it: ``429`` with ``Retry-After`` (whole seconds until a token is back). Off by
     default so that tests and benchmarks measure the service, not the limiter; a deployment sets it.

@@ -70,6 +70,8 @@ class ServedModel:
     uri: str
     trained_at: str | None
     synthetic_training_data: bool
+    #: how the served 95% intervals were computed (method, refits, measured coverage), or that none is served
+    intervals: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -79,6 +81,7 @@ class ServedModel:
             "trained_at": self.trained_at,
             "synthetic_training_data": self.synthetic_training_data,
             "label": SYNTHETIC_LABEL if self.synthetic_training_data else None,
+            "intervals": self.intervals,
         }
 
 
@@ -395,7 +398,16 @@ class Predictor:
         }
         spec = {
             k: s.get(k)
-            for k in ("model_name", "family", "params", "interval_method", "n_interval_bootstrap", "feature_names")
+            for k in (
+                "model_name",
+                "family",
+                "inputs",
+                "params",
+                "interval_method",
+                "n_interval_bootstrap",
+                "interval_statement",
+                "feature_names",
+            )
             if k in s
         }
         spec["risk_cutoffs_efs_2y"] = list(getattr(rm, "risk_cutoffs", ()) or ())
@@ -499,7 +511,18 @@ def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str 
         uri=uri,
         trained_at=s.get("trained_at"),
         synthetic_training_data=synthetic,
+        intervals=_interval_words(risk_model, s),
     )
+
+
+def _interval_words(risk_model: Any, summary: Any) -> str:
+    """The model's own statement about its intervals; models registered before it existed get a plain one."""
+    if summary.get("interval_statement"):
+        return str(summary.get("interval_statement"))
+    if not getattr(risk_model, "supports_intervals", False):
+        return "no interval: this model gives none"
+    n = summary.get("n_interval_bootstrap") or 0
+    return f"95% percentile bootstrap, {n} refits; coverage of the true CIF not measured for this model"
 
 
 def _invalid(problems: list[ProblemDetail]) -> InvalidInput:

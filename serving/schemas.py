@@ -18,7 +18,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -73,11 +73,11 @@ class RequestError(NbriskError):
     are added to the answer (``Retry-After``, ...)."""
 
     status_code = 422
-    headers: ClassVar[dict[str, str]] = {}
 
     def __init__(self, message: str, detail: Sequence[ProblemDetail] = (), status_code: int | None = None):
         super().__init__(message)
         self.detail: list[ProblemDetail] = list(detail)
+        self.headers: dict[str, str] = {}
         if status_code is not None:
             self.status_code = status_code
 
@@ -390,6 +390,11 @@ class ModelInfo(BaseModel):
     trained_at: str | None
     synthetic_training_data: bool
     label: str | None = Field(None, description="'SYNTHETIC — not for clinical use' when trained on synthetic data")
+    intervals: str = Field(
+        "",
+        description="how the 95% intervals were computed (method, number of refits, measured coverage of the true "
+        "risk), or that none is served",
+    )
 
 
 class BandOut(BaseModel):

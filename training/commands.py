@@ -34,6 +34,21 @@ def _ci(row: dict[str, Any], key: str) -> str:
     return f"{v:.3f} ({lo:.3f}–{hi:.3f})"
 
 
+def _short_inputs(text: str) -> str:
+    """The leaderboard's one-word summary of a model's inputs (the model card carries the full sentence)."""
+    if not text:
+        return "—"
+    if text.startswith("pre-specified"):
+        short = "clinical"
+    elif text.startswith("none"):
+        short = "none"
+    elif text.startswith("all"):
+        short = "all"
+    else:
+        short = "selected"
+    return short + ("+splines" if "splines" in text else "") + ("+tv" if "time-varying" in text else "")
+
+
 def leaderboard_table(rows: list[dict[str, Any]], horizon: float, title: str) -> Table:
     from nbrisk.training.validation import metric_key
 
@@ -42,6 +57,7 @@ def leaderboard_table(rows: list[dict[str, Any]], horizon: float, title: str) ->
     for col in (
         "#",
         "model",
+        "inputs",
         "version",
         f"relapse C {h}",
         f"relapse IPA {h}",
@@ -56,6 +72,7 @@ def leaderboard_table(rows: list[dict[str, Any]], horizon: float, title: str) ->
         t.add_row(
             str(r["rank"]),
             r["model"],
+            _short_inputs(r.get("inputs", "")),
             str(r.get("version") or "—"),
             _ci(r, metric_key("relapse", "cindex", horizon)),
             _ci(r, metric_key("relapse", "ipa", horizon)),

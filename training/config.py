@@ -36,7 +36,10 @@ class DataConfig(_Frozen):
 
     synthetic_n: int = Field(1500, ge=50, le=200_000)
     synthetic_seed: int = 2026
-    synthetic_preset: Literal["base", "historical", "optimistic"] = "base"
+    #: a preset of the generator, or one of its worlds (features/synthetic.py WORLDS: truth not the literature table)
+    synthetic_preset: Literal[
+        "base", "historical", "optimistic", "offtable", "nonlinear", "interactions", "weak", "strong", "centers"
+    ] = "base"
 
 
 class ValidationConfig(_Frozen):
@@ -52,10 +55,18 @@ class ValidationConfig(_Frozen):
     primary_horizon_months: float = Field(24, gt=0, le=120)
 
 
-class FinalConfig(_Frozen):
-    """The final (registered) model: intervals by a bootstrap of the pipeline when the model has no delta method."""
+#: Fewest bootstrap refits behind a served interval: with fewer, the 2.5% / 97.5% percentiles are mostly Monte-Carlo
+#: noise (with 5, an estimate can sit on its own bound).
+MIN_INTERVAL_REFITS = 100
 
-    n_interval_bootstrap: int = Field(30, ge=0, le=1000)
+
+class FinalConfig(_Frozen):
+    """The final (registered) model: intervals by a bootstrap of the pipeline when the model has no delta method.
+
+    ``n_interval_bootstrap`` is 0 (no interval; the default) or at least :data:`MIN_INTERVAL_REFITS`.
+    """
+
+    n_interval_bootstrap: int = Field(0, ge=0, le=1000)
 
 
 class PromotionConfig(_Frozen):
@@ -63,6 +74,10 @@ class PromotionConfig(_Frozen):
 
     max_ici: float = Field(0.08, gt=0, le=1)
     calibration_slope_range: tuple[float, float] = (0.6, 1.6)
+    #: Calibration in the large: |mean out-of-fold predicted CIF − Aalen–Johansen| of relapse and TRM at each of
+    #: ``calibration_horizons_months`` (those among the training horizons) must not exceed this (2 points).
+    max_calibration_in_the_large: float = Field(0.02, gt=0, le=1)
+    calibration_horizons_months: tuple[float, ...] = (12, 24, 60)
 
     @field_validator("calibration_slope_range")
     @classmethod
@@ -91,6 +106,11 @@ class ModelSpec(_Frozen):
     optimism: bool = True
     leave_center_out: bool = True
     n_interval_bootstrap: int | None = Field(None, ge=0, le=1000)
+    #: The measured coverage of this family's served intervals (required when it serves any): one line, with the
+    #: benchmark it comes from; it travels in the model's metadata to every answer and report.
+    interval_coverage: str = ""
+    #: Linear splines of the continuous inputs in this model's feature pipeline (``RecordFeatures(splines=True)``).
+    splines: bool = False
 
     @field_validator("family")
     @classmethod
@@ -171,7 +191,25 @@ class TrainConfig(_Frozen):
             raise ValueError("at least one model with covariates is required (AalenJohansen alone cannot be served)")
         if self.validation.primary_horizon_months not in self.horizons_months:
             raise ValueError("validation.primary_horizon_months must be one of horizons_months")
+        for m in self.models:
+            refits = self.interval_refits(m)
+            if m.is_null:
+                continue
+            if 0 < refits < MIN_INTERVAL_REFITS:
+                raise ValueError(
+                    f"model {m.name}: n_interval_bootstrap = {refits}; a served interval needs at least "
+                    f"{MIN_INTERVAL_REFITS} refits (or 0: no interval)"
+                )
+            if refits and not m.interval_coverage.strip():
+                raise ValueError(
+                    f"model {m.name}: serves intervals ({refits} refits) but states no measured coverage "
+                    "(interval_coverage); measure it (benchmarks/worlds.py) or set n_interval_bootstrap = 0"
+                )
         return self
+
+    def interval_refits(self, spec: ModelSpec) -> int:
+        """Bootstrap refits behind ``spec``'s served intervals (its own setting, else ``final``'s)."""
+        return self.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
 
     def fingerprint(self) -> str:
         """sha256 of the canonical JSON of this config (logged with every run)."""

@@ -430,3 +430,14 @@ def download_model_version(name: str, version: str, dest: Path) -> str:
         local = mlflow.artifacts.download_artifacts(artifact_uri=f"models:/{name}/{version}", dst_path=tmp)
         shutil.copytree(local, dest)
     return mlflow.MlflowClient().get_model_version(name, version).run_id or ""
+
+
+def version_run_id(name: str, version: str) -> str | None:
+    """The run id that logged version ``version`` of registered model ``name`` (registry metadata only, no
+    artifact is downloaded); ``None`` when the version records none."""
+    configure()
+    try:
+        mv = MlflowClient().get_model_version(name, str(version))
+    except MlflowException as exc:
+        raise NbriskError(f"cannot read version {version} of {name!r}: {exc.message}") from None
+    return mv.tags.get("run_id") or mv.run_id or None

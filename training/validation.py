@@ -71,10 +71,11 @@ def _feasible_splits(event: np.ndarray, n_splits: int) -> int:
 # one fitted candidate = a RiskModel from the one model factory
 
 
-def make_features():
+def make_features(splines: bool = False):
+    """The feature pipeline (``splines``: add linear splines of the continuous inputs, for a data-driven Cox)."""
     from nbrisk.features.pipeline import make_feature_pipeline
 
-    return make_feature_pipeline()
+    return make_feature_pipeline(splines=True) if splines else make_feature_pipeline()
 
 
 def fit_candidate(
@@ -102,7 +103,7 @@ def fit_candidate(
     if final["describe"]:  # the registered model's summary names its hyper-parameters
         final.setdefault("params", params)
     return fit_risk_model(
-        records, outcomes, estimator, seed=seed, features=make_features(), evaluate_on=evaluate_on, **final
+        records, outcomes, estimator, seed=seed, features=make_features(spec.splines), evaluate_on=evaluate_on, **final
     )
 
 

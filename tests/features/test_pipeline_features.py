@@ -243,3 +243,21 @@ def test_center_effects_deviation_coding_and_average_for_unknown_centers():
     Z = pipe.transform(other)[cols].to_numpy()
     assert np.all(Z[:2] == 0) and Z[2].sum() == 1
     assert not any(c.startswith("center_effect") for c in make_feature_pipeline().fit(recs).transform(recs).columns)
+
+
+def test_spline_columns_are_hinges_at_training_tertiles(training):
+    """``splines=True`` (the data-driven Cox): hinge terms max(0, x − knot) at the training tertiles, learnt at fit."""
+    from nbrisk.features.pipeline import SPLINE_COLUMNS
+
+    plain = make_feature_pipeline().fit(training)
+    spl = make_feature_pipeline(splines=True).fit(training)
+    X, Xs = plain.transform(training), spl.transform(training)
+    assert set(X.columns) <= set(Xs.columns)  # the default columns are unchanged
+    pd.testing.assert_frame_equal(Xs[X.columns], X)
+    assert set(spl.spline_knots_) == set(SPLINE_COLUMNS)
+    age = Xs["age_at_hsct_years"].to_numpy()
+    k1 = spl.spline_knots_["age_at_hsct_years"][0]
+    np.testing.assert_allclose(k1, np.quantile(age, 1 / 3))
+    np.testing.assert_allclose(Xs["age_at_hsct_years_hinge1"], np.maximum(age - k1, 0.0))
+    assert spl.feature_source_["age_at_hsct_years_hinge1"] == plain.feature_source_["age_at_hsct_years"]
+    assert spl.feature_source_["lansky_per_10"] == "lansky_score"

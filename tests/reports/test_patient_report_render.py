@@ -269,6 +269,6 @@ def test_pdf_report_has_the_predictor_numbers_and_plots(risk_model, patients, wh
             assert fmt_pct(value) in flat, (name, value)
     assert SYNTHETIC_LABEL.replace(" ", "") in flat
     # The plots are vector SVG drawn by WeasyPrint: their axis labels are real text in the PDF, and appear only
-    # inside the figures (the stacked incidence and the survival panel).
-    assert text.count("Months after HSCT") == 2
-    assert "Predicted 2-year risk" in text  # cohort comparison figure
+    # inside the figures (the stacked incidence, the patient-vs-cohort and the survival panel).
+    assert text.count("Months after HSCT") == 3
+    assert "Training cohort (observed)" in text  # the cohort's observed curves beside the patient's

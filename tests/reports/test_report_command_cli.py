@@ -115,7 +115,7 @@ def test_model_report_for_a_registered_version(registered_champion, tmp_path):
     assert result.exit_code == 0, result.output
     html = out.read_text(encoding="utf-8")
     assert SYNTHETIC_LABEL in html
-    assert "Items filled by the software" in html and "Items the authors must complete" in html
+    assert "TRIPOD+AI checklist" in html and "To be completed by the authors" in html
     # metrics with CIs from the MLflow run, calibration plot and decision curves as inline SVG
     assert re.search(r"0\.\d{3} <span class=\"ci\">\(0\.\d{3}–0\.\d{3}\)</span>", html)
     assert html.count("<svg") >= 3
@@ -130,3 +130,17 @@ def test_model_report_for_a_registered_version(registered_champion, tmp_path):
 def test_unknown_model_version_is_one_clear_error(registered_champion, tmp_path):
     result = runner.invoke(app, ["report", "--model", "999", "--out", str(tmp_path / "m.html")])
     assert "999" in _one_line_error(result)
+
+
+@pytest.mark.slow
+def test_report_from_the_shipped_request_body_and_example_patient(registered_champion, tmp_path):
+    from pathlib import Path
+
+    from pypdf import PdfReader
+
+    docs = Path(__file__).resolve().parents[2] / "docs"
+    for name in ("example_request.json", "example_patient.json"):  # a /v1/risk body with one patient; a record
+        out = tmp_path / f"{name}.pdf"
+        result = runner.invoke(app, ["report", str(docs / name), "--out", str(out)])
+        assert result.exit_code == 0, result.output
+        assert len(PdfReader(io.BytesIO(out.read_bytes())).pages) == 2

@@ -67,3 +67,21 @@ def test_two_stores_on_one_file_see_each_other_at_once(tmp_path):
 def test_database_url_detection():
     assert is_database_url("postgresql+psycopg2://u@127.0.0.1:5432/db")
     assert not is_database_url("/var/lib/nbrisk/keys.db")
+
+
+def test_an_audit_file_of_the_first_schema_is_migrated_with_its_rows(tmp_path):
+    from nbrisk.serving.audit import AUDIT_MIGRATIONS, AuditLog
+
+    path = tmp_path / "audit.db"
+    with sqlite3.connect(path) as conn:  # rows written after the answer: status NOT NULL, no version table
+        conn.executescript(AUDIT_MIGRATIONS[0].sqlite)
+        conn.execute(
+            "INSERT INTO audit(time, method, path, status, body_bytes, latency_ms) "
+            "VALUES ('2026-01-01T00:00:00', 'POST', '/v1/risk', 200, 10, 5.0)"
+        )
+    log = AuditLog(path)
+    row = log.begin("2026-01-02T00:00:00", "POST", "/v1/risk")  # a NULL status is now allowed
+    assert [r.status for r in log.recent()] == [200, None]
+    log.finish(row, status=201)
+    assert [r.status for r in log.recent()] == [200, 201]
+    assert log.db.schema_version() == len(AUDIT_MIGRATIONS) == 2

@@ -135,6 +135,7 @@ def test_identical_rerun_identical_metrics_and_worse_model_refused(registered_ch
         QUICK_CONFIG.read_text()
         .replace("max_ici = 0.15", "max_ici = 1.0")
         .replace("calibration_slope_range = [0.3, 2.5]", "calibration_slope_range = [-100.0, 100.0]")
+        .replace("max_calibration_in_the_large = 0.02", "max_calibration_in_the_large = 1.0")
     )
     ok = promote("nbrisk", cox_again, "champion", config=lenient)
     assert ok["promoted"], ok.get("reasons")

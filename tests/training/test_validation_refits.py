@@ -61,3 +61,20 @@ def test_unseen_category_in_test_fold_is_encoded_at_reference(synthetic_cohort):
     assert np.isfinite(pred).all()
     assert V.fitted_params(COX.candidates()[0], fitted)["_unseen_level_rows"] >= len(test)
     assert all(rare not in c for c in fitted.transform(rec.iloc[train]).columns)
+
+
+def test_final_fit_is_the_validated_model_with_its_summary(synthetic_cohort):
+    """The training job's final fit goes through the same factory as the validation refits: the same point
+    predictions, plus what registration needs (summary with the tuned params, risk cut-offs, intervals)."""
+    rec, out = synthetic_cohort.records, synthetic_cohort.outcomes
+    params = COX.candidates()[0]
+    final = V.fit_candidate(
+        COX, params, rec, out, seed=0, describe=True, model_name="cox", family=COX.family, n_interval_bootstrap=2
+    )
+    assert final.training_summary.params == params and final.training_summary.model_name == "cox"
+    assert final.risk_cutoffs is not None and final.supports_intervals
+    refit = V.fit_candidate(COX, params, rec, out, seed=0)
+    assert refit.training_summary is None and refit.risk_cutoffs is None and not refit.supports_intervals
+    np.testing.assert_array_equal(
+        V.predict_states(final, rec.iloc[:25], HORIZONS), V.predict_states(refit, rec.iloc[:25], HORIZONS)
+    )
