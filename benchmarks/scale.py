@@ -160,12 +160,13 @@ def _run_child(args: list[str], env: dict | None = None) -> tuple[dict | None, f
     import psutil
 
     t0 = time.perf_counter()
+    errors = tempfile.TemporaryFile()  # the child's stderr: its last lines are printed if it fails
     proc = subprocess.Popen(
         [sys.executable, str(Path(__file__).resolve()), "--child", *args],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
+        stderr=errors,
         text=True,
     )
     peaks: dict[int, tuple[str, float]] = {}
@@ -195,6 +196,10 @@ def _run_child(args: list[str], env: dict | None = None) -> tuple[dict | None, f
     th.join()
     wall = time.perf_counter() - t0
     line = next((ln for ln in out.splitlines() if ln.startswith("RESULT ")), None)
+    if proc.returncode != 0 or line is None:
+        errors.seek(0)
+        print(f"child {args} failed (exit {proc.returncode}):", errors.read().decode(errors="replace")[-3000:])
+    errors.close()
     main_peak = max((r for pid, (role, r) in peaks.items() if role == "main"), default=float("nan"))
     others = [r for role, r in peaks.values() if role != "main"]
     mem = {"main_mb": main_peak, "worker_mb": max(others, default=0.0), "n_procs": len(peaks)}

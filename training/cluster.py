@@ -17,7 +17,9 @@ local pool computes (same seeds, same folds, same summation order).
   (tasks done / submitted so far, workers busy / connected) are polled by a background thread.
 
 ``ADDRESS`` is ``local`` (a ``LocalCluster`` of 2 single-threaded worker processes on this machine, started and
-stopped here) or a running scheduler (``tcp://host:8786`` or ``host:8786``; start one with ``dask scheduler`` and
+stopped here) or a running scheduler (``tcp://host:8786`` or ``host:8786``; start one with ``dask scheduler``, its
+Active Memory Manager off (``DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__START=False``: it would drop the
+workers' copies of the scattered data, which then cannot survive the loss of the one worker left holding them), and
 ``dask worker tcp://host:8786`` on each node, all with nbrisk installed). Worker processes re-import the client's
 ``__main__``: scripts that train on a cluster must guard their entry point with ``if __name__ == "__main__":``.
 """
@@ -116,7 +118,12 @@ class TrainingCluster:
         from joblib import parallel_config
 
         if self.address == LOCAL:
-            self._local = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True)
+            import dask
+
+            # the Active Memory Manager would drop the broadcast replicas of the data between tasks (and workers
+            # would fetch them again); a scheduler started with `dask scheduler` should set the same option
+            with dask.config.set({"distributed.scheduler.active-memory-manager.start": False}):
+                self._local = LocalCluster(n_workers=2, threads_per_worker=1, dashboard_address=None, processes=True)
             self.client = Client(self._local, set_as_default=False)
         else:
             try:

@@ -67,9 +67,14 @@ def test_without_a_cluster_nothing_changes():
 
 
 def test_every_fit_and_nested_loop_runs_on_the_workers_with_data_scattered_once():
+    import dask
     from distributed import Client, LocalCluster
 
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc:
+    amm_off = {"distributed.scheduler.active-memory-manager.start": False}  # as nbrisk's own local cluster
+    with (
+        dask.config.set(amm_off),
+        LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None) as lc,
+    ):
         seen: list[ClusterProgress] = []
         data = pd.DataFrame({"x": np.arange(5_000.0)})  # > 1 kB: joblib would otherwise ship it with each task
         with training_cluster(lc.scheduler_address, on_progress=seen.append, poll_seconds=0.05) as cl:
@@ -140,7 +145,10 @@ def test_cluster_run_equals_the_local_pool(mlflow_tracking, tmp_path, synthetic_
 
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen:
-    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True)
+    # as the README says: the scheduler keeps every worker's copy of the scattered data (no Active Memory Manager),
+    # so the data survive the loss of a worker
+    env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__START="False")
+    return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
 def _stop(proc: subprocess.Popen) -> None:
