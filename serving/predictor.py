@@ -72,6 +72,8 @@ class ServedModel:
     synthetic_training_data: bool
     #: how the served 95% intervals were computed (method, refits, measured coverage), or that none is served
     intervals: str = ""
+    #: the MLflow run that registered the served version (None for an in-memory model)
+    run_id: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -82,6 +84,7 @@ class ServedModel:
             "synthetic_training_data": self.synthetic_training_data,
             "label": SYNTHETIC_LABEL if self.synthetic_training_data else None,
             "intervals": self.intervals,
+            "run_id": self.run_id,
         }
 
 
@@ -129,9 +132,13 @@ class Predictor:
         ref = parse_models_uri(uri)
         name, alias = (ref.name, ref.alias) if ref is not None else (uri, None)
         pin = read_pin(uri)
+        run_id = None
         if pin is not None:  # a model folder pinned inside a Bento: name it by its registered version
-            name, alias = pin["name"], None
-        return cls(risk_model, _served_from(risk_model, name=name, version=version, alias=alias, uri=uri))
+            name, alias, run_id = pin["name"], None, pin.get("run_id") or None
+        elif version is not None:
+            run_id = _training_run_id(name, version)
+        served = _served_from(risk_model, name=name, version=version, alias=alias, uri=uri, run_id=run_id)
+        return cls(risk_model, served)
 
     @classmethod
     def from_risk_model(
@@ -501,7 +508,19 @@ def freeze_heap() -> None:
     gc.freeze()
 
 
-def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str) -> ServedModel:
+def _training_run_id(name: str, version: str) -> str | None:
+    """The MLflow run that registered ``name``/``version`` (provenance of answers and reports); None if unknown."""
+    from nbrisk.training import tracking
+
+    try:
+        return tracking.version_run_id(name, version)
+    except NbriskError:
+        return None
+
+
+def _served_from(
+    risk_model: Any, *, name: str, version: str | None, alias: str | None, uri: str, run_id: str | None = None
+) -> ServedModel:
     s = training_summary_of(risk_model)
     synthetic = s.synthetic
     return ServedModel(
@@ -512,6 +531,7 @@ def _served_from(risk_model: Any, *, name: str, version: str | None, alias: str 
         trained_at=s.get("trained_at"),
         synthetic_training_data=synthetic,
         intervals=_interval_words(risk_model, s),
+        run_id=run_id,
     )
 
 

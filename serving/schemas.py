@@ -390,6 +390,7 @@ class ModelInfo(BaseModel):
     trained_at: str | None
     synthetic_training_data: bool
     label: str | None = Field(None, description="'SYNTHETIC — not for clinical use' when trained on synthetic data")
+    run_id: str | None = Field(None, description="the MLflow run that registered the served model version")
     intervals: str = Field(
         "",
         description="how the 95% intervals were computed (method, number of refits, measured coverage of the true "

@@ -179,6 +179,12 @@ def test_no_model_is_503_and_not_ready(serving_env, tmp_path, monkeypatch):
     from starlette.testclient import TestClient
 
     RiskService = import_service()
+    # BentoML keeps one "current service" per process (what its class views resolve ``self`` to); this second app's
+    # lifespan replaces it, so it is put back at teardown, or the session app's later requests would find none (500)
+    import importlib
+
+    bentoml_service = importlib.import_module("_bentoml_sdk.service")  # the module (its package exports a function)
+    monkeypatch.setattr(bentoml_service, "_current_service", bentoml_service._current_service)
     # a model location with nothing there (the registry case, no champion yet, is in the slow real-server test:
     # creating an empty MLflow database costs tens of seconds)
     monkeypatch.setenv("NBRISK_MODEL_URI", str(tmp_path / "no-model-here"))

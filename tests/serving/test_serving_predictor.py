@@ -40,6 +40,7 @@ def test_answer_shape_and_model_identity(predictor):
         "label": SYNTHETIC_LABEL,
         # the fixture model predates interval statements: a plain one, saying coverage was not measured
         "intervals": "95% percentile bootstrap, 10 refits; coverage of the true CIF not measured for this model",
+        "run_id": None,  # an in-memory model has no registering run
     }
     (res,) = ans["results"]
     assert set(res) == {"patient_id", "horizons_months", "relapse", "trm", "efs", "os", "risk_group", "warnings"}

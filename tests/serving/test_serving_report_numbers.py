@@ -1,17 +1,14 @@
 """The report through the service's ASGI app (Starlette's TestClient over ``RiskService.to_asgi()``): the numbers in
 the report's text, table and icon array are the numbers ``POST /v1/risk`` answers for the same patient.
 
-The set-up mirrors the serving tests' fixtures (the session ``risk_model`` written as an MLflow model folder, temporary
-key and audit databases); it is repeated here because pytest fixtures of ``tests/serving`` are not visible from this
-folder.
+It uses the serving tests' session service (``tests/serving/conftest.py``: the session ``risk_model`` written as an
+MLflow model folder, temporary key and audit databases).
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 
-import cloudpickle
 import pytest
 
 from nbrisk.core import RISK_GROUP_TITLES
@@ -22,36 +19,11 @@ from nbrisk.reports.summary import icon_counts
 HORIZONS = [12, 24, 36, 60]
 
 
-@pytest.fixture(scope="module")
-def service(tmp_path_factory, risk_model):
-    from starlette.testclient import TestClient
-
-    from nbrisk.serving.auth import KeyStore
-
-    home = tmp_path_factory.mktemp("report_service")
-    (home / "model" / "artifacts").mkdir(parents=True)
-    with (home / "model" / "artifacts" / "risk_model.pkl").open("wb") as fh:
-        cloudpickle.dump(risk_model, fh)
-    (home / "prometheus").mkdir()
-    mp = pytest.MonkeyPatch()
-    for k, v in {
-        "NBRISK_MODEL_URI": str(home / "model"),
-        "NBRISK_KEYS_DB": str(home / "keys.db"),
-        "NBRISK_AUDIT_DB": str(home / "audit.db"),
-        "MLFLOW_TRACKING_URI": f"sqlite:///{home / 'mlflow.db'}",
-        "PROMETHEUS_MULTIPROC_DIR": str(home / "prometheus"),
-        "BENTOML_DO_NOT_TRACK": "true",
-    }.items():
-        mp.setenv(k, v)
-    key = KeyStore(home / "keys.db").create("report-tests")
-    try:
-        with warnings.catch_warnings():  # BentoML's import: a third-party pathspec deprecation (see tests/serving)
-            warnings.filterwarnings("ignore", message=".*GitWildMatchPattern", category=DeprecationWarning)
-            from nbrisk.serving.service import RiskService
-        with TestClient(RiskService.to_asgi(), raise_server_exceptions=False) as client:
-            yield client, {"Authorization": f"Bearer {key}"}
-    finally:
-        mp.undo()
+@pytest.fixture
+def service(client, serving_env):
+    """The session's one service (``tests/serving/conftest.py``): a second TestClient lifespan over the same BentoML
+    service class in one process would tear down the first one's service state."""
+    return client, serving_env.headers
 
 
 def test_report_text_table_and_icons_equal_the_v1_risk_answer(service):
