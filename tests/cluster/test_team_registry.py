@@ -53,6 +53,10 @@ def test_train_directly_against_postgres(postgres_server, tmp_path, monkeypatch)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     monkeypatch.setenv("NBRISK_HOME", str(tmp_path))
+    # loading points MLflow's process-wide URIs at this database: put the session's back afterwards, or later
+    # tests (the session registry) would talk to a server this test's fixture stops
+    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", mlflow.get_tracking_uri())
+    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", mlflow.get_registry_uri())
     model = load_risk_model(f"models:/nbrisk/{champion.version}")
     assert model.synthetic
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()
