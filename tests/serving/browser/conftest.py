@@ -10,11 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,21 +20,17 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from nbrisk import processes
+
 CHROMIUM = os.environ.get("NBRISK_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[3]
 RESULTS = REPO / "benchmarks" / "results"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def bentoml_serve(tmp: Path, env_extra: dict[str, str]) -> Iterator[str]:
     """A real ``bentoml serve`` of the risk service on a free loopback port; stopped by process group."""
-    port = free_port()
+    port = processes.free_port()
     log_path = tmp / f"serve-{port}.log"
     base_env = {
         k: v
@@ -54,30 +46,15 @@ def bentoml_serve(tmp: Path, env_extra: dict[str, str]) -> Iterator[str]:
     }
     cmd = [sys.executable, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService"]
     cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = processes.start(cmd, log_path, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("server did not start in 240 s:\n" + log_path.read_text()[-3000:])
+        processes.wait_until(
+            lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 240, proc, log_path, "bentoml serve"
+        )
         yield base
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        processes.stop_group(proc)
 
 
 @dataclass
