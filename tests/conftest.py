@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -76,18 +77,66 @@ def mlflow_tracking(tmp_path_factory):
     try:
         yield uri
     finally:
+        try:
+            import mlflow
+
+            # set_tracking_uri(None) also unsets MLFLOW_TRACKING_URI: reset the globals first, then the environment
+            mlflow.set_tracking_uri(None)
+            mlflow.set_registry_uri(None)
+        except Exception:  # pragma: no cover - only if mlflow is broken
+            pass
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
-        try:
-            import mlflow
 
-            mlflow.set_tracking_uri(None)
-            mlflow.set_registry_uri(None)
-        except Exception:  # pragma: no cover - only if mlflow is broken
-            pass
+
+MLFLOW_KEYS = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI", "NBRISK_HOME", "NBRISK_ARTIFACT_ROOT")
+
+
+@pytest.fixture(autouse=True)
+def _mlflow_pointers_restored():
+    """Every test leaves MLflow pointed where it found it.
+
+    Training and model loading set MLflow's process-wide URIs and export them (``MLFLOW_TRACKING_URI``,
+    ``MLFLOW_REGISTRY_URI``) to the environment; a test that trains against its own store would otherwise leave the
+    session's registry pointing at it (or, after ``set_tracking_uri(None)``, at nothing)."""
+    saved_env = {k: os.environ.get(k) for k in MLFLOW_KEYS}
+    saved = [getattr(sys.modules.get(name), attr, None) for name, attr in zip(*_HOLDERS, strict=True)]
+    yield
+    for name, attr, value in zip(*_HOLDERS, saved, strict=True):
+        module = sys.modules.get(name)
+        if module is not None:
+            setattr(module, attr, value)
+    for k, v in saved_env.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+# where MLflow keeps its process-wide URIs: (modules, attributes)
+_HOLDERS = (
+    ("mlflow.tracking._tracking_service.utils", "mlflow.tracking._model_registry.utils"),
+    ("_tracking_uri", "_registry_uri"),
+)
+
+
+@pytest.fixture
+def mlflow_scope():
+    """Points MLflow at another store for one test; everything is put back after the test (see above)."""
+
+    def point(uri: str, home: Path) -> None:
+        os.environ["MLFLOW_TRACKING_URI"] = uri
+        os.environ["NBRISK_HOME"] = str(home)
+        os.environ.pop("MLFLOW_REGISTRY_URI", None)
+        os.environ.pop("NBRISK_ARTIFACT_ROOT", None)
+        for name, attr in zip(*_HOLDERS, strict=True):
+            if name in sys.modules:
+                setattr(sys.modules[name], attr, None)
+
+    return point
 
 
 @pytest.fixture(scope="session")

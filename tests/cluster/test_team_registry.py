@@ -38,7 +38,7 @@ def test_train_and_promote_through_a_tracking_server_on_postgres(mlflow_server, 
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()  # nothing fell back to the embedded SQLite store
 
 
-def test_train_directly_against_postgres(postgres_server, tmp_path, monkeypatch):
+def test_train_directly_against_postgres(postgres_server, tmp_path, mlflow_scope):
     uri = postgres_server.create_database("mlflow_direct")
     env = clean_env(MLFLOW_TRACKING_URI=uri, NBRISK_HOME=str(tmp_path))
     r = _nbrisk(["train", "--config", QUICK], env, tmp_path)
@@ -50,13 +50,8 @@ def test_train_directly_against_postgres(postgres_server, tmp_path, monkeypatch)
     # the model loads back from the registry (artifacts under NBRISK_HOME's artifact root)
     from nbrisk.models.pyfunc import load_risk_model
 
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
-    monkeypatch.setenv("NBRISK_HOME", str(tmp_path))
-    # loading points MLflow's process-wide URIs at this database: put the session's back afterwards, or later
-    # tests (the session registry) would talk to a server this test's fixture stops
-    monkeypatch.setattr(mlflow.tracking._tracking_service.utils, "_tracking_uri", mlflow.get_tracking_uri())
-    monkeypatch.setattr(mlflow.tracking._model_registry.utils, "_registry_uri", mlflow.get_registry_uri())
+    # loading points MLflow's process-wide URIs at this database; mlflow_scope puts the session's back afterwards
+    mlflow_scope(uri, tmp_path)
     model = load_risk_model(f"models:/nbrisk/{champion.version}")
     assert model.synthetic
     assert not (tmp_path / "mlruns" / "mlflow.db").exists()

@@ -100,32 +100,26 @@ def _config(**validation):
     return parse_config(raw)
 
 
-def _train(tmp_path: Path, name: str, cluster: str | None, cfg):
-    import mlflow
+def _train(point_mlflow, tmp_path: Path, name: str, cluster: str | None, cfg):
     from mlflow import MlflowClient
 
     from nbrisk.models.pyfunc import load_risk_model
     from nbrisk.training.jobs import train
 
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{tmp_path / name / 'mlflow.db'}"
-    os.environ["NBRISK_HOME"] = str(tmp_path / name)
     (tmp_path / name).mkdir()
-    mlflow.set_tracking_uri(os.environ["MLFLOW_TRACKING_URI"])
-    try:
-        result = train(config=cfg, experiment="cluster-test", cluster=cluster)
-        version = MlflowClient().get_model_version_by_alias("nbrisk", "candidate").version
-        model = load_risk_model(f"models:/nbrisk/{version}")
-        return result, model
-    finally:
-        mlflow.set_tracking_uri(None)
+    point_mlflow(f"sqlite:///{tmp_path / name / 'mlflow.db'}", tmp_path / name)
+    result = train(config=cfg, experiment="cluster-test", cluster=cluster)
+    version = MlflowClient().get_model_version_by_alias("nbrisk", "candidate").version
+    model = load_risk_model(f"models:/nbrisk/{version}")
+    return result, model
 
 
 @pytest.mark.slow
-def test_cluster_run_equals_the_local_pool(mlflow_tracking, tmp_path, synthetic_cohort):
+def test_cluster_run_equals_the_local_pool(mlflow_scope, tmp_path, synthetic_cohort):
     # optimism refits, leave-center-out and interval refits (nested inside the final fit) all on the cluster
     cfg = _config(n_optimism=3, leave_center_out=True)
-    local, local_model = _train(tmp_path, "local", None, cfg)
-    dask, dask_model = _train(tmp_path, "dask", "local", cfg)
+    local, local_model = _train(mlflow_scope, tmp_path, "local", None, cfg)
+    dask, dask_model = _train(mlflow_scope, tmp_path, "dask", "local", cfg)
     assert [r["model"] for r in dask.leaderboard] == [r["model"] for r in local.leaderboard]
     for a, b in zip(local.leaderboard, dask.leaderboard, strict=True):
         for key, value in a.items():
@@ -146,8 +140,10 @@ def test_cluster_run_equals_the_local_pool(mlflow_tracking, tmp_path, synthetic_
 
 def _start(cmd: list[str], log: Path) -> subprocess.Popen:
     # as the README says: the scheduler keeps every worker's copy of the scattered data (no Active Memory Manager),
-    # so the data survive the loss of a worker
+    # so the data survive the loss of a worker. The job trains into its own store beside its log, never the session's.
     env = dict(os.environ, DASK_DISTRIBUTED__SCHEDULER__ACTIVE_MEMORY_MANAGER__START="False")
+    env.pop("MLFLOW_REGISTRY_URI", None)
+    env.update(MLFLOW_TRACKING_URI=f"sqlite:///{log.parent / 'mlflow.db'}", NBRISK_HOME=str(log.parent))
     return subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, start_new_session=True, env=env)
 
 
@@ -161,7 +157,7 @@ def _stop(proc: subprocess.Popen) -> None:
 
 
 @pytest.mark.slow
-def test_a_worker_killed_mid_run_does_not_fail_the_job(mlflow_tracking, tmp_path):
+def test_a_worker_killed_mid_run_does_not_fail_the_job(tmp_path):
     from distributed import Client
 
     bin_dir = Path(sys.executable).parent  # the environment's own `dask` and `nbrisk` executables
