@@ -27,6 +27,7 @@ import math
 import re
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -325,6 +326,52 @@ def _fmt(x: float) -> str:
 # fitting
 
 
+@dataclass(frozen=True, eq=False)  # holds a DataFrame: compare by identity
+class PreparedFeatures:
+    """A feature pipeline fitted on training records and their predictor frame (see :func:`prepare_features`).
+
+    ``pipeline`` the fitted pipeline, ``X`` the training predictors (``drop`` columns removed), ``drop`` the
+    predictor columns removed for unseen levels, ``unseen_level_rows`` how many evaluation records needed that.
+    """
+
+    pipeline: Any
+    X: pd.DataFrame
+    drop: tuple[str, ...]
+    unseen_level_rows: int
+
+    def transform(self, records: pd.DataFrame) -> pd.DataFrame:
+        """Predictors of other records, as the :class:`RiskModel` built on these features computes them."""
+        X = self.pipeline.transform(records)
+        return X.drop(columns=list(self.drop)) if self.drop else X
+
+
+def prepare_features(
+    records: pd.DataFrame, features=None, evaluate_on: Sequence[pd.DataFrame] = ()
+) -> PreparedFeatures:
+    """Fit the feature pipeline (default ``make_feature_pipeline()``) on ``records`` as :func:`fit_risk_model`
+    does, including its handling of category levels that only ``evaluate_on`` records have (see there)."""
+    from sklearn.base import clone
+
+    from nbrisk.features.pipeline import UnseenCategoryError, make_feature_pipeline
+
+    features = make_feature_pipeline() if features is None else features
+    records = records.reset_index(drop=True)
+    pipeline = clone(features).fit(records)
+    extra_rows: list[pd.DataFrame] = []
+    for rec in evaluate_on:
+        try:
+            pipeline.transform(rec)
+        except UnseenCategoryError as exc:
+            rows = sorted({p for _field, _value, pos in exc.unseen for p in pos})
+            extra_rows.append(rec.iloc[rows])
+    if extra_rows:
+        pipeline = clone(features).fit(pd.concat([records, *extra_rows], ignore_index=True))
+    X = pipeline.transform(records)
+    drop = tuple(c for c in X.columns if X[c].nunique() <= 1) if extra_rows else ()
+    X = X.drop(columns=list(drop))
+    return PreparedFeatures(pipeline, X, drop, int(sum(len(r) for r in extra_rows)))
+
+
 def fit_risk_model(
     records: pd.DataFrame,
     outcomes: pd.DataFrame,
@@ -342,6 +389,7 @@ def fit_risk_model(
     fingerprint: str | None = None,
     validation_metrics: dict[str, float] | None = None,
     params: dict[str, Any] | None = None,
+    prepared: PreparedFeatures | None = None,
 ) -> RiskModel:
     """Fit the whole pipeline on validated ``records`` and their ``derive_outcomes`` ``outcomes``: the one model
     factory (cross-validation and the other validation refits, the final fit that is validated *and* registered,
@@ -368,6 +416,9 @@ def fit_risk_model(
         predicted 2-year EFS) and the :class:`~nbrisk.core.TrainingSummary` from ``model_name`` … ``params``.
         ``False`` (validation refits, which are only asked for predictions): neither, which saves a prediction of
         the whole training cohort per refit.
+    prepared : the feature pipeline already fitted on these ``records`` by :func:`prepare_features` (with the same
+        ``features`` and ``evaluate_on``; both are then ignored): hyper-parameter tuning fits several estimators on
+        one training split, and the pipeline does not depend on their parameters.
 
     Returns
     -------
@@ -375,29 +426,16 @@ def fit_risk_model(
     """
     from sklearn.base import clone
 
-    from nbrisk.features.pipeline import UnseenCategoryError, make_feature_pipeline
     from nbrisk.models.illness_death import IllnessDeathModel
 
-    features = make_feature_pipeline() if features is None else features
     records = records.reset_index(drop=True)
     outcomes = outcomes.reset_index(drop=True)
-    pipeline = clone(features).fit(records)
-    extra_rows: list[pd.DataFrame] = []
-    for rec in evaluate_on:
-        try:
-            pipeline.transform(rec)
-        except UnseenCategoryError as exc:
-            rows = sorted({p for _field, _value, pos in exc.unseen for p in pos})
-            extra_rows.append(rec.iloc[rows])
-    if extra_rows:
-        pipeline = clone(features).fit(pd.concat([records, *extra_rows], ignore_index=True))
-    X = pipeline.transform(records)
-    drop = tuple(c for c in X.columns if X[c].nunique() <= 1) if extra_rows else ()
-    X = X.drop(columns=list(drop))
+    if prepared is None:
+        prepared = prepare_features(records, features, evaluate_on)
+    pipeline, X, drop, unseen = prepared.pipeline, prepared.X, prepared.drop, prepared.unseen_level_rows
     id_model = IllnessDeathModel(
         clone(estimator), n_bootstrap=int(n_interval_bootstrap), random_state=seed, n_jobs=n_jobs
     )
-    unseen = int(sum(len(r) for r in extra_rows))
     if not describe:
         with warnings.catch_warnings():
             # tail rescaling of ΔΛ1 + ΔΛ2 > 1 is part of the estimator's definition (docs/statistics.md)

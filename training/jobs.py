@@ -297,7 +297,7 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         risk_model = None
         params = spec.candidates()[0]
         if not spec.is_null:
-            params = run_fit(V.tune, spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed)
+            params = run_fit(V.tune, spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs)
             # the final model, fitted once: its apparent performance is optimism-corrected below and it is what
             # gets registered (the object validated is the object registered)
             risk_model = run_fit(
@@ -584,7 +584,7 @@ def calibration_cis(
     for c, cause in zip(CAUSE_NAMES, (Cause.RELAPSE, Cause.TRM), strict=True):
         ici, slope = [], []
         for idx in boot[:N_CALIBRATION_RESAMPLES]:
-            res = M.calibration_cr(event[idx], time_[idx], cif[idx, int(cause), j], tau, int(cause))
+            res = M.calibration_cr(event[idx], time_[idx], cif[idx, int(cause), j], tau, int(cause), table=False)
             ici.append(res.ici)
             slope.append(res.slope)
         for name, vals in (("ici", ici), ("cal_slope", slope)):

@@ -64,6 +64,8 @@ __all__ = [
     "ipa",
     "net_benefit",
     "pseudo_observations",
+    "replicate_metrics",
+    "resample_counts",
     "target",
     "time_dependent_auc",
     "uno_c",
@@ -182,44 +184,59 @@ def time_dependent_auc(
 
 def _dominance_sums(key_ins, rank_ins, w_ins, key_q, rank_q, greater: bool) -> tuple[np.ndarray, np.ndarray]:
     """For each query q: Σ w_j over inserted j with key_j > key_q (``greater``) or key_j ≤ key_q (not ``greater``),
-    split into rank_j < rank_q ("below") and rank_j == rank_q ("tied"). A sweep over the keys with a Fenwick tree
-    over the ranks: O((n_ins + n_q) log n) instead of the O(n_ins × n_q) pair matrix."""
-    size = int(max(rank_ins.max(initial=0), rank_q.max(initial=0))) + 2
-    tree = [0.0] * (size + 1)
+    split into rank_j < rank_q ("below") and rank_j == rank_q ("tied").
 
-    def add(pos: int, w: float) -> None:
-        pos += 1
-        while pos <= size:
-            tree[pos] += w
-            pos += pos & -pos
+    ``w_ins`` is (n_ins,) or a batch (B, n_ins) of weight vectors (e.g. bootstrap resamples as patient counts); the
+    answer then has shape (B, n_q). Vectorised in numpy by the binary digits of the ranks instead of a Fenwick-tree
+    sweep: rank_j < rank_q holds for exactly one bit level L at which the two ranks first differ (same bits above L,
+    bit L 0 for j and 1 for q), so per level the inserted items with bit L = 0 are sorted by (higher bits, key) and
+    a query's sum is the difference of two cumulative sums found by binary search. O((n_ins + n_q) log² n) for one
+    weight vector, and the sorting is shared by every vector of a batch (only the cumulative sums are per vector).
+    """
+    key_ins, key_q = np.asarray(key_ins, dtype=float), np.asarray(key_q, dtype=float)
+    rank_ins, rank_q = np.asarray(rank_ins, dtype=np.int64), np.asarray(rank_q, dtype=np.int64)
+    w = np.asarray(w_ins, dtype=float)
+    single = w.ndim == 1
+    # patients along axis 0: gathering and summing whole rows of B weights is contiguous in memory
+    wt = np.ascontiguousarray(np.atleast_2d(w).T)
+    n_ins, n_q = key_ins.shape[0], key_q.shape[0]
+    below = np.zeros((n_q, wt.shape[1]))
+    tied = np.zeros((n_q, wt.shape[1]))
+    if n_ins and n_q:
+        # integer key codes over both sets; with ``greater`` flipped so that the wanted keys are always the smaller
+        _, code = np.unique(np.concatenate([key_ins, key_q]), return_inverse=True)
+        code = code.ravel().astype(np.int64)
+        n_keys = int(code.max()) + 1
+        if greater:
+            code = n_keys - 1 - code
+        k_ins, k_q = code[:n_ins], code[n_ins:]
+        # wanted: k_j < k_q (greater: key_j > key_q) or k_j <= k_q (key_j <= key_q)
+        side = "left" if greater else "right"
+        top = int(max(rank_ins.max(), rank_q.max()))
 
-    def prefix(pos: int) -> float:  # Σ over ranks < pos
-        total = 0.0
-        while pos > 0:
-            total += tree[pos]
-            pos -= pos & -pos
-        return total
+        by_key = np.argsort(k_ins, kind="stable")  # every level's order is a stable re-sort of this one by group
+        small = top < np.iinfo(np.uint16).max  # 16-bit group codes: numpy's stable sort is then a radix sort
 
-    sign = -1.0 if greater else 1.0
-    ins_order = np.argsort(sign * key_ins, kind="mergesort")
-    q_order = np.argsort(sign * key_q, kind="mergesort")
-    k_ins, r_ins, w_list = (
-        (sign * key_ins)[ins_order].tolist(),
-        rank_ins[ins_order].tolist(),
-        w_ins[ins_order].tolist(),
-    )
-    below = np.zeros(key_q.shape[0])
-    tied = np.zeros(key_q.shape[0])
-    ptr, n_ins = 0, len(k_ins)
-    for q, kq, rq in zip(q_order.tolist(), (sign * key_q)[q_order].tolist(), rank_q[q_order].tolist(), strict=True):
-        # greater: insert keys > key_q (i.e. −key < −key_q); otherwise keys ≤ key_q
-        while ptr < n_ins and (k_ins[ptr] < kq if greater else k_ins[ptr] <= kq):
-            add(r_ins[ptr], w_list[ptr])
-            ptr += 1
-        b = prefix(rq)
-        below[q] = b
-        tied[q] = prefix(rq + 1) - b
-    return below, tied
+        def add_range(out, shift, j_keep, q_sel):
+            j_sel = by_key[j_keep[by_key]]
+            if not j_sel.size or not q_sel.size:
+                return
+            group = rank_ins[j_sel] >> shift
+            order = np.argsort(group.astype(np.uint16) if small else group, kind="stable")
+            j_sel = j_sel[order]
+            comp = group[order] * n_keys + k_ins[j_sel]  # sorted by (group, key code)
+            cum = np.zeros((comp.shape[0] + 1, wt.shape[1]))
+            np.cumsum(wt[j_sel], axis=0, out=cum[1:])
+            base = (rank_q[q_sel] >> shift) * n_keys
+            lo = np.searchsorted(comp, base, side="left")
+            hi = np.searchsorted(comp, base + k_q[q_sel], side=side)
+            out[q_sel] += cum[hi] - cum[lo]
+
+        for level in range(max(1, top.bit_length())):
+            j_keep = ((rank_ins >> level) & 1) == 0
+            add_range(below, level + 1, j_keep, np.flatnonzero((rank_q >> level) & 1))
+        add_range(tied, 0, np.ones(n_ins, dtype=bool), np.arange(n_q))
+    return (below[:, 0], tied[:, 0]) if single else (below.T, tied.T)
 
 
 def concordance_index_cr(
@@ -517,6 +534,7 @@ def calibration_cr(
     cause: int | Cause = Cause.RELAPSE,
     n_groups: int = 10,
     n_knots: int = 3,
+    table: bool = True,
 ) -> CalibrationResult:
     """Calibration of the predicted CIF of cause k at ``tau`` (Austin et al. 2020, 2022).
 
@@ -533,11 +551,17 @@ def calibration_cr(
     Parameters
     ----------
     event, time : (n,). cif_at_tau : (n,) predicted F̂_k(τ | x_i). tau, cause, n_groups, n_knots (3–5).
+    table : False skips the group table (an empty one with its columns is returned): bootstrap CIs of the ICI and
+        slope need only the curve, and the table's ``n_groups`` Aalen–Johansen fits are half the cost.
     """
     event, time = _ev_time(event, time)
     pred = _pred(cif_at_tau, time.shape[0], "cif_at_tau")
     cause = int(cause)
-    table = _group_table(event, time, pred, tau, cause, n_groups)
+    table = (
+        _group_table(event, time, pred, tau, cause, n_groups)
+        if table
+        else pd.DataFrame(columns=["group", "n", "mean_predicted", "observed", "observed_lower", "observed_upper"])
+    )
     theta = pseudo_observations(event, time, tau, cause)
     x = _cloglog(pred)
     nan = float("nan")
@@ -779,6 +803,182 @@ def evaluate_predictions(
             out[f"os_uno_c_{lab}"] = uno_c(os_event, os_time, 1.0 - os_surv[:, j], hd[j])
         out["os_ibs"] = integrated_brier_score_os(os_event, os_time, os_surv, hd)
     return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# bootstrap replicates, all at once
+# ----------------------------------------------------------------------------------------------------------------
+def resample_counts(indices, n: int) -> np.ndarray:
+    """(B, n) float counts: how often patient i appears in resample b of ``indices`` (B, n_b) (rows of patient
+    indices with repeats). A metric of a resample equals the same metric with these frequency weights on the
+    original data, which is what :func:`replicate_metrics` evaluates."""
+    idx = np.atleast_2d(np.asarray(indices, dtype=np.int64))
+    if idx.size and (idx.min() < 0 or idx.max() >= n):
+        raise ValueError(f"resample indices must lie in [0, {n})")
+    offset = (np.arange(idx.shape[0], dtype=np.int64) * n)[:, None]
+    return np.bincount((idx + offset).ravel(), minlength=idx.shape[0] * n).reshape(idx.shape[0], n).astype(float)
+
+
+def _time_sums(inverse: np.ndarray, m: int, w: np.ndarray) -> np.ndarray:
+    """Σ of the weight columns ``w`` (B, n) per distinct time (``inverse`` from np.unique): (B, m)."""
+    out = np.zeros((w.shape[0], m))
+    order = np.argsort(inverse, kind="stable")
+    inv = inverse[order]
+    starts = np.flatnonzero(np.concatenate([[True], inv[1:] != inv[:-1]]))
+    if order.size:
+        out[:, inv[starts]] = np.add.reduceat(w[:, order], starts, axis=1)
+    return out
+
+
+def _weighted_nonparametric(time, event, weights, causes):
+    """Kaplan–Meier Ĝ of censoring and Aalen–Johansen CIFs of ``causes`` under frequency weights (B, n).
+
+    The same arithmetic as :func:`~nbrisk.models.nonparametric.censoring_survival` and
+    :func:`~nbrisk.models.nonparametric.aalen_johansen` on the resample itself: the counts at each time are sums of
+    integer weights (exact in floating point), and a time with weight 0 multiplies Ĝ and Ŝ by exactly 1 and adds
+    exactly 0 to the CIF. Returns ``(times (m,), g (B, m), cif {cause: (B, m)})``.
+    """
+    times, inverse = np.unique(time, return_inverse=True)
+    inverse = inverse.ravel()
+    m = times.shape[0]
+    total = weights.sum(axis=1, keepdims=True)
+    d_cens = _time_sums(inverse, m, weights * (event == 0))
+    d_any = _time_sums(inverse, m, weights * (event > 0))
+    leaving = d_cens + d_any
+    at_risk = total - np.concatenate([np.zeros((weights.shape[0], 1)), np.cumsum(leaving, axis=1)[:, :-1]], axis=1)
+    g = np.cumprod(1.0 - _inv_ratio(d_cens, at_risk - d_any), axis=1)
+    surv = np.cumprod(1.0 - _inv_ratio(d_any, at_risk), axis=1)
+    s_prev = np.concatenate([np.ones((weights.shape[0], 1)), surv[:, :-1]], axis=1)
+    cif = {}
+    for k in causes:
+        d_k = _time_sums(inverse, m, weights * (event == k))
+        cif[k] = np.minimum(np.cumsum(s_prev * _inv_ratio(d_k, at_risk), axis=1), 1.0)
+    return times, g, cif
+
+
+def _inv_ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.zeros(np.broadcast_shapes(num.shape, den.shape))
+    np.divide(num, den, out=out, where=den > 0)
+    return out
+
+
+def replicate_metrics(
+    event,
+    time,
+    cif,
+    horizons_days,
+    labels: Sequence[str],
+    counts,
+    causes: Sequence[int] = CAUSES,
+    chunk: int = 2_000_000,
+) -> dict[str, np.ndarray]:
+    """The bootstrap metric set of many resamples at once: per cause and horizon the time-dependent AUC
+    (:func:`time_dependent_auc`), the Wolbers C-index (:func:`concordance_index_cr`), the IPCW Brier score
+    (:func:`brier_score_cr`) and the IPA against the resample's own Aalen–Johansen CIF (:func:`ipa`), each with Ĝ
+    estimated from the resample — exactly what those functions give on each resample, to rounding.
+
+    A resample with repeats is the original data with frequency weights ``counts`` (B, n) (:func:`resample_counts`):
+    every Kaplan–Meier / Aalen–Johansen count, IPCW weight and pair sum is linear in them (a patient is never
+    comparable with a copy of himself: the pair rules are strict in time). The sorting behind the pair sums depends
+    only on the data and is done once for all resamples (:func:`_dominance_sums`), so B resamples cost a few
+    cumulative sums over (B, n) arrays instead of B evaluations (Efron & Tibshirani 1993, ch. 6, for the bootstrap
+    as a reweighting). ``cif`` (n, 3, k) in state order (event-free, relapse, TRM) at ``horizons_days``; names
+    ``{cause}_{auc|cindex|brier|ipa}_{label}``. Rows are processed in chunks of about ``chunk`` (B × n) entries to
+    bound memory. Returns name → (B,) replicate values (NaN where undefined, as the scalar functions).
+    """
+    event, time = _ev_time(event, time)
+    n = time.shape[0]
+    w_all = np.atleast_2d(np.asarray(counts, dtype=float))
+    if w_all.shape[1] != n:
+        raise ValueError(f"counts have {w_all.shape[1]} columns for {n} patients")
+    cif = _pred(cif, n, "cif")
+    hd = np.atleast_1d(np.asarray(horizons_days, dtype=float))
+    rows = max(1, chunk // max(n, 1))
+    parts = [
+        _replicate_chunk(event, time, cif, hd, labels, w_all[s : s + rows], causes)
+        for s in range(0, w_all.shape[0], rows)
+    ]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]} if parts else {}
+
+
+def _replicate_chunk(event, time, cif, hd, labels, w, causes) -> dict[str, np.ndarray]:
+    n_b, n = w.shape
+    times, g, aj = _weighted_nonparametric(time, event, w, [int(c) for c in causes])
+    # Ĝ(T_i−) (B, n) and the step index of each horizon, as CensoringSurvival.left / .at look them up
+    left_idx = np.searchsorted(times, time, side="left") - 1
+    g_left = np.where(left_idx < 0, 1.0, g[:, np.clip(left_idx, 0, None)])
+    total = w.sum(axis=1)
+    # C-index keys: "j later than i" is (T_j, censored_j) > (T_i, 0) lexicographically, ties sharing a key
+    cens = (event == 0).astype(float)
+    order = np.lexsort((cens, time))
+    key = np.empty(n)
+    first = np.concatenate([[True], (np.diff(time[order]) != 0) | (np.diff(cens[order]) != 0)])
+    key[order] = np.maximum.accumulate(np.where(first, np.arange(n), 0))
+    key_sorted = key[order]
+    w_by_key = np.concatenate([np.zeros((n_b, 1)), np.cumsum(w[:, order], axis=1)], axis=1)
+    out: dict[str, np.ndarray] = {}
+    nan = np.full(n_b, np.nan)
+    for cause in causes:
+        cause = int(cause)
+        name = Cause(cause).key
+        competing = (event != 0) & (event != cause)
+        for j, (tau, lab) in enumerate(zip(hd, labels, strict=True)):
+            f = cif[:, cause, j]
+            before = time <= tau
+            case = before & (event == cause)
+            ctrl = (before & competing) | ~before
+            t_idx = np.searchsorted(times, tau, side="right") - 1
+            g_tau = np.ones(n_b) if t_idx < 0 else g[:, t_idx]
+            # IPCW weights of _ipcw_status: 1/Ĝ(T−) with an event by τ, 1/Ĝ(τ) beyond τ, 0 if censored before τ
+            ipcw = np.where((case | (before & competing))[None, :], _inv(g_left), 0.0)
+            ipcw[:, ~before] = _inv(g_tau)[:, None]
+            wi = w * ipcw
+            has_case = w[:, case].sum(axis=1) > 0
+            has_ctrl = w[:, ctrl].sum(axis=1) > 0
+            # AUC: weighted share of case-control pairs ordered by risk (ties ½)
+            c_order = np.argsort(f[ctrl], kind="mergesort")
+            r_sorted = f[ctrl][c_order]
+            cum = np.concatenate([np.zeros((n_b, 1)), np.cumsum(wi[:, ctrl][:, c_order], axis=1)], axis=1)
+            lo = np.searchsorted(r_sorted, f[case], side="left")
+            hi = np.searchsorted(r_sorted, f[case], side="right")
+            case_w = wi[:, case]
+            num = np.sum(case_w * (cum[:, lo] + 0.5 * (cum[:, hi] - cum[:, lo])), axis=1)
+            den = case_w.sum(axis=1) * cum[:, -1]
+            auc = np.clip(_inv_ratio(num, den), 0.0, 1.0)
+            out[f"{name}_auc_{lab}"] = np.where(has_case & has_ctrl & (den > 0), auc, nan)
+            out[f"{name}_cindex_{lab}"] = _replicate_cindex(
+                event, time, f, case, competing, key, key_sorted, order, w, w_by_key, has_case
+            )
+            bs = np.sum(wi * (case.astype(float) - f) ** 2, axis=1) / total
+            null = aj[cause][:, t_idx] if t_idx >= 0 else np.zeros(n_b)
+            bs0 = np.sum(wi * (case.astype(float)[None, :] - null[:, None]) ** 2, axis=1) / total
+            out[f"{name}_brier_{lab}"] = bs
+            out[f"{name}_ipa_{lab}"] = np.where(bs0 > 0, 1.0 - _inv_ratio(bs, bs0), nan)
+    return out
+
+
+def _replicate_cindex(event, time, f, case, competing, key, key_sorted, order, w, w_by_key, has_case) -> np.ndarray:
+    """The Wolbers 2009 C-index (:func:`concordance_index_cr`, ``ipcw=False``) under frequency weights (B, n)."""
+    ci = np.flatnonzero(case)
+    n_b = w.shape[0]
+    if not ci.size:
+        return np.full(n_b, np.nan)
+    rank = np.unique(f, return_inverse=True)[1].ravel()
+    below_a, tied_a = _dominance_sums(key, rank, w, key[ci], rank[ci], greater=True)
+    # Σ_j w_j over keys strictly later than each case's
+    later = w_by_key[:, -1][:, None] - w_by_key[:, np.searchsorted(key_sorted, key[ci], side="right")]
+    w_case = w[:, ci]
+    num = np.sum(w_case * (below_a + 0.5 * tied_a), axis=1)
+    den = np.sum(w_case * later, axis=1)
+    comp_idx = np.flatnonzero(competing)
+    if comp_idx.size:
+        below_b, tied_b = _dominance_sums(time[comp_idx], rank[comp_idx], w[:, comp_idx], time[ci], rank[ci], False)
+        t_sorted = np.argsort(time[comp_idx], kind="mergesort")
+        cum_v = np.concatenate([np.zeros((n_b, 1)), np.cumsum(w[:, comp_idx[t_sorted]], axis=1)], axis=1)
+        total_b = cum_v[:, np.searchsorted(time[comp_idx][t_sorted], time[ci], side="right")]
+        num += np.sum(w_case * (below_b + 0.5 * tied_b), axis=1)
+        den += np.sum(w_case * total_b, axis=1)
+    return np.where(has_case & (den > 0), _inv_ratio(num, den), np.nan)
 
 
 # ----------------------------------------------------------------------------------------------------------------

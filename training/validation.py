@@ -122,9 +122,14 @@ def fitted_params(params: dict[str, Any], model: RiskModel) -> dict[str, Any]:
 # metrics (nbrisk.training.metrics) behind one small adapter
 
 
+def horizon_label(horizon_months: float) -> str:
+    """The horizon part of a metric name: ``24m``."""
+    return f"{round(float(horizon_months), 1):g}m"
+
+
 def metric_key(cause: str, metric: str, horizon_months: float) -> str:
     """Flat metric name as :func:`nbrisk.training.metrics.evaluate_predictions` writes it (``relapse_cindex_24m``)."""
-    return f"{cause}_{metric}_{round(float(horizon_months), 1):g}m"
+    return f"{cause}_{metric}_{horizon_label(horizon_months)}"
 
 
 def evaluate(
@@ -174,9 +179,22 @@ def evaluate(
 
 
 def score_for_tuning(outcomes: pd.DataFrame, pred: np.ndarray, horizons_months: Sequence[float]) -> float:
-    """Mean IPCW Brier score of relapse and TRM over the horizons (lower is better; a proper scoring rule)."""
-    m = evaluate(outcomes, pred, horizons_months)
-    vals = [v for k, v in m.items() if "_brier_" in k and np.isfinite(v)]
+    """Mean IPCW Brier score of relapse and TRM over the horizons (lower is better; a proper scoring rule).
+
+    The Brier scores of :func:`evaluate`, in its order, without the rest of its metric set (tuning reads no other).
+    """
+    from nbrisk.models.nonparametric import censoring_survival
+    from nbrisk.training import metrics as M
+
+    event = outcomes["event"].to_numpy().astype(int)
+    time = outcomes["time"].to_numpy(dtype=float)
+    g = censoring_survival(time, event)
+    vals = []
+    for cause in CAUSES:
+        for j, tau in enumerate(months_to_days(horizons_months)):
+            v = M.brier_score_cr(event, time, pred[:, State(cause), j], tau, int(cause), g)
+            if np.isfinite(v):
+                vals.append(v)
     return float(np.mean(vals)) if vals else np.inf
 
 
@@ -191,26 +209,51 @@ def tune(
     horizons_months: Sequence[float],
     inner_splits: int,
     seed: int,
+    n_jobs: int = 1,
 ) -> dict[str, Any]:
-    """Choose the grid point with the best inner-CV score, using only ``records`` (an outer training set)."""
+    """Choose the grid point with the best inner-CV score, using only ``records`` (an outer training set).
+
+    The inner splits are independent: ``n_jobs`` > 1 runs them in parallel (the whole-cohort tuning of the final
+    model; inside an outer fold the fold itself is the parallel task). Within a split the feature pipeline is fitted
+    once and shared by every grid point (it does not depend on the estimator's parameters), as are the test
+    predictors, so a grid of g points costs one pipeline fit per split instead of g.
+    """
     candidates = spec.candidates()
     if len(candidates) == 1:
         return candidates[0]
     event = outcomes["event"].to_numpy()
     skf = StratifiedKFold(n_splits=_feasible_splits(event, inner_splits), shuffle=True, random_state=seed)
     splits = list(skf.split(np.zeros(len(event)), event))
-    times = horizons_months
-    scores = []
-    for params in candidates:
-        fold_scores = []
-        for tr, te in splits:
-            fitted = fit_candidate(
-                spec, params, records.iloc[tr], outcomes.iloc[tr], seed, evaluate_on=[records.iloc[te]]
-            )
-            cif = predict_states(fitted, records.iloc[te], times)
-            fold_scores.append(score_for_tuning(outcomes.iloc[te], cif, times))
-        scores.append(float(np.mean(fold_scores)))
+    if n_jobs == 1:  # inside an outer fold (a worker already): no nested pool
+        per_split = [_tune_split(spec, records, outcomes, horizons_months, seed, tr, te) for tr, te in splits]
+    else:
+        jobs = (delayed(_tune_split)(spec, records, outcomes, horizons_months, seed, tr, te) for tr, te in splits)
+        per_split = Parallel(n_jobs=n_jobs)(jobs)
+    # mean over splits in split order, per candidate: the same summation as scoring candidate by candidate
+    scores = [float(np.mean([s[i] for s in per_split])) for i in range(len(candidates))]
     return candidates[int(np.argmin(scores))]
+
+
+def _tune_split(spec, records, outcomes, horizons_months, seed, tr, te) -> list[float]:
+    """Scores of every grid point on one inner split (training rows ``tr``, test rows ``te``)."""
+    import warnings
+
+    from nbrisk.models._base import CIFCoherenceWarning
+    from nbrisk.models.risk_model import prepare_features
+
+    tr_rec, te_rec = records.iloc[tr], records.iloc[te]
+    prepared = prepare_features(tr_rec, make_features(spec.splines), [te_rec])
+    X_te = prepared.transform(te_rec)
+    h = np.unique(np.asarray(horizons_months, dtype=float))  # RiskModel.predict's horizons (sorted, unique)
+    out = []
+    for params in spec.candidates():
+        fitted = fit_candidate(spec, params, tr_rec, outcomes.iloc[tr], seed, prepared=prepared)
+        # what predict_states(fitted, te_rec, horizons) computes (RiskModel.predict), on the shared predictors
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", CIFCoherenceWarning)
+            states = fitted.illness_death.predict_curves(X_te, h, intervals=False).states()
+        out.append(score_for_tuning(outcomes.iloc[te], states, horizons_months))
+    return out
 
 
 @dataclass
@@ -307,14 +350,14 @@ def pooled_metrics(
     the bootstrapped (cheap-set) ones; ``replicates[name]`` the B replicate values (kept for paired comparisons).
     """
     point = evaluate(outcomes, cif, horizons_months, full=True)
-    # module-level task functions with the data as arguments (not closures): a cluster backend then sends the data
-    # once instead of with every task (nbrisk.training.cluster)
-    jobs = (delayed(_bootstrap_metrics)(outcomes, cif, horizons_months, idx) for idx in boot)
-    reps = Parallel(n_jobs=n_jobs)(jobs) if len(boot) else []
+    # every resample at once, as frequency weights on the original data (nbrisk.training.metrics.replicate_metrics):
+    # the same values as evaluating each resample (to rounding; tests/training/test_metrics_batched.py) at a small
+    # fraction of the cost, so no process pool is needed (``n_jobs`` is kept for callers)
+    reps = _bootstrap_replicates(outcomes, cif, horizons_months, boot) if len(boot) else {}
     replicates: dict[str, list[float]] = {}
     out = dict(point)
     for name in point:
-        vals = np.array([r.get(name, np.nan) for r in reps], dtype=float)
+        vals = np.asarray(reps.get(name, np.full(len(boot), np.nan)), dtype=float)
         if vals.size == 0 or not np.isfinite(vals).any():
             continue
         replicates[name] = [float(v) for v in vals]
@@ -323,8 +366,17 @@ def pooled_metrics(
     return out, replicates
 
 
-def _bootstrap_metrics(outcomes, cif, horizons_months, idx: np.ndarray) -> dict[str, float]:
-    return evaluate(outcomes.iloc[idx].reset_index(drop=True), cif[idx], horizons_months)
+def _bootstrap_replicates(
+    outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float], boot: np.ndarray
+) -> dict[str, np.ndarray]:
+    """The cheap metric set of :func:`evaluate` on every resample of ``boot`` (B, n): name → (B,) values."""
+    from nbrisk.training import metrics as M
+
+    event = outcomes["event"].to_numpy().astype(int)
+    time = outcomes["time"].to_numpy(dtype=float)
+    labels = [horizon_label(h) for h in horizons_months]
+    counts = M.resample_counts(boot, len(event))
+    return M.replicate_metrics(event, time, cif[:, : State.OS], months_to_days(horizons_months), labels, counts)
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float] | None:
