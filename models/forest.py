@@ -11,6 +11,15 @@ of event times are combined by the product-limit rule (:func:`nbrisk.models._bas
 so that relapse + TRM + EFS = 1 exactly. With a single root-only tree and no bootstrap this is exactly the
 Aalen–Johansen estimator (a property the tests check).
 
+Rows per tree (``max_tree_samples``): at scale a tree need not see every patient. Each tree is grown on a bootstrap
+sample of at most ``max_tree_samples`` rows (all n rows below it, so smaller cohorts are untouched) — ranger's
+``sample.fraction`` and randomForestSRC's ``sampsize`` with an absolute cap. Forests grown on subsamples of size
+a_n → ∞ with a_n / n → 0 stay consistent (Scornet, Biau & Vert 2015, Ann Stat 43:1716; Wager & Athey 2018, JASA
+113:1228); the cost of a tree grows like a_n log a_n instead of n log n, and its leaves (``min_samples_leaf``
+patients each) hold the same number of patients, so the leaf Nelson–Aalen curves are as stable as at a_n = n.
+What is lost is the extra depth a tree could grow on more rows; with 100 trees per cause every patient is still in
+~100 a_n / n trees' samples.
+
 Memory: a survival tree stores the whole leaf curve at every distinct training time, so the fitted size grows as
 (nodes × distinct times). Like ``randomForestSRC``'s ``ntime`` (default 150), ``max_time_points`` maps the training
 times up to a grid of event-time quantiles before growing the trees; ``None`` keeps the exact times.
@@ -61,6 +70,9 @@ class CauseSpecificForest(CompetingRisksEstimator):
         passed to each :class:`sksurv.ensemble.RandomSurvivalForest` (log-rank splitting, Nelson–Aalen leaves).
     max_time_points : int or None, default 150. Training times are mapped up to at most this many event-time
         quantiles (see the module docstring): bounds memory and pickle size; ``None`` = exact times.
+    max_tree_samples : int or None, default None. Each tree's bootstrap sample has min(n, ``max_tree_samples``)
+        rows (see the module docstring); ``None`` = n rows (or ``max_samples``). Below the cap the forest is the
+        same, draw for draw, as without it. Cannot be combined with ``max_samples``; needs ``bootstrap``.
     n_jobs : int, threads per forest.
     random_state : int, RandomState or None; the two forests get seeds drawn from it.
 
@@ -89,6 +101,7 @@ class CauseSpecificForest(CompetingRisksEstimator):
         bootstrap: bool = True,
         max_samples=None,
         max_time_points: int | None = 150,
+        max_tree_samples: int | None = None,
     ):
         self.n_estimators = n_estimators
         self.min_samples_leaf = min_samples_leaf
@@ -100,6 +113,21 @@ class CauseSpecificForest(CompetingRisksEstimator):
         self.bootstrap = bootstrap
         self.max_samples = max_samples
         self.max_time_points = max_time_points
+        self.max_tree_samples = max_tree_samples
+
+    def _rows_per_tree(self, n: int):
+        """``max_samples`` for sksurv: ``max_samples`` as given, or the cap when the cohort exceeds it."""
+        cap = self.max_tree_samples
+        if cap is None:
+            return self.max_samples
+        if isinstance(cap, bool) or not isinstance(cap, int | np.integer) or cap < 2:
+            raise ValueError(f"max_tree_samples must be an integer >= 2 or None, got {cap!r}")
+        if self.max_samples is not None:
+            raise ValueError("give max_tree_samples or max_samples, not both")
+        if not self.bootstrap:
+            raise ValueError("max_tree_samples needs bootstrap=True (it sizes each tree's bootstrap sample)")
+        # None below the cap: sklearn then draws n rows, exactly as a forest without the cap
+        return int(cap) if n > cap else None
 
     def fit(self, X, y):
         """Grow one forest per cause on ``X`` (n, p) numeric and ``y`` (``event``, ``time``); returns ``self``."""
@@ -111,6 +139,7 @@ class CauseSpecificForest(CompetingRisksEstimator):
         if len(np.unique(time_c)) < 2:
             # sksurv's trees squeeze a single-time output to the wrong shape; nothing to learn from one time anyway
             raise ValueError("CauseSpecificForest needs at least 2 distinct times in y['time']")
+        rows_per_tree = self._rows_per_tree(len(time))
         seeds = check_random_state(self.random_state).randint(0, np.iinfo(np.int32).max, size=len(CAUSES))
         self.forests_ = []
         for cause, seed in zip(CAUSES, seeds, strict=True):
@@ -129,7 +158,7 @@ class CauseSpecificForest(CompetingRisksEstimator):
                 max_depth=self.max_depth,
                 max_features=self.max_features,
                 bootstrap=self.bootstrap,
-                max_samples=self.max_samples,
+                max_samples=rows_per_tree,
                 n_jobs=self.n_jobs,
                 random_state=int(seed),
                 low_memory=False,  # low_memory forests cannot return the cumulative hazard we need
