@@ -235,23 +235,37 @@ def tune(
 
 
 def _tune_split(spec, records, outcomes, horizons_months, seed, tr, te) -> list[float]:
-    """Scores of every grid point on one inner split (training rows ``tr``, test rows ``te``)."""
+    """Scores of every grid point on one inner split (training rows ``tr``, test rows ``te``).
+
+    The score reads only the relapse and TRM CIFs, which the illness–death model takes from its competing-risks
+    model unchanged; so only that estimator is fitted and asked (no post-relapse model, no OS convolution), on
+    predictors built once for all grid points. The scores equal those of ``fit_candidate`` + ``predict_states``
+    (checked in ``tests/training/test_tuning_shared.py``).
+    """
     import warnings
 
-    from nbrisk.models._base import CIFCoherenceWarning
+    from sklearn.base import clone
+
+    from nbrisk.models._base import CIFCoherenceWarning, check_competing_risks_target
     from nbrisk.models.risk_model import prepare_features
 
     tr_rec, te_rec = records.iloc[tr], records.iloc[te]
     prepared = prepare_features(tr_rec, make_features(spec.splines), [te_rec])
+    X_tr = prepared.X.reset_index(drop=True)
     X_te = prepared.transform(te_rec)
+    event, time = check_competing_risks_target(outcomes.iloc[tr])
+    y_tr = pd.DataFrame({"event": event, "time": time})
     h = np.unique(np.asarray(horizons_months, dtype=float))  # RiskModel.predict's horizons (sorted, unique)
+    days = months_to_days(h)
     out = []
     for params in spec.candidates():
-        fitted = fit_candidate(spec, params, tr_rec, outcomes.iloc[tr], seed, prepared=prepared)
-        # what predict_states(fitted, te_rec, horizons) computes (RiskModel.predict), on the shared predictors
+        estimator = spec.make_estimator(random_state=seed, **{k: v for k, v in params.items() if not k.startswith("_")})
         with warnings.catch_warnings():
+            # as fit_risk_model and RiskModel.predict: the tail rescaling is part of the estimator
             warnings.simplefilter("ignore", CIFCoherenceWarning)
-            states = fitted.illness_death.predict_curves(X_te, h, intervals=False).states()
+            cif = clone(estimator).fit(X_tr, y_tr).predict_cumulative_incidence(X_te, days)
+        states = np.full((cif.shape[0], 4, cif.shape[2]), np.nan)
+        states[:, : State.OS] = cif  # EFS, relapse, TRM; OS is not scored
         out.append(score_for_tuning(outcomes.iloc[te], states, horizons_months))
     return out
 
