@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from nbrisk.features.record import FIELDS, example_record
 from nbrisk.reports.inputs import model_inputs
 from nbrisk.reports.record import one_patient
@@ -18,25 +16,6 @@ from nbrisk.reports.summary import build_patient_summary, icon_counts
 from nbrisk.reports.tripod import CHECKLIST
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def clinical_model(synthetic_cohort):
-    from nbrisk.features.pipeline import clinical_cox_params
-    from nbrisk.models.cox import CauseSpecificCox
-    from nbrisk.models.risk_model import fit_risk_model
-
-    return fit_risk_model(
-        synthetic_cohort.records,
-        synthetic_cohort.outcomes,
-        CauseSpecificCox(alpha=10.0, **clinical_cox_params()),
-        model_name="cox",
-        family="CauseSpecificCox",
-        synthetic=True,
-        fingerprint="fixture",
-        n_interval_bootstrap=0,
-        seed=0,
-    )
 
 
 def test_inputs_used_are_derived_from_the_fitted_model(clinical_model):
