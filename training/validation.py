@@ -381,16 +381,27 @@ def pooled_metrics(
 
 
 def _bootstrap_replicates(
-    outcomes: pd.DataFrame, cif: np.ndarray, horizons_months: Sequence[float], boot: np.ndarray
+    outcomes: pd.DataFrame,
+    cif: np.ndarray,
+    horizons_months: Sequence[float],
+    boot: np.ndarray | None = None,
+    weights: np.ndarray | None = None,
 ) -> dict[str, np.ndarray]:
-    """The cheap metric set of :func:`evaluate` on every resample of ``boot`` (B, n): name → (B,) values."""
+    """The cheap metric set of :func:`evaluate` on every resample of ``boot`` (B, n) — or under each row of
+    frequency ``weights`` (B, n) — at once: name → (B,) values (:func:`nbrisk.training.metrics.replicate_metrics`)."""
     from nbrisk.training import metrics as M
 
     event = outcomes["event"].to_numpy().astype(int)
     time = outcomes["time"].to_numpy(dtype=float)
     labels = [horizon_label(h) for h in horizons_months]
-    counts = M.resample_counts(boot, len(event))
+    counts = _counts(boot, len(event)) if weights is None else weights
     return M.replicate_metrics(event, time, cif[:, : State.OS], months_to_days(horizons_months), labels, counts)
+
+
+def _counts(idx: np.ndarray, n: int) -> np.ndarray:
+    from nbrisk.training.metrics import resample_counts
+
+    return resample_counts(idx, n)
 
 
 def paired_difference(a: Sequence[float], b: Sequence[float]) -> tuple[float, float, float] | None:
@@ -449,9 +460,13 @@ def optimism_corrected(
 def _optimism(spec, params, records, outcomes, horizons_months, seed, idx: np.ndarray) -> dict[str, float]:
     rec_b, out_b = records.iloc[idx].reset_index(drop=True), outcomes.iloc[idx].reset_index(drop=True)
     model_b = fit_candidate(spec, params, rec_b, out_b, seed, evaluate_on=[records])
-    m_boot = evaluate(out_b, predict_states(model_b, rec_b, horizons_months), horizons_months)
-    m_orig = evaluate(outcomes, predict_states(model_b, records, horizons_months), horizons_months)
-    return {k: m_boot[k] - m_orig[k] for k in m_boot if k in m_orig}
+    # The resample's patients are rows of the original cohort and a prediction is row by row, so one prediction of
+    # the original cohort serves both evaluations: on the resample (its counts as frequency weights) and on the
+    # original data (weights 1) — the two metric sets of evaluate(), to rounding, at the cost of one prediction.
+    pred = predict_states(model_b, records, horizons_months)
+    weights = np.vstack([_counts(idx, len(records)), np.ones((1, len(records)))])
+    both = _bootstrap_replicates(outcomes, pred, horizons_months, weights=weights)
+    return {k: float(v[0] - v[1]) for k, v in both.items()}
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -258,3 +258,22 @@ def test_calibration_without_table_has_the_same_measures():
     assert (light.ici, light.slope, light.intercept, light.e90) == (full.ici, full.slope, full.intercept, full.e90)
     assert light.table.empty and list(light.table.columns) == list(full.table.columns)
     assert isinstance(light.curve, pd.DataFrame)
+
+
+def test_optimism_of_one_refit_equals_two_evaluations(synthetic_cohort):
+    """One prediction of the original cohort, weighted by the resample's counts, gives the metrics of the
+    resample's own prediction (as the optimism correction computed them before)."""
+    from nbrisk.training.config import ModelSpec
+
+    rec, out = synthetic_cohort.records, synthetic_cohort.outcomes
+    spec = ModelSpec(name="cox", family="CauseSpecificCox", params={"alpha": 30.0})
+    horizons = [12.0, 24.0, 60.0]
+    idx = V.bootstrap_indices(out["event"].to_numpy(), 1, seed=2)[0]
+    got = V._optimism(spec, spec.candidates()[0], rec, out, horizons, 0, idx)
+    rec_b, out_b = rec.iloc[idx].reset_index(drop=True), out.iloc[idx].reset_index(drop=True)
+    model_b = V.fit_candidate(spec, spec.candidates()[0], rec_b, out_b, 0, evaluate_on=[rec])
+    m_boot = V.evaluate(out_b, V.predict_states(model_b, rec_b, horizons), horizons)
+    m_orig = V.evaluate(out, V.predict_states(model_b, rec, horizons), horizons)
+    assert set(got) == set(m_boot)
+    for name in got:
+        assert _same(got[name], m_boot[name] - m_orig[name]), name
