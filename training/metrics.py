@@ -263,7 +263,7 @@ def concordance_index_cr(
 
     Returns
     -------
-    C in [0, 1], NaN without comparable pairs. Cost O(n log n) (two sweeps with a Fenwick tree).
+    C in [0, 1], NaN without comparable pairs. Cost O(n log² n) in numpy (the pair sums of :func:`_dominance_sums`).
     """
     event, time = _ev_time(event, time)
     n = time.shape[0]
