@@ -284,7 +284,16 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
             tick(_name, done, total_steps)
 
         cv = V.cross_validate(
-            spec, records, outcomes, folds, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs, progress=bump
+            spec,
+            records,
+            outcomes,
+            folds,
+            horizons,
+            vcfg.inner_splits,
+            cfg.seed,
+            n_jobs=cfg.n_jobs,
+            progress=bump,
+            tune_whole=not spec.is_null,  # the final model's tuning, in the same batch of tasks as the folds
         )
         pooled, metric_replicates = V.pooled_metrics(outcomes, cv.pooled, horizons, boot, n_jobs=cfg.n_jobs)
         pooled.update(calibration_cis(outcomes, cv.pooled, horizons, vcfg.primary_horizon_months, boot))
@@ -297,39 +306,53 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         risk_model = None
         params = spec.candidates()[0]
         if not spec.is_null:
-            params = run_fit(V.tune, spec, records, outcomes, horizons, vcfg.inner_splits, cfg.seed, n_jobs=cfg.n_jobs)
+            params = cv.extra["tuned_params"]  # tuned by inner CV on the whole cohort
+            n_interval = (
+                cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
+            )
             # the final model, fitted once: its apparent performance is optimism-corrected below and it is what
             # gets registered (the object validated is the object registered)
-            risk_model = run_fit(
-                V.fit_candidate,
-                spec,
-                params,
-                records,
-                outcomes,
-                cfg.seed,
+            final_kw = dict(
                 describe=True,
                 model_name=spec.name,
                 family=spec.family,
                 synthetic=td.synthetic,
                 fingerprint=td.fingerprint["sha256"],
-                n_interval_bootstrap=(
-                    cfg.final.n_interval_bootstrap if spec.n_interval_bootstrap is None else spec.n_interval_bootstrap
-                ),
+                n_interval_bootstrap=n_interval,
                 n_jobs=cfg.n_jobs,
                 validation_metrics=pooled,
             )
             n_opt = vcfg.n_optimism if spec.optimism else 0
-            opt = V.optimism_corrected(
-                spec, params, risk_model, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
-            )
-            extra.update(opt)
-            if vcfg.leave_center_out and spec.leave_center_out:
-                loco = V.leave_center_out(
-                    spec, params, records, outcomes, horizons, vcfg.min_center_size, cfg.seed, n_jobs=cfg.n_jobs
+            loco_size = vcfg.min_center_size if vcfg.leave_center_out and spec.leave_center_out else None
+            if n_interval == 0:  # one batch: final fit, optimism and leave-center-out refits side by side
+                risk_model, opt, loco = V.final_fit_and_refits(
+                    spec,
+                    params,
+                    records,
+                    outcomes,
+                    horizons,
+                    n_optimism=n_opt,
+                    min_center_size=loco_size,
+                    seed=cfg.seed,
+                    n_jobs=cfg.n_jobs,
+                    final=final_kw,
                 )
-                if loco is not None:
-                    tables["leave_center_out"] = loco
-                    extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
+            else:  # the interval refits are a parallel loop of their own inside the final fit
+                risk_model = run_fit(V.fit_candidate, spec, params, records, outcomes, cfg.seed, **final_kw)
+                opt = V.optimism_corrected(
+                    spec, params, risk_model, records, outcomes, horizons, n_opt, cfg.seed, n_jobs=cfg.n_jobs
+                )
+                loco = (
+                    None
+                    if loco_size is None
+                    else V.leave_center_out(
+                        spec, params, records, outcomes, horizons, loco_size, cfg.seed, n_jobs=cfg.n_jobs
+                    )
+                )
+            extra.update(opt)
+            if loco is not None:  # None: not configured, or fewer than 3 usable centers
+                tables["leave_center_out"] = loco
+                extra.update({f"loco_{k}": v for k, v in loco["summary"].items()})
             risk_model.recalibration = recal  # None unless the family was off in the large
             # the validation results complete the model's (frozen) training summary
             risk_model.training_summary = dataclasses.replace(

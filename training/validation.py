@@ -221,14 +221,22 @@ def tune(
     candidates = spec.candidates()
     if len(candidates) == 1:
         return candidates[0]
-    event = outcomes["event"].to_numpy()
-    skf = StratifiedKFold(n_splits=_feasible_splits(event, inner_splits), shuffle=True, random_state=seed)
-    splits = list(skf.split(np.zeros(len(event)), event))
+    splits = _tuning_splits(outcomes, inner_splits, seed)
     if n_jobs == 1:  # inside an outer fold (a worker already): no nested pool
         per_split = [_tune_split(spec, records, outcomes, horizons_months, seed, tr, te) for tr, te in splits]
     else:
         jobs = (delayed(_tune_split)(spec, records, outcomes, horizons_months, seed, tr, te) for tr, te in splits)
         per_split = Parallel(n_jobs=n_jobs)(jobs)
+    return _best_candidate(candidates, per_split)
+
+
+def _tuning_splits(outcomes: pd.DataFrame, inner_splits: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    event = outcomes["event"].to_numpy()
+    skf = StratifiedKFold(n_splits=_feasible_splits(event, inner_splits), shuffle=True, random_state=seed)
+    return list(skf.split(np.zeros(len(event)), event))
+
+
+def _best_candidate(candidates: list[dict[str, Any]], per_split: list[list[float]]) -> dict[str, Any]:
     # mean over splits in split order, per candidate: the same summation as scoring candidate by candidate
     scores = [float(np.mean([s[i] for s in per_split])) for i in range(len(candidates))]
     return candidates[int(np.argmin(scores))]
@@ -315,17 +323,30 @@ def cross_validate(
     seed: int,
     n_jobs: int = 1,
     progress: Callable[[int], None] | None = None,
+    tune_whole: bool = False,
 ) -> CVResult:
-    """Nested CV of one model: tune in each outer training set, predict its test set."""
+    """Nested CV of one model: tune in each outer training set, predict its test set.
+
+    ``tune_whole``: also tune on the whole cohort (what :func:`tune` of ``records`` gives; ``extra["tuned_params"]``
+    of the result), its inner splits dispatched first in the same batch of tasks as the folds: they are independent
+    of the folds, and one batch keeps both workers busy where a separate small batch would leave one idle.
+    """
     import time
 
     t0 = time.perf_counter()
     n, k = len(records), len(horizons_months)
     n_repeats = max(f.repeat for f in folds) + 1
     oof = np.full((n_repeats, n, 4, k), np.nan)
-    jobs = (delayed(_run_fold)(spec, f, records, outcomes, horizons_months, inner_splits, seed) for f in folds)
-    per_fold, params = [], []
-    for fold, p, cif, metrics in Parallel(n_jobs=n_jobs, return_as="generator")(jobs):
+    candidates = spec.candidates()
+    whole = _tuning_splits(outcomes, inner_splits, seed) if tune_whole and len(candidates) > 1 else []
+    jobs = [delayed(_tune_split)(spec, records, outcomes, horizons_months, seed, tr, te) for tr, te in whole]
+    jobs += [delayed(_run_fold)(spec, f, records, outcomes, horizons_months, inner_splits, seed) for f in folds]
+    per_fold, params, per_split = [], [], []
+    for i, res in enumerate(Parallel(n_jobs=n_jobs, return_as="generator")(jobs)):
+        if i < len(whole):
+            per_split.append(res)
+            continue
+        fold, p, cif, metrics = res
         oof[fold.repeat, fold.test] = cif
         per_fold.append(metrics)
         params.append(p)
@@ -333,7 +354,10 @@ def cross_validate(
             progress(1)
     if np.isnan(oof).any():  # pragma: no cover - folds partition the data
         raise RuntimeError("some patients got no out-of-fold prediction")
-    return CVResult(spec.name, oof, per_fold, params, seconds=time.perf_counter() - t0)
+    extra: dict[str, Any] = {}
+    if tune_whole:
+        extra["tuned_params"] = _best_candidate(candidates, per_split) if whole else candidates[0]
+    return CVResult(spec.name, oof, per_fold, params, seconds=time.perf_counter() - t0, extra=extra)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -441,12 +465,22 @@ def optimism_corrected(
 
     Returns ``{"apparent_<metric>", "optimism_<metric>", "corrected_<metric>"}`` (cheap metric set).
     """
-    apparent = evaluate(outcomes, predict_states(final, records, horizons_months), horizons_months)
-    if n_boot <= 0:
-        return {f"apparent_{k}": v for k, v in apparent.items()}
-    boot = bootstrap_indices(outcomes["event"].to_numpy(), n_boot, seed + 7919)
+    boot = _optimism_resamples(outcomes, n_boot, seed)
     jobs = (delayed(_optimism)(spec, params, records, outcomes, horizons_months, seed, idx) for idx in boot)
-    optimisms = Parallel(n_jobs=n_jobs)(jobs)
+    optimisms = Parallel(n_jobs=n_jobs)(jobs) if len(boot) else []
+    return _optimism_summary(final, records, outcomes, horizons_months, optimisms)
+
+
+def _optimism_resamples(outcomes: pd.DataFrame, n_boot: int, seed: int) -> np.ndarray:
+    if n_boot <= 0:
+        return np.empty((0, len(outcomes)), dtype=np.int64)
+    return bootstrap_indices(outcomes["event"].to_numpy(), n_boot, seed + 7919)
+
+
+def _optimism_summary(final, records, outcomes, horizons_months, optimisms: list[dict[str, float]]):
+    apparent = evaluate(outcomes, predict_states(final, records, horizons_months), horizons_months)
+    if not optimisms:
+        return {f"apparent_{k}": v for k, v in apparent.items()}
     out: dict[str, float] = {}
     for k, v in apparent.items():
         vals = np.array([o.get(k, np.nan) for o in optimisms], dtype=float)
@@ -504,7 +538,11 @@ def leave_center_out(
         return None
     labels = sorted(centers.unique())
     jobs = (delayed(_left_out)(spec, params, records, outcomes, horizons_months, seed, centers, c) for c in labels)
-    per_center = {c: {"n": n, **m} for c, n, m in Parallel(n_jobs=n_jobs)(jobs)}
+    return _loco_summary(Parallel(n_jobs=n_jobs)(jobs))
+
+
+def _loco_summary(results: list) -> dict[str, Any]:
+    per_center = {c: {"n": n, **m} for c, n, m in results}
     summary: dict[str, float] = {}
     names = sorted({k for m in per_center.values() for k in m if k != "n"})
     for name in names:
@@ -514,6 +552,37 @@ def leave_center_out(
             summary[f"{name}_min"] = float(np.nanmin(vals))
             summary[f"{name}_max"] = float(np.nanmax(vals))
     return {"per_center": per_center, "summary": summary}
+
+
+def final_fit_and_refits(
+    spec: ModelSpec,
+    params: dict[str, Any],
+    records: pd.DataFrame,
+    outcomes: pd.DataFrame,
+    horizons_months: Sequence[float],
+    *,
+    n_optimism: int,
+    min_center_size: int | None,
+    seed: int,
+    n_jobs: int = 1,
+    final: dict[str, Any] | None = None,
+) -> tuple[RiskModel, dict[str, float], dict[str, Any] | None]:
+    """The final model (:func:`fit_candidate` with the keywords ``final``), :func:`optimism_corrected` with
+    ``n_optimism`` refits and :func:`leave_center_out` (``min_center_size`` None: skipped) as one batch of independent
+    tasks — the same fits and values as the three calls in turn, without the final fit running alone while the pool
+    waits, or one loop's last tasks leaving a worker idle before the next loop starts. For a final model without
+    interval refits (those are a nested parallel loop of their own). Returns ``(final, optimism, loco)``."""
+    boot = _optimism_resamples(outcomes, n_optimism, seed)
+    centers = center_groups(records, min_center_size) if min_center_size is not None else None
+    labels = sorted(centers.unique()) if centers is not None else []
+    jobs = [delayed(fit_candidate)(spec, params, records, outcomes, seed, **(final or {}))]  # the longest first
+    jobs += [delayed(_optimism)(spec, params, records, outcomes, horizons_months, seed, idx) for idx in boot]
+    jobs += [delayed(_left_out)(spec, params, records, outcomes, horizons_months, seed, centers, c) for c in labels]
+    results = Parallel(n_jobs=n_jobs)(jobs)
+    model = results[0]
+    opt = _optimism_summary(model, records, outcomes, horizons_months, results[1 : 1 + len(boot)])
+    loco = _loco_summary(results[1 + len(boot) :]) if centers is not None else None
+    return model, opt, loco
 
 
 def _left_out(spec, params, records, outcomes, horizons_months, seed, centers: pd.Series, c: str):
