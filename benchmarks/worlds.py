@@ -1,8 +1,10 @@
 """Worlds benchmark: every model family on generator variants whose truth is NOT the literature table.
 
-Run from the repository root::
+Run from the repository root (split by world on a shared machine, then merge)::
 
-    nice -n 10 uv run python benchmarks/worlds.py            # 7 worlds × 5 training cohorts of 800
+    nice -n 10 uv run python benchmarks/worlds.py            # 7 worlds × 5 training cohorts of 2,000
+    nice -n 10 uv run python benchmarks/worlds.py --worlds offtable,nonlinear --rows-out a.pkl --out a.md  # a part
+    uv run python benchmarks/worlds.py --merge a.pkl b.pkl c.pkl                                            # report
     uv run python benchmarks/worlds.py --quick               # 2 worlds × 2 small cohorts: a smoke run
 
 It writes ``benchmarks/results/worlds.md``. Why: ``known_truth.py`` and ``coverage.py`` score the project's models on
@@ -12,8 +14,8 @@ cohort whose effects differ. Here the worlds of :data:`nbrisk.features.synthetic
 non-proportional and non-linear forms, interactions, weak and strong signal, another centre mix) and ``base``.
 
 Per world: one test cohort (``--n-test``), one validation cohort (``--n-val``) and ``--replications`` independent
-training cohorts (``--n-train``), all from the world. On each training cohort every family is fitted inside the
-illness–death model:
+training cohorts (``--n-train``, 2,000 as in the issue's own measurement), all from the world. On each training
+cohort every family is fitted inside the illness–death model:
 
 * **clinical Cox**: the pre-specified ``CLINICAL_PREDICTORS`` with the time-varying status effect (what the configs
   ship), ridge ``alpha`` 3;
@@ -21,23 +23,27 @@ illness–death model:
   (``RecordFeatures(splines=True)``), proportional hazards, ridge ``alpha`` 30;
 * **forest** (``--trees`` per cause, leaf 20) and **boosting** (100 stages) on every pipeline column.
 
-The clinical Cox carries ``--bootstrap`` percentile-bootstrap refits (the data-driven Cox ``--dd-bootstrap``: 0 by
-default, to fit the shared 2-core machine). The **champion** of a replication is the family
-with the best mean (relapse, TRM) 24-month C-index on the validation cohort (the same rule as the leaderboard's, on
-held-out data instead of out-of-fold). **Recalibrated** = the family's CIFs after the logistic shift of
-:mod:`nbrisk.models.recalibration` learnt on the validation cohort (calibration in the large).
+The clinical Cox carries ``--bootstrap`` bootstrap refits, the data-driven Cox ``--dd-bootstrap``. The **champion**
+of a replication is the family with the best mean (relapse, TRM) 24-month C-index on the validation cohort (the same
+rule as the leaderboard's, on held-out data instead of out-of-fold); the **per-cause champion** takes the relapse CIF
+of the family best at relapse and the TRM CIF of the one best at TRM (a diagnostic of whether choosing per cause
+would close the TRM gap; nbrisk registers one illness–death model). **Recalibrated** = after the logistic shift of
+:mod:`nbrisk.models.recalibration` learnt on the validation cohort, for every cell ("recal") or only where the
+validation gap exceeds 2 points and 1.96 Aalen–Johansen SEs ("gated").
 
 Metrics on the test cohort: C = Wolbers' truncated C-index at 24 months (gap = oracle − model, the oracle being the
 world's true CIF); ICI at 24 months (Austin 2020); CITL = mean predicted − Aalen–Johansen observed CIF at 12/24/60
-months (max |·| over the three shown); coverage = share of test patients whose *true* CIF lies in their interval.
-Interval methods compared for the Cox families (relapse and TRM; EFS/OS not scored here):
+months; coverage = share of test patients whose *true* CIF lies in their interval. Interval methods
+(:mod:`nbrisk.models.intervals_methods`; relapse and TRM, EFS/OS not scored here):
 
-* ``percentile``: the 95% percentile bootstrap of the illness–death model (what is served);
-* ``widened``: the percentile half-width combined (root sum of squares) with 1.96 τ, τ² the between-group
-  variance of (Aalen–Johansen − mean prediction) on the validation cohort in 5 groups of the disagreement between
-  boosting and the Cox model, minus the groups' sampling variance: a misspecification allowance measured on
-  held-out data;
-* ``envelope``: the hull of the percentile interval and the other families' point predictions (model uncertainty).
+* Cox families: ``percentile`` (the 95% percentile bootstrap of the illness–death model, what a config would serve);
+  ``BC`` (bias-corrected percentile); ``logit-Wald`` (studentised pivot on the logit scale with the bootstrap SE);
+  ``calibrated`` (the percentile half-width combined with 1.96 √(κ² d² + τ²), d the disagreement with the other
+  families' mean prediction, κ and τ learnt on the validation cohort's grouped Aalen–Johansen residuals);
+  ``widened`` (a misspecification allowance τ from 5 groups of the boosting–Cox disagreement, no κ); ``envelope``
+  (the hull of the percentile interval and the other families' point predictions);
+* forest: ``IJ`` (bias-corrected infinitesimal jackknife, Wager, Hastie & Efron 2014, normal interval) and
+  ``IJ + calibrated`` (the IJ half-width in place of the bootstrap one).
 
 Everything here is built on synthetic data: SYNTHETIC — not for clinical use.
 """
@@ -470,15 +476,21 @@ def report(rows, oracles, args, t0, load0, done, total):
         minutes, loads = merged
         load0, load_end = min(loads), max(loads)
     partial = "" if done == total else f"\n**Partial run: {done} of {total} worlds done.**\n"
+    extra_args = "".join(
+        f" --{k.replace('_', '-')} {getattr(args, k)}"
+        for k, default in (("dd_bootstrap", 100), ("trees", 150), ("n_train", 2000), ("replications", 5))
+        if getattr(args, k) != default and not args.quick
+    )
+    dd_note = "" if args.dd_bootstrap else "The data-driven Cox's bootstrap was not run here (`--dd-bootstrap 0`). "
     text = f"""# Worlds benchmark — {SYNTHETIC_LABEL}
 {partial}
-Command: `nice -n 10 uv run python benchmarks/worlds.py{" --quick" if args.quick else ""}` (source:
+Command: `nice -n 10 uv run python benchmarks/worlds.py{" --quick" if args.quick else ""}{extra_args}` (split by
+`--worlds` with `--rows-out`, then `--merge`; source:
 `benchmarks/worlds.py`; the worlds are documented in `features/synthetic.py`, `WORLDS`). Per world:
 {args.replications} independent training cohorts of n = {args.n_train}, one validation cohort of n = {args.n_val}
-(champion choice and recalibration), one test cohort of n = {args.n_test}. Sizes are below the default
-`nbrisk train` cohort and the forest has {args.trees} trees per cause because the machine has 2 cores shared with
-other jobs; no inner tuning (fixed ridge alpha 3 / 30). Clinical Cox with {args.bootstrap} bootstrap refits,
-data-driven Cox with {args.dd_bootstrap}.
+(champion choice, recalibration, the calibrated width), one test cohort of n = {args.n_test}. Forest with
+{args.trees} trees per cause; no inner tuning (fixed ridge alpha 3 / 30). Clinical Cox with {args.bootstrap}
+bootstrap refits, data-driven Cox with {args.dd_bootstrap}.
 Machine: {platform.machine()}, 2 cores, 1-min load {load0:.1f} at start, {load_end:.1f} at end;
 total {minutes:.1f} min{" (summed over runs split by world, side by side; `--merge`)" if merged else ""}.
 
@@ -495,7 +507,9 @@ and the test cohort (hence its error) is shared by all training cohorts. "pred �
 world's exact mean true CIF of the same test patients instead (no sampling error in the reference). "recal" = after
 the logistic calibration-in-the-large shift learnt on the validation cohort ({args.n_val} patients: its own
 Aalen–Johansen error, ≈ {100 * np.sqrt(0.24 / args.n_val):.1f} points for relapse, passes into the shift, which is
-why recalibration can make a family that was already within noise look worse).
+why shifting a family that was already within noise makes it worse); "gated" = the shift only where the validation
+gap exceeds 2 points and 1.96 Aalen–Johansen SEs (`LogitShiftRecalibration(min_gap=0.02, z=1.96)`). The
+per-cause champion is a diagnostic (relapse from the family best at relapse, TRM from the one best at TRM).
 Inputs: clinical Cox = the pre-specified `CLINICAL_PREDICTORS`; data-driven Cox = every pipeline column + linear
 splines of continuous inputs; forest / boosting = every pipeline column.
 
@@ -505,16 +519,19 @@ splines of continuous inputs; forest / boosting = every pipeline column.
 
 {chr(10).join(checks)}
 
-## Interval coverage of the true CIF (Cox families; mean (min–max) over training cohorts; w = mean width)
+## Interval coverage
+
+Share of test patients whose true CIF lies in their 95% interval; mean (min–max) over training cohorts; w = mean
+width. Methods: `models/intervals_methods.py` and this script's docstring.
 
 {markdown_table(pd.DataFrame(cov_rows))}
 
 {chr(10).join(cov_check)}
 
-The data-driven Cox's own bootstrap intervals were not measured in this run (`--dd-bootstrap 0`, cost); forest and
-boosting: not bootstrapped here either. Their 95% percentile bootstrap intervals were measured on the
-`base` world in `benchmarks/results/known_truth.md` (forest 20 refits: 23–50%; boosting 100 refits: 68–93%): they
-do not cover, and they register without intervals (`configs/default.toml`).
+{dd_note}Boosting is not
+bootstrapped here (its 95% percentile bootstrap, 100 refits, covered 68–93% on `base` alone,
+`benchmarks/results/known_truth.md`); the forest's bootstrap (20 refits: 23–50% there) is replaced here by its
+infinitesimal jackknife, which needs no refit.
 """
     write_results(args.out, text)
 
