@@ -237,7 +237,7 @@ def score_replication(world, r, fitted, preds, yva, yte, true_cif, oracle, days,
     return rows
 
 
-def run_world(world, args, log):
+def run_world(world, args, log, checkpoint=None):
     from nbrisk.features.outcomes import derive_outcomes
     from nbrisk.features.synthetic import make_synthetic_cohort, true_risk
     from nbrisk.training.metrics import concordance_index_cr
@@ -271,6 +271,8 @@ def run_world(world, args, log):
                 preds[name] = (pv, pt, reps)
             fit_s = time.perf_counter() - t0
             rows += score_replication(world, r, fitted, preds, yva, yte, true_cif, oracle, days, fit_s, len(train))
+        if checkpoint is not None:  # a long run stopped by the machine's load still leaves every finished cohort
+            checkpoint(rows, oracle)
         log(
             f"{world} replication {r}: fitted in {fit_s:.0f} s, scored in {time.perf_counter() - t0 - fit_s:.0f} s; "
             f"{rows[-1]['family']}"
@@ -418,22 +420,27 @@ def main(argv=None) -> int:
     load0 = os.getloadavg()[0]
     rows, oracles = [], {}
     worlds = args.worlds.split(",")
-    for w in worlds:
-        r, o = run_world(w, args, lambda m: print(m, file=sys.stderr, flush=True))
-        rows += r
-        oracles[w] = o
-        # written after every world, so that a long run interrupted by the machine's load still leaves figures
-        report(rows, oracles, args, t0, load0, done=len(oracles), total=len(worlds))
+    keep = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+
+    def save(world_rows, world_oracle, w):
         if args.rows_out:
-            keep = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
             blob = {
-                "rows": rows,
-                "oracles": oracles,
+                "rows": rows + world_rows,
+                "oracles": {**oracles, w: world_oracle},
                 "args": keep,
                 "minutes": (time.perf_counter() - t0) / 60,
                 "loads": [load0, os.getloadavg()[0]],
             }
             args.rows_out.write_bytes(pickle.dumps(blob))
+
+    for w in worlds:
+        r, o = run_world(
+            w, args, lambda m: print(m, file=sys.stderr, flush=True), lambda rs, o, w=w: save(list(rs), o, w)
+        )
+        rows += r
+        oracles[w] = o
+        # written after every world, so that a long run interrupted by the machine's load still leaves figures
+        report(rows, oracles, args, t0, load0, done=len(oracles), total=len(worlds))
     return 0
 
 
