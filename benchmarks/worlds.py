@@ -476,6 +476,8 @@ def realism_line() -> str:
 def report(rows, oracles, args, t0, load0, done, total):
     main_rows, cov_rows, checks, cov_check = summarise(rows, oracles, args)
     oracle_line = "; ".join(f"{w} {o['relapse']:.3f} / {o['trm']:.3f}" for w, o in oracles.items())
+    reps_done = pd.DataFrame(rows).groupby("world", sort=False)["rep"].nunique()
+    reps_line = ", ".join(f"{w} {k}" for w, k in reps_done.items())
     minutes = (time.perf_counter() - t0) / 60
     load_end = os.getloadavg()[0]
     merged = getattr(args, "merged", None)
@@ -500,6 +502,8 @@ Command: `nice -n 10 uv run python benchmarks/worlds.py{" --quick" if args.quick
 bootstrap refits, data-driven Cox with {args.dd_bootstrap}.
 Machine: {platform.machine()}, 2 cores, 1-min load {load0:.1f} at start, {load_end:.1f} at end;
 total {minutes:.1f} min{" (summed over runs split by world, side by side; `--merge`)" if merged else ""}.
+
+Training cohorts scored per world: {reps_line}.
 
 Oracle 24-month C-index (relapse / TRM) of each world's test cohort: {oracle_line}.
 
