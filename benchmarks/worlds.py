@@ -473,11 +473,27 @@ def realism_line() -> str:
     )
 
 
+def training_events(args, reps_done) -> dict[str, tuple[float, float]]:
+    """Mean observed relapse and TRM events of the training cohorts scored per world (same seeds as run_world)."""
+    from nbrisk.features.outcomes import derive_outcomes
+    from nbrisk.features.synthetic import make_synthetic_cohort
+
+    out = {}
+    for world, k in reps_done.items():
+        counts = []
+        for r in range(int(k)):
+            ev = derive_outcomes(make_synthetic_cohort(args.n_train, seed=args.seed + 1000 * (r + 1), preset=world))
+            counts.append([(ev["event"] == 1).sum(), (ev["event"] == 2).sum()])
+        out[world] = tuple(np.mean(counts, axis=0))
+    return out
+
+
 def report(rows, oracles, args, t0, load0, done, total):
     main_rows, cov_rows, checks, cov_check = summarise(rows, oracles, args)
     oracle_line = "; ".join(f"{w} {o['relapse']:.3f} / {o['trm']:.3f}" for w, o in oracles.items())
     reps_done = pd.DataFrame(rows).groupby("world", sort=False)["rep"].nunique()
     reps_line = ", ".join(f"{w} {k}" for w, k in reps_done.items())
+    events_line = "; ".join(f"{w} {a:.0f} / {b:.0f}" for w, (a, b) in training_events(args, reps_done).items())
     minutes = (time.perf_counter() - t0) / 60
     load_end = os.getloadavg()[0]
     merged = getattr(args, "merged", None)
@@ -506,6 +522,8 @@ total {minutes:.1f} min{" (summed over runs split by world, side by side; `--mer
 Training cohorts scored per world: {reps_line}.
 
 Oracle 24-month C-index (relapse / TRM) of each world's test cohort: {oracle_line}.
+
+Observed events per training cohort (relapse / TRM, mean; the cohorts are re-drawn from their seeds): {events_line}.
 
 {realism_line()}
 
