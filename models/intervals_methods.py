@@ -122,7 +122,8 @@ def forest_ij_variance(model, X, times, n_train: int) -> tuple[np.ndarray, np.nd
     arr = np.ascontiguousarray(model._check_X(X), dtype=np.float32)
     times = np.atleast_1d(np.asarray(times, dtype=float))
     tables = model._node_cumulative_hazards()
-    per_tree, mean_chf = [], []
+    per_tree: list[np.ndarray | None] = []
+    mean_chf: list[np.ndarray] = []
     for forest, table in zip(model.forests_, tables, strict=True):
         if forest is None:
             per_tree.append(None)
@@ -141,9 +142,10 @@ def forest_ij_variance(model, X, times, n_train: int) -> tuple[np.ndarray, np.nd
     estimate = cifs(*mean_chf)
     U = np.zeros((n_train, *estimate.shape))
     mc_bias = np.zeros(estimate.shape)
-    for c, (forest, chf) in enumerate(zip(model.forests_, per_tree, strict=True)):
-        if forest is None:
+    for c, (forest, tree_chf) in enumerate(zip(model.forests_, per_tree, strict=True)):
+        if forest is None or tree_chf is None:
             continue
+        chf = tree_chf
         B = chf.shape[0]
         t = np.stack([cifs(chf[b], mean_chf[1]) if c == 0 else cifs(mean_chf[0], chf[b]) for b in range(B)])
         t_c = t - t.mean(0)
@@ -177,13 +179,11 @@ def fit_disagreement_scale(event, time, pred: np.ndarray, reference: np.ndarray,
     for c in range(pred.shape[1]):
         for j, tj in enumerate(times):
             d = reference[:, c, j] - pred[:, c, j]
-            r, dbar, v = [], [], []
+            cells = []  # per group: residual, mean disagreement, Aalen–Johansen variance (inflated for censoring)
             for g in np.array_split(np.argsort(d), groups):
                 obs = float(aalen_johansen(time[g], event[g], c + 1).at(np.array([tj]))[0])
-                r.append(obs - pred[g, c, j].mean())
-                dbar.append(d[g].mean())
-                v.append(max(obs * (1 - obs), 1e-3) / len(g) / 0.65)
-            r, dbar, v = np.array(r), np.array(dbar), np.array(v)
+                cells.append((obs - pred[g, c, j].mean(), d[g].mean(), max(obs * (1 - obs), 1e-3) / len(g) / 0.65))
+            r, dbar, v = np.asarray(cells, dtype=float).T
             denom = float(np.sum(dbar**2 / v))
             kappa[c, j] = float(np.clip(np.sum(dbar * r / v) / denom, 0.0, 2.0)) if denom > 0 else 0.0
             tau[c, j] = np.sqrt(max(0.0, float(np.mean((r - kappa[c, j] * dbar) ** 2 - v))))
