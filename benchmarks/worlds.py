@@ -2,7 +2,7 @@
 
 Run from the repository root (split by world on a shared machine, then merge)::
 
-    nice -n 10 uv run python benchmarks/worlds.py            # 7 worlds × 5 training cohorts of 2,000
+    nice -n 10 uv run python benchmarks/worlds.py            # 7 worlds × 5 training cohorts of 2,000 (≈ 2.6 h CPU)
     nice -n 10 uv run python benchmarks/worlds.py --worlds offtable,nonlinear --rows-out a.pkl --out a.md  # a part
     uv run python benchmarks/worlds.py --merge a.pkl b.pkl c.pkl                                            # report
     uv run python benchmarks/worlds.py --quick               # 2 worlds × 2 small cohorts: a smoke run
@@ -393,8 +393,8 @@ def main(argv=None) -> int:
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--replications", type=int, default=5)
     ap.add_argument("--bootstrap", type=int, default=100)
-    ap.add_argument("--dd-bootstrap", type=int, default=100, help="refits for the data-driven Cox (0: no intervals)")
-    ap.add_argument("--trees", type=int, default=150)
+    ap.add_argument("--dd-bootstrap", type=int, default=0, help="refits for the data-driven Cox (0: no intervals)")
+    ap.add_argument("--trees", type=int, default=100)
     ap.add_argument("--seed", type=int, default=20261201)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS)
@@ -562,7 +562,7 @@ def report(rows, oracles, args, t0, load0, done, total):
     partial = "" if done == total else f"\n**Partial run: {done} of {total} worlds done.**\n"
     extra_args = "".join(
         f" --{k.replace('_', '-')} {getattr(args, k)}"
-        for k, default in (("dd_bootstrap", 100), ("trees", 150), ("n_train", 2000), ("replications", 5))
+        for k, default in (("dd_bootstrap", 0), ("trees", 100), ("n_train", 2000), ("replications", 5))
         if getattr(args, k) != default and not args.quick
     )
     dd_note = "" if args.dd_bootstrap else "The data-driven Cox's bootstrap was not run here (`--dd-bootstrap 0`). "
