@@ -404,15 +404,16 @@ def main(argv=None) -> int:
     ap.add_argument("--merge", type=Path, nargs="+", help="write the report from pickled rows of earlier runs")
     args = ap.parse_args(argv)
     if args.merge:
-        rows, oracles, minutes, loads = [], {}, 0.0, []
+        rows, oracles, minutes, loads, longest = [], {}, 0.0, [], 0.0
         for path in args.merge:
             part = pickle.loads(path.read_bytes())
             rows += part["rows"]
             oracles.update(part["oracles"])
             minutes += part["minutes"]
+            longest = max(longest, part["minutes"])
             loads += part["loads"]
             vars(args).update({k: v for k, v in part["args"].items() if k not in ("merge", "out", "rows_out")})
-        args.merged = (minutes, loads)
+        args.merged = (minutes, loads, longest)
         report(rows, oracles, args, time.perf_counter(), loads[0], done=len(oracles), total=len(oracles))
         return 0
     if args.quick:
@@ -522,8 +523,11 @@ def diagnosis(rows) -> str:
 - **Calibration is met without recalibration**: every champion's mean predicted CIF is within 2 points of the
   mean true CIF in every world. Shifting it on the validation cohort (1,000 patients; Aalen–Johansen SE ≈ 1.5
   points) imports that cohort's error: ungated it makes several worlds worse, and even the gated shift (gap > 2
-  points and > 1.96 SE) moves the champion further from the truth in {worse_text}. A shift learnt on held-out
-  data should be applied only where the gap is well beyond its noise.
+  points and > 1.96 SE) moves the champion further from the truth in {worse_text} (the validation cohort is one
+  draw shared by the five training cohorts, so this is one draw of its error, repeated). A shift learnt on
+  held-out data should be applied only where the gap is well beyond its noise; training's own rule
+  (`recalibrate_if_off`: out-of-fold gap > 2 points on the whole training cohort) would gain from the same
+  z-gate (`LogitShiftRecalibration(min_gap=, z=)`).
 - **Intervals**: the calibrated width can only see error that another family sees. κ (the share of the
   disagreement that is error; relapse, mean over horizons) is {kappa.get("offtable", float("nan")):.2f} on
   `offtable` (the data-driven families find the off-table effects; the calibrated width covers
@@ -559,8 +563,13 @@ def report(rows, oracles, args, t0, load0, done, total):
     load_end = os.getloadavg()[0]
     merged = getattr(args, "merged", None)
     if merged:  # runs split by world and run side by side: the sum of their wall times, their loads
-        minutes, loads = merged
+        minutes, loads, longest = merged
         load0, load_end = min(loads), max(loads)
+    merged_note = (
+        f" summed over runs split by world and run side by side (`--merge`); the longest took {longest:.1f} min"
+        if merged
+        else ""
+    )
     partial = "" if done == total else f"\n**Partial run: {done} of {total} worlds done.**\n"
     extra_args = "".join(
         f" --{k.replace('_', '-')} {getattr(args, k)}"
@@ -591,7 +600,7 @@ Command: `nice -n 10 uv run python benchmarks/worlds.py{" --quick" if args.quick
 {args.trees} trees per cause; no inner tuning (fixed ridge alpha 3 / 30). Clinical Cox with {args.bootstrap}
 bootstrap refits, data-driven Cox with {args.dd_bootstrap}.
 Machine: {platform.machine()}, 2 cores, 1-min load {load0:.1f} at start, {load_end:.1f} at end;
-total {minutes:.1f} min{" (summed over runs split by world, side by side; `--merge`)" if merged else ""}.
+total {minutes:.1f} min{merged_note}.
 
 Training cohorts scored per world: {reps_line}.
 
