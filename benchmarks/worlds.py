@@ -363,9 +363,10 @@ def summarise(rows, oracles, args):
             )
     cov_check = []
     for fam in FAMILIES:
-        sub = df[df["family"] == fam]
-        for m in _methods(sub):
-            if sub[f"cov_{m}_relapse"].isna().any():
+        fam_rows = df[df["family"] == fam]
+        for m in _methods(fam_rows):
+            sub = fam_rows[fam_rows[f"cov_{m}_relapse"].notna()]  # worlds where the method was run
+            if sub.empty:
                 continue
             means, worst = [], ""
             for world, g in sub.groupby("world", sort=False):
