@@ -213,7 +213,12 @@ def binned_chunk(moments: dict, lp1: np.ndarray, lp2: np.ndarray, sidx: np.ndarr
     tot = z1 + z2
     log_s = -tot - 0.5 * (r1 * r1 * g("Q11") + 2.0 * r1 * r2 * g("Q12") + r2 * r2 * g("Q22"))
     efs = np.exp(np.cumsum(np.minimum(log_s, 0.0), axis=-1))
-    mass = -np.diff(efs, axis=-1, prepend=1.0)
+    # −diff(efs) with EFS = 1 before the first bin, in float64 as np.diff(..., prepend=1.0) computes it
+    e64 = efs.astype(np.float64)
+    mass = np.empty(e64.shape)
+    np.subtract(e64[..., :1], 1.0, out=mass[..., :1])
+    np.subtract(e64[..., 1:], e64[..., :-1], out=mass[..., 1:])
+    np.negative(mass, out=mass)
     share1 = np.divide(z1, tot, out=np.zeros_like(tot), where=tot > 0)
     f1 = np.cumsum(mass * share1, axis=-1)
     f1 = np.minimum(f1, 1.0 - efs)  # round-off guard: F2 = 1 − EFS − F1 ≥ 0

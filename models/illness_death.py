@@ -351,6 +351,7 @@ class IllnessDeathModel(CompetingRisksEstimator):
         else:
             main, binned = self.cr_model_.predict_cumulative_incidence(X, edges), None
         est = combine(main[:, State.EFS].T[:, None], main[:, State.RELAPSE].T[:, None], post_risk[:1], slice(0, 1))[0]
+        est = np.ascontiguousarray(est)
         if not reps:
             return est, np.empty((n, 4, k, 0))
         # the replicates (float32 where in closed form: they only feed the percentiles), else each replicate's own
@@ -509,14 +510,13 @@ class _StateCombiner:
                     np.exp(tmp, out=tmp)
                     tmp *= df1[bb]
                     acc += tmp
-        out = np.empty((Rm, c, 4, k))
-        out[:, :, State.EFS], out[:, :, State.RELAPSE], out[:, :, State.TRM] = (
-            np.moveaxis(v, 0, -1) for v in (e, fr, f2)
-        )
+        # built state by state in a (4, k, R', c) buffer (contiguous writes), returned as its (R', c, 4, k) view
+        out = np.empty((4, k, Rm, c))
+        out[State.EFS], out[State.RELAPSE], out[State.TRM] = e, fr, f2
         # OS = EFS + relapsed-and-alive; the clip only guards round-off (OS ≤ 1 − TRM since S12 ≤ 1)
-        out[:, :, State.OS] = np.moveaxis(np.clip(e + alive, e, 1.0 - f2), 0, -1)
+        out[State.OS] = np.clip(e + alive, e, 1.0 - f2)
         if self.zero.any():  # day 0: everyone event-free and alive
             z = self.zero
-            out[:, :, State.RELAPSE, z], out[:, :, State.TRM, z] = 0.0, 0.0
-            out[:, :, State.EFS, z], out[:, :, State.OS, z] = 1.0, 1.0
-        return out
+            out[State.RELAPSE, z], out[State.TRM, z] = 0.0, 0.0
+            out[State.EFS, z], out[State.OS, z] = 1.0, 1.0
+        return out.transpose(2, 3, 0, 1)
