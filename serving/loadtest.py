@@ -37,6 +37,7 @@ import httpx
 import psutil
 
 from nbrisk.features.record import example_record
+from nbrisk.serving.memory import serve_environment
 
 SERVICE_TARGET = "nbrisk.serving.service:RiskService"
 
@@ -100,6 +101,7 @@ def serve(home: Path, env_extra: dict[str, str], workers: int = 1, timeout: floa
             **env_extra,
         }
     )
+    serve_environment(env)  # the workers' malloc settings, as `nbrisk serve` sets them
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
