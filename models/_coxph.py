@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
@@ -360,7 +361,7 @@ def _fit_coxph(
 
     eta = Xc @ beta
     U = np.zeros((n, p))
-    baseline = {}
+    baseline: dict[Any, tuple[np.ndarray, np.ndarray]] = {}
     for lab, s in strata_objs.items():
         if len(s.times) == 0:
             baseline[lab] = (np.empty(0), np.empty(0))

@@ -26,7 +26,8 @@ import cloudpickle
 import mlflow
 import pandas as pd
 from mlflow.models import ModelSignature
-from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema
+from mlflow.pyfunc.model import PythonModel
+from mlflow.types import ColSpec, ParamSchema, ParamSpec, Schema, TensorSpec
 from mlflow.types.schema import AnyType
 
 from nbrisk.core import DEFAULT_HORIZONS_MONTHS, NbriskError, first_line
@@ -44,7 +45,7 @@ OUTPUT_COLUMNS: tuple[str, ...] = (
 )
 
 
-class NbriskPyfunc(mlflow.pyfunc.PythonModel):
+class NbriskPyfunc(PythonModel):
     """``mlflow.pyfunc`` model holding a :class:`RiskModel` (loaded from the ``risk_model`` artifact)."""
 
     def load_context(self, context) -> None:
@@ -84,13 +85,13 @@ def model_signature(input_example: pd.DataFrame) -> ModelSignature:
     """
     from nbrisk.features.record import FIELDS
 
-    cols = []
+    cols: list[ColSpec | TensorSpec] = []
     for name in input_example.columns:
         spec = FIELDS.get(name)
         kind = _field_kind(spec, input_example[name])
         required = not _field_optional(spec, name)
         cols.append(ColSpec(kind, name, required=required))
-    outputs = [ColSpec("string", "patient_id"), ColSpec("double", "horizon_months")]
+    outputs: list[ColSpec | TensorSpec] = [ColSpec("string", "patient_id"), ColSpec("double", "horizon_months")]
     outputs += [ColSpec("double", c) for c in OUTPUT_COLUMNS[2:-1]] + [ColSpec("string", "risk_group")]
     params = ParamSchema([ParamSpec("horizons_months", "double", list(map(float, DEFAULT_HORIZONS_MONTHS)), (-1,))])
     return ModelSignature(inputs=Schema(cols), outputs=Schema(outputs), params=params)
@@ -178,6 +179,7 @@ def resolve_model_version(uri: str) -> tuple[str, str | None]:
         if ref.alias is not None:
             mv = client.get_model_version_by_alias(ref.name, ref.alias)
         else:
+            assert ref.version is not None  # one of alias / version is set (checked above)
             mv = client.get_model_version(ref.name, ref.version)
     except mlflow.exceptions.MlflowException as exc:
         raise NbriskError(f"model not found: {uri} ({first_line(exc)})") from None

@@ -13,6 +13,13 @@ equals the Aalen–Johansen estimate. It keeps every patient's rank and the mode
 intercept only (not the slope). The shift must be estimated on predictions the model did not train on
 (out-of-fold or a validation cohort); between horizons it is interpolated linearly in time, and before the first
 horizon it is scaled towards 0 at time 0 (a CIF is 0 at day 0).
+
+A shift learnt on a held-out cohort carries that cohort's Aalen–Johansen error (≈ 1.5 points for relapse at
+n = 1,000). Shifting a model that was already within that noise makes it *worse* on new patients half the time
+(measured in ``benchmarks/results/worlds.md``). ``LogitShiftRecalibration(min_gap=, z=)`` therefore shifts a cause
+and horizon only where the held-out gap is both material (``min_gap``, e.g. the promotion gate's 2 points) and
+beyond sampling noise (``z`` Aalen–Johansen standard errors, Aalen's variance); the defaults (0, 0) shift every
+cell, as before.
 """
 
 from __future__ import annotations
@@ -75,7 +82,15 @@ class LogitShiftRecalibration:
     ``transform(cif, times)``: applies the shifts at any times (linear interpolation between the horizons, flat after
     the last, scaled by t / t_1 before the first); the CIFs of the causes are then scaled together if their sum
     would exceed 1, so that the event-free probability stays ≥ 0.
+
+    ``min_gap`` and ``z`` (keyword): a cell is shifted only if |mean predicted − Aalen–Johansen| exceeds both
+    ``min_gap`` and ``z`` times the Aalen–Johansen standard error; otherwise its shift is 0 (see the module
+    docstring). ``shifted_`` (C, k) says which cells were.
     """
+
+    def __init__(self, *, min_gap: float = 0.0, z: float = 0.0):
+        self.min_gap = min_gap
+        self.z = z
 
     def fit(self, event, time, cif: np.ndarray, times: Sequence[float]) -> LogitShiftRecalibration:
         from nbrisk.models.nonparametric import aalen_johansen
@@ -83,13 +98,16 @@ class LogitShiftRecalibration:
         cif = np.asarray(cif, dtype=float)
         self.times_ = np.asarray(times, dtype=float)
         shifts = np.zeros((cif.shape[1], len(self.times_)))
+        shifted = np.zeros(shifts.shape, dtype=bool)
         for c in range(cif.shape[1]):
-            observed = aalen_johansen(np.asarray(time, dtype=float), np.asarray(event).astype(int), c + 1).at(
-                self.times_
-            )
-            for j, target in enumerate(np.asarray(observed, dtype=float)):
-                shifts[c, j] = logit_shift(cif[:, c, j], target) if 0.0 < target < 1.0 else 0.0
-        self.shifts_ = shifts
+            aj = aalen_johansen(np.asarray(time, dtype=float), np.asarray(event).astype(int), c + 1)
+            observed = np.asarray(aj.at(self.times_), dtype=float)
+            se = np.sqrt(np.maximum(np.asarray(aj.variance_at(self.times_), dtype=float), 0.0))
+            gap = np.abs(cif[:, c].mean(axis=0) - observed)
+            for j, target in enumerate(observed):
+                shifted[c, j] = 0.0 < target < 1.0 and gap[j] > max(float(self.min_gap), float(self.z) * se[j])
+                shifts[c, j] = logit_shift(cif[:, c, j], target) if shifted[c, j] else 0.0
+        self.shifts_, self.shifted_ = shifts, shifted
         return self
 
     def shift_at(self, times: Sequence[float]) -> np.ndarray:

@@ -148,7 +148,7 @@ def compute_drivers(
     row, xrow = typed.iloc[0], X.iloc[0]
     out: list[Driver] = []
     for k, outcome in enumerate(("relapse", "trm")):
-        items = []
+        items: list[Driver] = []
         for key, idx in groups.items():
             per_period = contrib[:, k, idx].sum(axis=1)  # (periods,)
             if not np.all(np.isfinite(per_period)) or np.max(np.abs(per_period)) < 1e-9:
@@ -167,7 +167,7 @@ def compute_drivers(
                 )
             )
         items.sort(key=lambda d: (-abs(d.log_hr), d.key))
-        top = items[:n]
-        top += [d for d in items[n:] if d.key in also.get(outcome, set())]
-        out.extend(top)
+        chosen = items[:n]
+        chosen += [d for d in items[n:] if d.key in also.get(outcome, set())]
+        out.extend(chosen)
     return tuple(out)

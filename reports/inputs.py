@@ -173,7 +173,7 @@ def input_sections(
             if status == "" and 0 < count < fp.rare_count:
                 warnings.append(f"{spec.label} = {text}: only {count} training patients had this value.")
         lo_hi = fp.ranges_.get(name)
-        if lo_hi is not None and not _missing(value) and spec.kind in ("number", "integer"):
+        if lo_hi is not None and value is not None and not _missing(value) and spec.kind in ("number", "integer"):
             v = float(value)
             if v < lo_hi[0] or v > lo_hi[1]:
                 warnings.append(

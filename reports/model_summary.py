@@ -369,8 +369,8 @@ def build_model_summary(sources, generated_at: dt.datetime | None = None) -> Mod
         "refused with every problem listed.",
     }
     filled = tuple(
-        FilledItem(c.item, c.topic, text[c.item], "filled")
-        if text.get(c.item)
+        FilledItem(c.item, c.topic, filled_text, "filled")
+        if (filled_text := text.get(c.item))
         else FilledItem(
             c.item,
             c.topic,

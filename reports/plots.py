@@ -15,6 +15,7 @@ import io
 import re
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import matplotlib
 import numpy as np
@@ -34,7 +35,7 @@ AXIS_LABEL_MONTHS = "Months after HSCT"
 #: The one y-axis label of every patient-report curve (cumulative incidence and survival alike).
 AXIS_LABEL_SHARE = "% of patients"
 
-_RC = {
+_RC: Any = {  # Any: matplotlib types rc_context's keys as a Literal of every rcParam
     "svg.fonttype": "none",  # keep text as text: searchable in the PDF, smaller SVG
     "font.family": "DejaVu Sans",
     "font.size": 7.5,
@@ -107,7 +108,7 @@ def stacked_incidence_svg(
     with _RC_LOCK, matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width_in, height_in))
         ax = fig.subplots()
-        kw = {"step": "post", "linewidth": 0}
+        kw: dict[str, Any] = {"step": "post", "linewidth": 0}
         ax.fill_between(months, 0, r, color=COLOURS["relapse"], alpha=0.55, label="Relapse / progression", **kw)
         ax.fill_between(months, r, 1 - t, color=COLOURS["event_free"], alpha=0.30, label="Alive, event-free", **kw)
         ax.fill_between(months, 1 - t, 1, color=COLOURS["trm"], alpha=0.55, label="Transplant-related death", **kw)

@@ -2,7 +2,8 @@
 
 Source: Collins GS, Moons KGM, Dhiman P, et al. TRIPOD+AI statement: updated guidance for reporting clinical
 prediction models that use regression or machine learning methods. BMJ 2024;385:e078378
-(doi:10.1136/bmj-2023-078378), Table 1 (the checklist; 27 items, 52 with sub-items). The topics below are short
+(doi:10.1136/bmj-2023-078378), Table 1 (the checklist, version of 11 January 2024; 27 items, 52 with
+sub-items; item numbers, sections and the D/E column checked against it). The topics below are short
 names of each item in this project's words, not the checklist's full wording; ``applies`` is the checklist's
 column: ``D`` development, ``E`` evaluation, ``D;E`` both. The model report fills each item the software can and
 marks the rest "to be completed by the authors" or "N/A (development only)" (an evaluation-only item of a
@@ -45,7 +46,7 @@ CHECKLIST: tuple[ChecklistItem, ...] = tuple(
         ("9c", "Methods", "Predictors: assessor qualifications when assessment is subjective", "D;E"),
         ("10", "Methods", "Sample size", "D;E"),
         ("11", "Methods", "Missing data", "D;E"),
-        ("12a", "Methods", "Analysis: how the data were used (development, evaluation, resampling)", "D;E"),
+        ("12a", "Methods", "Analysis: how the data were used (development, evaluation, resampling)", "D"),
         ("12b", "Methods", "Analysis: handling of predictors (functional form, transformations)", "D"),
         ("12c", "Methods", "Analysis: model type, building, hyper-parameter tuning and internal validation", "D"),
         ("12d", "Methods", "Analysis: heterogeneity across clusters (e.g. centres)", "D;E"),

@@ -176,7 +176,8 @@ def compute_whatifs(
     checked, problems = validate_records(raw, require_outcomes=False, require_center=False, first_row=0)
     first_problem: dict[int, str] = {}
     for p in problems:
-        first_problem.setdefault(int(p.row), p.rule)
+        if p.row is not None:  # every problem of a batch of records names its row
+            first_problem.setdefault(p.row, p.rule)
     candidates: list[tuple[tuple[str, str, bool, dict[str, Any]], pd.DataFrame | None]] = []
     for i, (choice, option, is_current, ch) in enumerate(specs):
         if not ch:

@@ -7,7 +7,9 @@ and its ``true_risk`` disagreed (a term used in one and not the other), the two 
 sampling error.
 
 Also here: the realism check of the ``base`` preset against published subgroup figures (Flaadt 2023, JCO 41:3135:
-5-year EFS 52% in CR vs 13% in MR/NR/PD at HSCT) and the spread of the true 5-year EFS across patients.
+5-year EFS 52% in CR vs 13% in MR/NR/PD at HSCT, in haploidentical + anti-GD2 recipients) — met in the base cohort's
+patients treated that way; the whole cohort's CR figure is a documented compromise (:func:`flaadt_realism`) — and the
+spread of the true 5-year EFS across patients.
 """
 
 from __future__ import annotations
@@ -17,7 +19,14 @@ import pytest
 
 from nbrisk.core import months_to_days
 from nbrisk.features.outcomes import derive_outcomes
-from nbrisk.features.synthetic import WORLDS, make_synthetic_cohort, true_linear_predictors, true_risk
+from nbrisk.features.synthetic import (
+    FLAADT_2023_EFS_5Y,
+    WORLDS,
+    flaadt_realism,
+    make_synthetic_cohort,
+    true_linear_predictors,
+    true_risk,
+)
 from nbrisk.models.nonparametric import aalen_johansen
 
 HORIZONS = np.array([12.0, 24.0, 60.0])
@@ -89,12 +98,30 @@ def test_base_non_cr_5y_efs_matches_flaadt_2023():
     assert abs(100 * efs[poor].mean() - 13.0) <= 8.0
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known discrepancy: the base preset's mean true 5-year EFS in CR at HSCT is ≈ 34%, 18 points below "
-    "Flaadt 2023's 52% (a haplo + anti-GD2 cohort; the base era's overall 5-year EFS target is 16%). Reported in "
-    "benchmarks/results/worlds.md; strict, so a recalibration that fixes it turns this test red until it is unmarked.",
-)
-def test_base_cr_5y_efs_matches_flaadt_2023():
-    efs, status = _efs_5y_by_status("base")
-    assert abs(100 * efs[status == "CR"].mean() - 52.0) <= 8.0
+@pytest.fixture(scope="module")
+def realism():
+    return flaadt_realism()
+
+
+def test_flaadt_like_patients_of_base_match_flaadt_2023(realism):
+    # Flaadt 2023 reports 5-year EFS by status at HSCT in patients who had a haploidentical graft and post-HSCT
+    # anti-GD2: the base cohort's patients with both (≈ 3,600 of 20,000; ≈ 780 in CR) must be within ±8 points in
+    # both groups (measured 45% vs 52% and 10% vs 13%). SE of a group's mean true EFS ≈ 0.6 points (CR), so the
+    # fixed-seed figure is not at the mercy of the draw.
+    sub = realism["haplo_anti_gd2"]
+    assert sub["n"] > 3000
+    for group, published in FLAADT_2023_EFS_5Y.items():
+        assert abs(sub[group] - published) <= 8.0, (group, sub[group], published)
+    # the ordering Flaadt reports, with VGPR/PR between
+    assert sub["CR"] > sub["VGPR/PR"] > sub["MR/SD/PD"]
+
+
+def test_whole_base_cohort_cr_figure_is_the_documented_compromise(realism):
+    # The whole base cohort (5-year EFS pinned at the 16% target) cannot also put CR within ±8 of 52% and MR/SD/PD
+    # within ±8 of 13% unless VGPR/PR fell to ≤ vp_max (≈ 14%, Flaadt's non-response level), far below what the
+    # literature's VGPR/PR hazard ratio of 1.8 gives (≈ 20%). If a change of the generator dissolves this conflict,
+    # this test fails and the whole-cohort check should replace it (flaadt_realism's docstring).
+    whole, spread = realism["all"], realism["spread"]
+    assert abs(whole["overall"] - 16.0) <= 2.5
+    assert whole["CR"] < FLAADT_2023_EFS_5Y["CR"] - 8.0
+    assert spread["vp_max"] < whole["VGPR/PR"] - 3.0

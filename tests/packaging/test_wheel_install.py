@@ -64,7 +64,12 @@ def wheel_env(tmp_path_factory) -> dict[str, Path]:
         "NBRISK_HOME": str(work),
         "MLFLOW_TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
     }
-    run_env.pop("NBRISK_MODEL_URI", None)
+    # nothing of this test session's MLflow set-up: the session exports MLFLOW_REGISTRY_URI (mlflow does, when the
+    # registry is configured), and a wheel run inheriting it would register its model in the session's registry
+    for key in [
+        k for k in run_env if k.startswith(("NBRISK_", "MLFLOW_")) and k not in ("NBRISK_HOME", "MLFLOW_TRACKING_URI")
+    ]:
+        run_env.pop(key)
     return {
         "venv": venv,
         "python": python,

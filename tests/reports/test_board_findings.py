@@ -9,8 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import pytest
-
 from nbrisk.features.record import FIELDS, example_record
 from nbrisk.reports.inputs import model_inputs
 from nbrisk.reports.record import one_patient
@@ -18,25 +16,6 @@ from nbrisk.reports.summary import build_patient_summary, icon_counts
 from nbrisk.reports.tripod import CHECKLIST
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture(scope="module")
-def clinical_model(synthetic_cohort):
-    from nbrisk.features.pipeline import clinical_cox_params
-    from nbrisk.models.cox import CauseSpecificCox
-    from nbrisk.models.risk_model import fit_risk_model
-
-    return fit_risk_model(
-        synthetic_cohort.records,
-        synthetic_cohort.outcomes,
-        CauseSpecificCox(alpha=10.0, **clinical_cox_params()),
-        model_name="cox",
-        family="CauseSpecificCox",
-        synthetic=True,
-        fingerprint="fixture",
-        n_interval_bootstrap=0,
-        seed=0,
-    )
 
 
 def test_inputs_used_are_derived_from_the_fitted_model(clinical_model):
@@ -92,6 +71,21 @@ def test_tripod_table_has_27_items_with_sub_items_in_order():
     assert "pre-selection" in items["9a"].topic and {"12f", "12g", "20c", "24"} <= {
         c.item for c in CHECKLIST if c.applies == "E"
     }
+
+
+def test_tripod_table_matches_the_published_checklist_item_by_item():
+    """Items, their order and the D / E column as printed in the checklist (BMJ 2024;385:e078378, Table 1,
+    version of 11 January 2024), transcribed here independently of the table in ``reports/tripod.py``."""
+    development_only = {"9a", "12a", "12b", "12c", "15", "22", "27a", "27b"}
+    evaluation_only = {"12f", "12g", "20c", "24"}
+    published = (
+        "1 2 3a 3b 3c 4 5a 5b 6a 6b 6c 7 8a 8b 8c 9a 9b 9c 10 11 12a 12b 12c 12d 12e 12f 12g 13 14 15 16 17 "
+        "18a 18b 18c 18d 18e 18f 19 20a 20b 20c 21 22 23a 23b 24 25 26 27a 27b 27c"
+    ).split()
+    assert [c.item for c in CHECKLIST] == published and len(published) == 52
+    for c in CHECKLIST:
+        expected = "D" if c.item in development_only else "E" if c.item in evaluation_only else "D;E"
+        assert c.applies == expected, c.item
 
 
 def test_cr_whatif_lists_only_changes_to_inputs_the_model_uses(clinical_model):

@@ -56,33 +56,14 @@ KINDS = {
 }
 
 
-@pytest.fixture(scope="module")
-def clinical_model(synthetic_cohort):
-    from nbrisk.features.pipeline import clinical_cox_params
-    from nbrisk.models.cox import CauseSpecificCox
-    from nbrisk.models.risk_model import fit_risk_model
-
-    return fit_risk_model(
-        synthetic_cohort.records,
-        synthetic_cohort.outcomes,
-        CauseSpecificCox(alpha=10.0, **clinical_cox_params()),
-        model_name="cox",
-        family="CauseSpecificCox",
-        synthetic=True,
-        fingerprint="fixture",
-        n_interval_bootstrap=5,
-        seed=0,
-    )
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", list(KINDS))
-def test_every_kind_of_patient_gets_two_pages(clinical_model, kind):
+def test_every_kind_of_patient_gets_two_pages(clinical_model_with_intervals, kind):
     from pypdf import PdfReader
 
     from nbrisk.features.record import validate_record
     from nbrisk.reports.render import render_patient_report
 
     assert validate_record(KINDS[kind])[1] == []
-    pdf = render_patient_report(clinical_model, KINDS[kind], "pdf", {"name": "nbrisk", "version": "1"})
+    pdf = render_patient_report(clinical_model_with_intervals, KINDS[kind], "pdf", {"name": "nbrisk", "version": "1"})
     assert len(PdfReader(io.BytesIO(pdf)).pages) == 2

@@ -5,9 +5,6 @@ champion at all (503, not a crash loop). Slow: a real training run, real server 
 from __future__ import annotations
 
 import os
-import signal
-import socket
-import subprocess
 import sys
 import time
 from contextlib import contextmanager
@@ -16,6 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nbrisk import processes
 from nbrisk.core import SYNTHETIC_LABEL
 from nbrisk.features.record import example_record
 from nbrisk.serving.auth import KeyStore
@@ -26,16 +24,11 @@ REC = example_record(with_outcomes=False)
 SECRETS = ("RSPRIV-40417", "RSCTR-88123", "RSVAL-qq72")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextmanager
 def bentoml_serve(tmp: Path, env_extra: dict[str, str], wait_ready: bool = True):
-    """Run a real server on a free loopback port; yields (base_url, log_path, process). Bounded waits only."""
-    port = free_port()
+    """Run a real server on a free loopback port; yields (base_url, log_path, process). Bounded waits only; the
+    server's process group is stopped at the end, also when the test fails."""
+    port = processes.free_port()
     log_path = tmp / f"serve-{port}.log"
     # the server's configuration is exactly env_extra: nothing leaks from fixtures of this test session
     # (NBRISK_MODEL_URI of the in-process tests, MLFLOW_REGISTRY_URI exported by mlflow, BentoML's Prometheus dir)
@@ -51,42 +44,21 @@ def bentoml_serve(tmp: Path, env_extra: dict[str, str], wait_ready: bool = True)
         "NBRISK_HOME": str(tmp),
         **env_extra,
     }
-    cmd = [
-        sys.executable,
-        "-m",
-        "bentoml",
-        "serve",
-        "nbrisk.serving.service:RiskService",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-    ]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    cmd = [sys.executable, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService"]
+    proc = processes.start([*cmd, "--host", "127.0.0.1", "--port", str(port)], log_path, env=env)
     base = f"http://127.0.0.1:{port}"
+    accepted = {200} if wait_ready else {200, 503}
     try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline:
-            assert proc.poll() is None, log_path.read_text()[-3000:]
-            try:
-                code = httpx.get(f"{base}/readyz", timeout=2).status_code
-                if code == 200 or (not wait_ready and code == 503):
-                    break
-            except httpx.HTTPError:
-                pass
-            time.sleep(1)
-        else:
-            pytest.fail("server did not start in 240 s:\n" + log_path.read_text()[-3000:])
+        processes.wait_until(
+            lambda: httpx.get(f"{base}/readyz", timeout=2).status_code in accepted,
+            timeout=240,
+            proc=proc,
+            log_path=log_path,
+            what="bentoml serve",
+        )
         yield base, log_path, proc
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait(timeout=10)
+        processes.stop_group(proc)
 
 
 def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, tmp_path):

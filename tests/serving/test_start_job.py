@@ -38,7 +38,8 @@ def test_serve_command_binds_loopback_by_default():
 
 
 def test_start_rejects_a_bad_port_before_training(tmp_path):
-    env = {**os.environ, "NBRISK_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'm.db'}"}
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    env = {**os.environ, "NBRISK_HOME": str(tmp_path), "MLFLOW_TRACKING_URI": uri, "MLFLOW_REGISTRY_URI": uri}
     r = subprocess.run(
         [sys.executable, "-m", "nbrisk.start", "--port", "0", "--no-serve"],
         env=env,
