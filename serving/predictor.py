@@ -314,10 +314,11 @@ class Predictor:
         # model's grid holds the asked values themselves; isclose only for a model that rounds them)
         grid = np.asarray(curves.horizons_months, dtype=float)
         where = {float(g): i for i, g in enumerate(grid.tolist())}
-        cols = [where.get(h) for h in [*asked, RISK_GROUP_HORIZON_MONTHS]]
-        if None in cols:
-            cols = [int(np.flatnonzero(np.isclose(grid, h))[0]) for h in [*asked, RISK_GROUP_HORIZON_MONTHS]]
-        *cols, col_2y = cols
+        wanted = [*asked, RISK_GROUP_HORIZON_MONTHS]
+        if not all(h in where for h in wanted):
+            where = {h: int(np.flatnonzero(np.isclose(grid, h))[0]) for h in wanted}
+        cols = [where[h] for h in asked]
+        col_2y = where[RISK_GROUP_HORIZON_MONTHS]
         groups = np.asarray(rm.risk_groups_from_efs(curves.efs.estimate[:, col_2y]), dtype=object)
         warnings = rm.input_warnings(typed)
         intervals = curves.relapse.lower is not None
