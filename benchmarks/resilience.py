@@ -11,7 +11,9 @@ What it does (every wait bounded; servers bound to 127.0.0.1 and stopped through
 2. **Soak**: one worker (the default), 16 concurrent clients for ``--soak-seconds`` (default 600), each posting
    ``/v1/risk`` with 1, 5, 25 or 100 patients (mostly 1) and 10% bad requests (an invalid record, malformed JSON, a
    ``text/plain`` body, an unknown field). Counts every status, 5xx and connection error, checks that good requests
-   got 200 and bad ones 4xx, and samples the worker's resident memory (RSS) every ``soak/60`` seconds.
+   got 200 and bad ones 4xx, and samples the worker's resident memory (RSS) every ``soak/60`` seconds. Memory is
+   flat when RSS grows by at most :data:`FLAT_MB` over the second half of the soak (the first half fills the thread
+   pool, caches and the allocator's arenas; see :class:`nbrisk.serving.loadtest.MemoryTrend`).
 3. **Kill, one worker**: 8 clients post single patients; after 10 s the worker gets ``kill -9``. Measured: the time
    until the first answer after the kill (the supervisor starts a new worker, which imports the libraries and
    loads the model), requests lost in flight, and whether every answered request has its audit row.
@@ -36,6 +38,10 @@ from _common import write_results
 
 REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "resilience.md"
+#: Largest RSS growth (MB) over the second half of the soak that still counts as flat memory: 2–3% of a worker's
+#: ~350 MB, above the allocator's steps once warm (a few MB), and below what a leak of 1 kB per request adds over
+#: the ~10,000+ requests of five minutes at concurrency 16 on 2 cores (10 MB or more).
+FLAT_MB = 10.0
 
 
 def _env(home: Path) -> dict[str, str]:
@@ -94,7 +100,10 @@ def main(argv: list[str] | None = None) -> int:
 
 def report(soak, rss_idle, rss_after, kills, version, load_start, load_end, args) -> str:
     samples = [m for _, m in soak.rss_mb]
-    warm = soak.rss_mb[len(soak.rss_mb) // 4]
+    mem = soak.memory()
+    half = sum(1 for _, _, t in soak.answered if t >= mem.seconds / 2)
+    every = max(1, round(len(soak.rss_mb) / 10))
+    timeline = soak.rss_mb[::every] + ([soak.rss_mb[-1]] if (len(soak.rss_mb) - 1) % every else [])
     total = soak.requests
     bad = sum(n for s, n in soak.statuses.items() if 400 <= s < 500)
     lines = [
@@ -120,10 +129,19 @@ def report(soak, rss_idle, rss_after, kills, version, load_start, load_end, args
         f"4xx share {bad / max(total, 1):.1%} (every bad request got a 4xx, every good one a 200: 'wrong answers' "
         "counts exceptions).",
         "",
-        "Worker resident memory (RSS): "
-        f"idle before the soak {rss_idle:.0f} MB; at {warm[0]:.0f} s (after a quarter) {warm[1]:.0f} MB; "
-        f"at the end {samples[-1]:.0f} MB (after the soak {rss_after:.0f} MB); "
-        f"min/max over the soak {min(samples):.0f}/{max(samples):.0f} MB.",
+        "Worker resident memory (RSS) over the soak (the worker runs with `MALLOC_ARENA_MAX=2`, as `nbrisk serve` "
+        "starts it: `serving/memory.py`):",
+        "",
+        "| " + " | ".join(f"{t:.0f} s" for t, _ in timeline) + " |",
+        "|" + "---|" * len(timeline),
+        "| " + " | ".join(f"{m:.0f} MB" for _, m in timeline) + " |",
+        "",
+        f"Idle before the soak {rss_idle:.0f} MB; at half time ({mem.seconds / 2:.0f} s) {mem.warm:.0f} MB; at the "
+        f"end {mem.end:.0f} MB (after the soak {rss_after:.0f} MB); min/max over the soak {min(samples):.0f}/"
+        f"{mem.peak:.0f} MB. Growth over the second half: {mem.growth:+.1f} MB over {half:,} requests "
+        f"({mem.growth * 1024 / max(half, 1):+.2f} kB per request) → memory flat: "
+        f"{'MET' if mem.growth <= FLAT_MB else 'NOT MET'} (≤ {FLAT_MB:.0f} MB: the first half fills the thread pool, "
+        "caches and malloc arenas; a leak grows with every request, so it shows in the second half).",
         "",
         "## kill -9 of a worker under load (8 clients, single-patient requests, kill after 10 s)",
         "",

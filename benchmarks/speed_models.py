@@ -157,6 +157,7 @@ def main(argv=None) -> int:
             }
         )
 
+    served_load = os.getloadavg()[0]
     served = served_predictor_rows(train, args)
 
     checks = []
@@ -200,7 +201,7 @@ by other jobs waiting for the same cores). Fast path: no DataFrame from JSON to 
 
 ## Targets
 
-{chr(10).join(served_checks(served))}
+{chr(10).join(served_checks(served, served_load))}
 {chr(10).join(checks) if checks else "- no Cox-family model available"}
 {("- missing model families (not importable at run time): " + ", ".join(missing)) if missing else ""}
 """
@@ -263,11 +264,14 @@ def served_predictor_rows(train: pd.DataFrame, args) -> list[dict]:
     return rows
 
 
-def served_checks(served: list[dict]) -> list[str]:
+def served_checks(served: list[dict], load: float) -> list[str]:
+    """The ≤ 3 ms target of the served predictor's fast path (issue 12), judged on the median wall time; the target
+    is stated for a 1-minute load average ≤ 1 (a core free for the call), so a busier machine is named."""
+    quiet = "" if load <= 1.0 else f" — measured at a 1-minute load of {load:.1f} (> 1: wall times include waiting)"
     return [
         f"- served predictor, {r['served model']}, fast path: one patient with intervals {r['median']} (median wall "
         f"time) → {'MET' if r['_median'] <= 0.003 else 'NOT MET'} (≤ 3 ms); median CPU time {r['median CPU time']} "
-        f"and fastest call {r['fastest']} (both proxies for a machine with a free core)"
+        f"and fastest call {r['fastest']} (both proxies for a machine with a free core){quiet}"
         for r in served
         if r["_fast"]
     ]

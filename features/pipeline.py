@@ -37,7 +37,7 @@ score the patient as the reference level.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,19 +71,28 @@ class UnseenCategoryError(NbriskError, ValueError):
 # --------------------------------------------------------------------------------------------------------------
 
 
-def _band(cuts: tuple[tuple[float, str], ...]) -> Callable[[np.ndarray], np.ndarray]:
-    """Map numbers to labels: the label of the first ``(upper bound, label)`` with value ≤ bound."""
+class _Band:
+    """Map numbers to labels: the label of the first ``(upper bound, label)`` with value ≤ bound (None for NaN)."""
 
-    def f(x: np.ndarray) -> np.ndarray:
+    def __init__(self, cuts: tuple[tuple[float, str], ...]):
+        self.cuts = cuts
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
         out = np.full(len(x), None, dtype=object)
         done = np.isnan(x)
-        for bound, label in cuts:
+        for bound, label in self.cuts:
             hit = ~done & (x <= bound)
             out[hit] = label
             done |= hit
         return out
 
-    return f
+    def label(self, x: float) -> str | None:
+        """The label of one number (what ``self(np.array([x]))[0]`` gives)."""
+        if x == x:
+            for bound, label in self.cuts:
+                if x <= bound:
+                    return label
+        return None
 
 
 _STATUS_GROUP = {"CR": "CR", "VGPR": "VGPR/PR", "PR": "VGPR/PR", "MR": "MR/SD", "SD": "MR/SD", "PD": "PD"}
@@ -95,7 +104,7 @@ class _Factor:
 
     field: str
     reference: str
-    mapper: Mapping[str, str] | Callable[[np.ndarray], np.ndarray] | None = None  # None: the enum value itself
+    mapper: Mapping[str, str] | _Band | None = None  # None: the enum value itself
 
 
 _FACTORS: tuple[_Factor, ...] = (
@@ -107,9 +116,9 @@ _FACTORS: tuple[_Factor, ...] = (
     _Factor("disease_phase", "upfront_consolidation"),
     _Factor("disease_status_at_hsct", "CR", _STATUS_GROUP),
     _Factor("mrd_at_hsct", "negative"),
-    _Factor("hct_ci", "0", _band(((0, "0"), (2, "1-2"), (np.inf, "3+")))),
+    _Factor("hct_ci", "0", _Band(((0, "0"), (2, "1-2"), (np.inf, "3+")))),
     _Factor("donor_type", "matched_sibling"),
-    _Factor("hla_mismatches", "0", _band(((0, "0"), (2, "1-2"), (np.inf, "3+")))),
+    _Factor("hla_mismatches", "0", _Band(((0, "0"), (2, "1-2"), (np.inf, "3+")))),
     _Factor("kir_ligand_mismatch", "no"),
     _Factor("graft_source", "bone_marrow"),
     _Factor("graft_manipulation", "none"),
@@ -249,6 +258,30 @@ def _n_rows(records: pd.DataFrame | Mapping[str, np.ndarray]) -> int:
     if isinstance(records, pd.DataFrame):
         return len(records)
     return len(next(iter(records.values()))) if records else 0
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One record's predictor inputs (:meth:`RecordFeatures._row_inputs`): :class:`_Inputs` for a single record."""
+
+    raw: dict[str, float]  # numeric inputs, NaN where missing
+    num: dict[str, float]  # numeric inputs, imputed
+    labels: dict[str, Any]  # factor level of each factor field
+    status: Any  # disease status at HSCT (the contract's level)
+    center: Any  # center_id or None
+    record: Mapping[str, Any]  # the record as given (enum values)
+
+
+def _one_typed_record(records: pd.DataFrame | Mapping[str, np.ndarray]) -> dict[str, Any] | None:
+    """The record of a mapping of typed columns that holds exactly one record with float-typed numeric columns (what
+    the service's validators give), as ``{field: value}``; None for anything else (a DataFrame, several records),
+    which takes the column code."""
+    if isinstance(records, pd.DataFrame) or _n_rows(records) != 1:
+        return None
+    for f in _NUMERIC_INPUTS:
+        if records[f].dtype.kind != "f":
+            return None
+    return {f: col[0] for f, col in records.items()}
 
 
 class RecordFeatures(TransformerMixin, BaseEstimator):
@@ -394,6 +427,14 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         """
         check_is_fitted(self, "feature_names_out_")
         records = self._check_records(X)
+        row = _one_typed_record(records)
+        if row is not None:  # one record of typed columns (the service's fast path): plain Python, same numbers
+            return pd.DataFrame(
+                self.transform_record(row)[None, :],
+                columns=list(self.feature_names_out_),
+                index=pd.RangeIndex(1),
+                copy=False,
+            )
         inp = self._complete(_extract(records))
         labels = inp.labels
         unseen = []
@@ -426,6 +467,9 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
         unseen category (that is :meth:`transform`'s job); messages name fields, never identifiers."""
         check_is_fitted(self, "feature_names_out_")
         records = self._check_records(X)
+        row = _one_typed_record(records)
+        if row is not None:
+            return [self.record_warnings(row)]
         n = _n_rows(records)
         out: list[list[str]] = [[] for _ in range(n)]
         inp = self._complete(_extract(records))
@@ -447,6 +491,146 @@ class RecordFeatures(TransformerMixin, BaseEstimator):
                 elif count < self.rare_count:
                     out[i].append(f"{fac.field}={value} is rare in the training data (n={count})")
         return out
+
+    # ------------------------------------------------------------------------------------------------------------
+    # One record in plain Python. A one-patient request is what a clinician's screen sends; on length-1 arrays the
+    # column code above pays numpy's fixed cost per call (about 100 calls: ~0.3 ms) for a few dozen numbers. The
+    # methods below compute the same numbers with the same IEEE operations in the same order (numpy's own ufuncs
+    # for the logarithms), so the row equals the column code's to the last bit (tests/features: property test).
+
+    def transform_record(self, record: Mapping[str, Any]) -> np.ndarray:
+        """One validated record → its row of :meth:`transform` as a 1-D float array ``(n_features_out_,)``.
+
+        ``record`` maps every predictor field to its typed value (what :func:`nbrisk.features.record.fast_validate`
+        types: a float, NaN where missing, for numbers, integers and booleans; the level, or None, for enums).
+        Raises :class:`UnseenCategoryError` (position 0) for a category absent from the training records.
+        """
+        check_is_fitted(self, "feature_names_out_")
+        row = self._row_inputs(record)
+        labels = row.labels
+        unseen = [
+            (fac.field, "(missing)" if labels[fac.field] is None else str(labels[fac.field]), [0])
+            for fac in _FACTORS
+            if labels[fac.field] not in self.levels_[fac.field]
+        ]
+        if unseen:
+            raise UnseenCategoryError(unseen)
+        numeric = self._row_numeric(row)
+        values = [numeric.get(name, 0.0) for name in self.feature_names_out_]
+        for name, index in self._onehot_index_.items():
+            col = index.get(labels[name])
+            if col is not None:
+                values[col] = 1.0
+        for name, (mu, sd) in self.scale_.items():
+            j = self.feature_names_out_.index(name)
+            values[j] = (values[j] - mu) / sd
+        return np.array(values, dtype=float)
+
+    def record_warnings(self, record: Mapping[str, Any]) -> list[str]:
+        """:meth:`input_warnings` of one validated record (see :meth:`transform_record` for ``record``)."""
+        check_is_fitted(self, "feature_names_out_")
+        row = self._row_inputs(record)
+        out: list[str] = []
+        for f, v in row.raw.items():
+            lo, hi = self.ranges_[f]
+            if v == v and v not in (np.inf, -np.inf) and (v < lo or v > hi):
+                out.append(f"{f} is outside the training data's range ({_fmt(lo)}–{_fmt(hi)})")
+            if v != v:
+                note = (
+                    " as 0 (disease status CR)"
+                    if f in _ZERO_IF_CR and row.status == "CR"
+                    else f" with the training median ({_fmt(self.medians_[f])})"
+                )
+                out.append(f"{f} was missing and imputed{note}")
+        for fac in _FACTORS:
+            value = row.labels[fac.field]
+            count = self.levels_[fac.field].get(value, 0) if isinstance(value, str) else 0
+            if count == 0:
+                out.append(f"{fac.field}={value} was not seen in the training data")
+            elif count < self.rare_count:
+                out.append(f"{fac.field}={value} is rare in the training data (n={count})")
+        return out
+
+    def _row_inputs(self, record: Mapping[str, Any]) -> _Row:
+        """:func:`_extract` and :meth:`_complete` for one record: raw and imputed numbers, enum values, labels."""
+        missing = [f for f in _REQUIRED_INPUTS if f not in record]
+        if missing:
+            raise NbriskError(f"records lack predictor field(s): {', '.join(missing)}")
+        status = record["disease_status_at_hsct"]
+        cr = status == "CR"
+        raw: dict[str, float] = {}
+        num: dict[str, float] = {}
+        for f in _NUMERIC_INPUTS:
+            v = record[f]
+            v = np.nan if v is None else float(v)
+            raw[f] = v
+            if v != v:
+                v = (0.0 if cr else self.medians_[f]) if f in _ZERO_IF_CR else self.medians_[f]
+            num[f] = v
+        labels: dict[str, Any] = {}
+        for fac in _FACTORS:
+            if isinstance(fac.mapper, _Band):  # a band of a number (never missing once imputed)
+                labels[fac.field] = fac.mapper.label(num[fac.field])
+            elif fac.mapper is not None:
+                value = record[fac.field]
+                labels[fac.field] = fac.mapper.get(value, value)
+            else:
+                labels[fac.field] = record[fac.field]
+        center = record.get("center_id")
+        return _Row(raw, num, labels, status, center, record)
+
+    def _row_numeric(self, row: _Row) -> dict[str, float]:
+        """:meth:`_numeric_columns` of one record (same operations, in the same order, on Python floats)."""
+        raw, v, rec = row.raw, row.num, row.record
+        age_y = (v["age_at_diagnosis_months"] + v["months_diagnosis_to_hsct"]) / 12.0
+        curie_obs, marrow_obs = raw["curie_score_at_hsct"], raw["bone_marrow_tumor_percent_at_hsct"]
+        worse_than_vgpr = row.status in ("PR", "MR", "SD", "PD")
+        burden = float(worse_than_vgpr) + float(curie_obs > 2) + float(marrow_obs > 0)
+        relapsed = rec["disease_phase"] in ("first_relapse", "second_or_later_relapse")
+        months = v["months_diagnosis_to_hsct"]
+        share = self.curie_over_2_share_
+        cols: dict[str, float] = {
+            "age_at_hsct_years": age_y,
+            "age_at_hsct_over_10y": float(age_y > 10),
+            "age_at_diagnosis_over_18m": float(v["age_at_diagnosis_months"] >= 18),
+            "years_diagnosis_to_hsct": v["months_diagnosis_to_hsct"] / 12.0,
+            "metastatic_sites": v["metastatic_sites_at_diagnosis"],
+            "bone_marrow_metastasis": v["bone_marrow_metastasis_at_diagnosis"],
+            "log10_ldh": float(np.log10(v["ldh_at_diagnosis_u_l"])),
+            "prior_auto_hsct_any": float(v["prior_auto_hsct"] >= 1),
+            "prior_auto_hsct_tandem": float(v["prior_auto_hsct"] >= 2),
+            "curie_score": v["curie_score_at_hsct"],
+            "curie_score_over_2": (
+                share.get(str(row.status), share[""]) if curie_obs != curie_obs else float(curie_obs > 2)
+            ),
+            "kir_ligand_mismatch_haplo": float(
+                rec["donor_type"] == "haploidentical" and rec["kir_ligand_mismatch"] == "yes"
+            ),
+            "marrow_tumor_percent": v["bone_marrow_tumor_percent_at_hsct"],
+            "residual_burden": burden,
+            "lansky_below_90": float(v["lansky_score"] < 90),
+            "log10_cd34_dose": float(np.log10(v["cd34_dose_1e6_per_kg"])),
+            "donor_age_years": v["donor_age_years"],
+            "era": (v["hsct_year"] - self.year_center_) / 5.0,
+            "relapsed_dx_to_hsct_0_18m": (min(months, 18.0) / 12.0) if relapsed else 0.0,
+            "relapsed_dx_to_hsct_18_36m": (min(max(months - 18.0, 0.0), 18.0) / 12.0) if relapsed else 0.0,
+            "relapsed_dx_to_hsct_over_36m": (max(months - 36.0, 0.0) / 12.0) if relapsed else 0.0,
+        }
+        if getattr(self, "splines", False):
+            cols["lansky_per_10"] = v["lansky_score"] / 10.0
+            cols["log2_marrow_tumor_percent"] = float(np.log2(1.0 + v["bone_marrow_tumor_percent_at_hsct"]))
+            for name, knots in getattr(self, "spline_knots_", {}).items():
+                for k, knot in enumerate(knots, start=1):
+                    cols[f"{name}_hinge{k}"] = max(cols[name] - knot, 0.0)
+        for f in self.missing_indicators_:
+            cols[f"{f}_missing"] = float(raw[f] != raw[f])
+        if self.centers_:
+            c = row.center
+            cid = None if c is None or c != c else str(c)
+            first = float(cid == self.centers_[0])
+            for c in self.centers_[1:]:
+                cols[f"center_effect={c}"] = float(cid == c) - first
+        return cols
 
     # ------------------------------------------------------------------------------------------------------------
     @staticmethod

@@ -73,60 +73,100 @@ def stacked_cause_specific_cif(
     only) falls back to the general function, which rescales and warns.
     """
     times = np.asarray(times, dtype=float)
-    keep = int(np.searchsorted(grid, times.max(), side="right")) if len(times) else 0
-    grid, baseline = grid[:keep], baseline[..., :keep]
     R, P, _, n = lp.shape
-    m, k = keep, len(times)
     sidx = np.zeros(n, dtype=int) if strata_index is None else np.asarray(strata_index, dtype=int)
-    out = np.empty((R, n, 3, k))
-    if m == 0:
-        out[:, :, 0], out[:, :, 1:] = 1.0, 0.0
-        return out
-    risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
-    per = np.zeros(m, dtype=int) if P == 1 else periods_of(grid, np.asarray(knots, dtype=float))
-    seg = [
-        slice(int(a), int(b))
-        for a, b in zip(
-            np.searchsorted(per, np.arange(P), side="left"),
-            np.searchsorted(per, np.arange(P), side="right"),
-            strict=True,
-        )
-    ]
-    col = np.searchsorted(grid, times, side="right") - 1  # last event time ≤ t
-    before = col < 0
-    upto = grid[:, None] <= times[None, :]  # (m, k)
-    step = max(1, _CHUNK_CELLS // m)
+    out = np.empty((R, n, 3, len(times)))
+    risk = None
     for s in np.unique(sidx):
         rows = np.flatnonzero(sidx == s)
         for r in range(R):
-            h1, h2 = baseline[r, s, 0], baseline[r, s, 1]
-            # Σ_{u ≤ t, u in q} EFS(u−) h(u) = Σ_j EFS(u_{j−1}) h(u_j) 1{u_j ≤ t, u_j in q}  (EFS(u_{−1}) = 1)
-            by_period = np.zeros((m, P, 2, k))
-            for q in range(P):
-                by_period[seg[q], q, 0] = h1[seg[q], None] * upto[seg[q]]
-                by_period[seg[q], q, 1] = h2[seg[q], None] * upto[seg[q]]
-            masked = by_period.reshape(m, P * 2 * k)
-            for a in range(0, len(rows), step):
-                ids = rows[a : a + step]
-                r1, r2 = risk[r, :, 0, ids].T, risk[r, :, 1, ids].T  # (P, c)
-                efs = np.empty((len(ids), m))
-                for q in range(P):
-                    np.multiply.outer(r1[q], h1[seg[q]], out=efs[:, seg[q]])
-                    efs[:, seg[q]] += np.multiply.outer(r2[q], h2[seg[q]])
-                if efs.max(initial=0.0) > 1.0:
-                    dh1 = np.concatenate([np.multiply.outer(r1[q], h1[seg[q]]) for q in range(P)], axis=1)
-                    dh2 = np.concatenate([np.multiply.outer(r2[q], h2[seg[q]]) for q in range(P)], axis=1)
-                    out[r, ids] = cif_from_cause_specific_hazards(grid, dh1, dh2, times)
-                    continue
-                np.subtract(1.0, efs, out=efs)
-                np.cumprod(efs, axis=1, out=efs)
-                g = (efs[:, :-1] @ masked[1:] + masked[0]).reshape(len(ids), P, 2, k)
-                f1 = np.clip(np.einsum("qc,cqk->ck", r1, g[:, :, 0]), 0.0, 1.0)
-                f2 = np.clip(np.einsum("qc,cqk->ck", r2, g[:, :, 1]), 0.0, 1.0)
-                f1[:, before], f2[:, before] = 0.0, 0.0
-                out[r, ids, 1], out[r, ids, 2] = f1, f2
-                out[r, ids, 0] = np.clip(1.0 - f1 - f2, 0.0, 1.0)
+            plan = ExactCifPlan(grid, baseline[r, s], times, knots, P)
+            if plan.m == 0:
+                out[r, rows, 0], out[r, rows, 1:] = 1.0, 0.0
+                continue
+            if risk is None:
+                risk = np.exp(np.clip(lp, -LP_CLIP, LP_CLIP))
+            for a in range(0, len(rows), plan.step):
+                ids = rows[a : a + plan.step]
+                out[r, ids] = plan(risk[r, :, 0, ids].T, risk[r, :, 1, ids].T)
     return out
+
+
+class ExactCifPlan:
+    """The part of :func:`stacked_cause_specific_cif` that does not depend on the patients, for one fitted model
+    (one replicate, one stratum) and one set of evaluation times; calling it on the hazard ratios of a chunk of
+    patients gives their CIFs.
+
+    Built once per call of that function, or once per set of times and kept by :class:`CoxReplicateStack`: the
+    service asks for the same horizons again and again, and for one patient building these masks and segments is
+    most of the exact product-limit's cost. Read-only once built (shared by the service's threads).
+
+    Parameters
+    ----------
+    grid : (m,) sorted event times. baseline : (2, m) baseline hazard increments of the two causes on ``grid``.
+    times : (k,) evaluation times. knots : (P − 1,) knots of time-varying effects (None when P = 1).
+    """
+
+    def __init__(self, grid: np.ndarray, baseline: np.ndarray, times: np.ndarray, knots, P: int):
+        times = np.asarray(times, dtype=float)
+        keep = int(np.searchsorted(grid, times.max(), side="right")) if len(times) else 0
+        grid = grid[:keep]
+        m, k = keep, len(times)
+        self.m, self.k, self.P = m, k, P
+        if m == 0:
+            return
+        per = np.zeros(m, dtype=int) if P == 1 else periods_of(grid, np.asarray(knots, dtype=float))
+        self.seg = seg = [
+            slice(int(a), int(b))
+            for a, b in zip(
+                np.searchsorted(per, np.arange(P), side="left"),
+                np.searchsorted(per, np.arange(P), side="right"),
+                strict=True,
+            )
+        ]
+        col = np.searchsorted(grid, times, side="right") - 1  # last event time ≤ t
+        self.before = col < 0
+        self.any_before = bool(self.before.any())
+        upto = grid[:, None] <= times[None, :]  # (m, k)
+        h1, h2 = baseline[0, :keep], baseline[1, :keep]
+        self.grid, self.times, self.h1, self.h2 = grid, times, h1, h2
+        self.h1_seg = [h1[sl] for sl in seg]
+        self.h2_seg = [h2[sl] for sl in seg]
+        # Σ_{u ≤ t, u in q} EFS(u−) h(u) = Σ_j EFS(u_{j−1}) h(u_j) 1{u_j ≤ t, u_j in q}  (EFS(u_{−1}) = 1)
+        by_period = np.zeros((m, P, 2, k))
+        for q in range(P):
+            by_period[seg[q], q, 0] = h1[seg[q], None] * upto[seg[q]]
+            by_period[seg[q], q, 1] = h2[seg[q], None] * upto[seg[q]]
+        masked = by_period.reshape(m, P * 2 * k)
+        self.masked_first, self.masked_rest = masked[0], masked[1:]
+        self.step = max(1, _CHUNK_CELLS // m)  # patients per call that keep the (c, m) array in cache
+
+    def __call__(self, r1: np.ndarray, r2: np.ndarray) -> np.ndarray:
+        """(c, 3, k) event-free, cause 1, cause 2 for hazard ratios ``r1``, ``r2`` (P, c) per period and patient."""
+        P, k, seg = self.P, self.k, self.seg
+        c = r1.shape[1]
+        out = np.empty((c, 3, k))
+        if self.m == 0:
+            out[:, 0], out[:, 1:] = 1.0, 0.0
+            return out
+        efs = np.empty((c, self.m))
+        for q in range(P):
+            np.multiply.outer(r1[q], self.h1_seg[q], out=efs[:, seg[q]])
+            efs[:, seg[q]] += np.multiply.outer(r2[q], self.h2_seg[q])
+        if efs.max(initial=0.0) > 1.0:
+            dh1 = np.concatenate([np.multiply.outer(r1[q], self.h1_seg[q]) for q in range(P)], axis=1)
+            dh2 = np.concatenate([np.multiply.outer(r2[q], self.h2_seg[q]) for q in range(P)], axis=1)
+            return cif_from_cause_specific_hazards(self.grid, dh1, dh2, self.times)
+        np.subtract(1.0, efs, out=efs)
+        np.cumprod(efs, axis=1, out=efs)
+        g = (efs[:, :-1] @ self.masked_rest + self.masked_first).reshape(c, P, 2, k)
+        f1 = np.clip(np.einsum("qc,cqk->ck", r1, g[:, :, 0]), 0.0, 1.0)
+        f2 = np.clip(np.einsum("qc,cqk->ck", r2, g[:, :, 1]), 0.0, 1.0)
+        if self.any_before:
+            f1[:, self.before], f2[:, self.before] = 0.0, 0.0
+        out[:, 1], out[:, 2] = f1, f2
+        out[:, 0] = np.clip(1.0 - f1 - f2, 0.0, 1.0)
+        return out
 
 
 def binned_hazard_moments(grid: np.ndarray, baseline: np.ndarray, edges: np.ndarray) -> dict:
@@ -173,7 +213,12 @@ def binned_chunk(moments: dict, lp1: np.ndarray, lp2: np.ndarray, sidx: np.ndarr
     tot = z1 + z2
     log_s = -tot - 0.5 * (r1 * r1 * g("Q11") + 2.0 * r1 * r2 * g("Q12") + r2 * r2 * g("Q22"))
     efs = np.exp(np.cumsum(np.minimum(log_s, 0.0), axis=-1))
-    mass = -np.diff(efs, axis=-1, prepend=1.0)
+    # −diff(efs) with EFS = 1 before the first bin, in float64 as np.diff(..., prepend=1.0) computes it
+    e64 = efs.astype(np.float64)
+    mass = np.empty(e64.shape)
+    np.subtract(e64[..., :1], 1.0, out=mass[..., :1])
+    np.subtract(e64[..., 1:], e64[..., :-1], out=mass[..., 1:])
+    np.negative(mass, out=mass)
     share1 = np.divide(z1, tot, out=np.zeros_like(tot), where=tot > 0)
     f1 = np.cumsum(mass * share1, axis=-1)
     f1 = np.minimum(f1, 1.0 - efs)  # round-off guard: F2 = 1 − EFS − F1 ≥ 0
@@ -274,27 +319,56 @@ class CoxReplicateStack:
         """The main fit's exact CIFs at ``edges`` (n, 3, E), and (when ``n_members`` > 1) a callable giving the first
         ``n_members − 1`` replicates' EFS and F1 at the edges chunk by chunk (:class:`_BinnedReplicates`)."""
         lp = cox_linear_predictors(self.coef[:n_members], self.intercept[:n_members], Xa)  # (R, P, 2, n)
-        main = stacked_cause_specific_cif(self.grid, self.baseline[:1], lp[:1], edges, knots=self.knots)[0]
+        plan = self.plan(edges)
+        n = Xa.shape[0]
+        main = np.empty((n, 3, len(edges)))
+        exact = plan.exact
+        if exact.m == 0:
+            main[:, 0], main[:, 1:] = 1.0, 0.0
+        else:
+            risk = np.exp(np.clip(lp[0], -LP_CLIP, LP_CLIP))  # (P, 2, n)
+            for a in range(0, n, exact.step):
+                b = min(n, a + exact.step)
+                main[a:b] = exact(risk[:, 0, a:b], risk[:, 1, a:b])
         if n_members == 1:
             return main, None
-        return main, _BinnedReplicates(self.binned_moments(edges), lp[1:], periods_of(edges, self.knots))
+        return main, _BinnedReplicates(plan, lp[1:])
 
-    def binned_moments(self, edges: np.ndarray) -> dict:
-        """Per-bin baseline sums of the replicates on ``edges``, as (E, R − 1, 1) float32 arrays, cached per set of
-        edges: the same horizons are asked for again and again, and this is most of a one-patient request otherwise."""
+    def plan(self, edges: np.ndarray) -> _EdgesPlan:
+        """What does not depend on the patients for one set of bin edges, cached per set of edges (the same horizons
+        are asked for again and again): the main fit's :class:`ExactCifPlan` and the replicates' per-bin baseline
+        sums (float32)."""
         key = edges.tobytes()
-        if key not in self._cache:
+        plan = self._cache.get(key)
+        if plan is None:
             if len(self._cache) >= 16:
                 self._cache.clear()
-            moments = binned_hazard_moments(self.grid, self.baseline[1:], edges)
-            self._cache[key] = {
-                name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
-                for name, v in moments.items()
-            }
-        return self._cache[key]
+            plan = _EdgesPlan(
+                exact=ExactCifPlan(self.grid, self.baseline[0, 0], edges, self.knots, self.coef.shape[1]),
+                moments=self.binned_moments(edges) if len(self.baseline) > 1 else {},
+                per_bin=periods_of(edges, self.knots),
+            )
+            self._cache[key] = plan
+        return plan
+
+    def binned_moments(self, edges: np.ndarray) -> dict:
+        """Per-bin baseline sums of the replicates on ``edges``, as (E, R − 1, 1) float32 arrays."""
+        moments = binned_hazard_moments(self.grid, self.baseline[1:], edges)
+        return {
+            name: np.ascontiguousarray(np.moveaxis(v[:, 0, :], -1, 0)[:, :, None], dtype=np.float32)
+            for name, v in moments.items()
+        }
 
     def __getstate__(self):
         return {**self.__dict__, "_cache": {}}  # derived, rebuilt on demand
+
+
+class _EdgesPlan:
+    """Patient-independent arrays of :meth:`CoxReplicateStack.evaluate` for one set of bin edges (read-only)."""
+
+    def __init__(self, exact: ExactCifPlan, moments: dict, per_bin: np.ndarray):
+        self.exact, self.moments, self.per_bin = exact, moments, per_bin
+        self.small_moments = {key: v.transpose(1, 2, 0) for key, v in moments.items()}
 
 
 class _BinnedReplicates:
@@ -308,10 +382,11 @@ class _BinnedReplicates:
     float32.
     """
 
-    def __init__(self, moments: dict, lp: np.ndarray, per_bin: np.ndarray):
-        self.m = moments  # per-bin sums, (E, R, 1) float32 (CoxReplicateStack.binned_moments)
+    def __init__(self, plan: _EdgesPlan, lp: np.ndarray):
+        self.m = plan.moments  # per-bin sums, (E, R, 1) float32 (CoxReplicateStack.binned_moments)
+        self.small_moments = plan.small_moments  # the same as (R, 1, E) views, for binned_chunk
         self.lp = np.clip(lp, -40.0, 40.0).astype(np.float32)  # (R, P, 2, n)
-        self.per_bin = per_bin  # (E,) period of each bin
+        self.per_bin = plan.per_bin  # (E,) period of each bin
         # output arrays reused from chunk to chunk (same shape but the last): no fresh pages to fault in every time
         self._buffers: tuple[np.ndarray, np.ndarray] | None = None
 
@@ -319,7 +394,7 @@ class _BinnedReplicates:
         m = self.m
         if small:  # few patients: binned_chunk on whole arrays
             lp = np.moveaxis(self.lp[:, self.per_bin, :, a:b], 1, -1)  # (R, 2, c, E): each bin's period
-            efs, f1, _ = binned_chunk({key: v.transpose(1, 2, 0) for key, v in m.items()}, lp[:, 0], lp[:, 1])
+            efs, f1, _ = binned_chunk(self.small_moments, lp[:, 0], lp[:, 1])
             return efs.transpose(2, 0, 1), f1.transpose(2, 0, 1)
         R1 = np.exp(self.lp[:, :, 0, a:b]).swapaxes(0, 1)  # (P, R, c)
         R2 = np.exp(self.lp[:, :, 1, a:b]).swapaxes(0, 1)

@@ -297,6 +297,7 @@ class IllnessDeathModel(CompetingRisksEstimator):
         # the competing-risks family's fast replicate hook (None: each replicate is asked in turn)
         hook = getattr(self.cr_model_, "replicate_stack", None)
         self._cr_stack_ = hook([cr for cr, _ in members]) if callable(hook) else None
+        self._plans_: dict = {}
 
     def predict_states(self, X, times, return_interval: bool = False):
         """Relapse, TRM, EFS and OS at ``times`` (days after HSCT).
@@ -337,31 +338,12 @@ class IllnessDeathModel(CompetingRisksEstimator):
             out = np.empty((n, 4, k, R))
             out[:, [State.RELAPSE, State.TRM]], out[:, [State.EFS, State.OS]] = 0.0, 1.0
             return out[..., 0], out[..., 1:]
-        step = float(self.grid_months) * DAYS_PER_MONTH
-        edges = np.union1d(np.arange(0.0, float(times.max()), step)[1:], times[times > 0])  # bin right-ends
-        stack = self._cr_stack_
-        extra = stack.extra_edges(float(times.max())) if stack is not None else ()
-        if len(extra):  # e.g. the knots of time-varying effects: a bin lies within one period
-            edges = np.union1d(edges, extra)
-        E = len(edges)
-        mid = 0.5 * (np.concatenate([[0.0], edges[:-1]]) + edges)  # relapse time assumed for each bin
-        hcol = np.searchsorted(edges, times)  # column of each horizon (times > 0 are edges)
-        zero = times <= 0
-        # S12(u | x, s) = exp(−Λ12,0(u) exp(γ (g(s) − ḡ)) · exp(βᵀ(x − x̄))) for all members at once:
-        # tables[r, h, b] for the relapse bin b ≤ the bin of horizon h (zero elsewhere, never used)
-        elapsed = np.maximum(times[:, None] - mid[None, :], 0.0)  # (k, E)
-        ps = self._post_stack_
-        idx = np.searchsorted(ps["grid"], elapsed, side="right") - 1
-        base12 = (
-            np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"]) else np.zeros((R, k, E))
-        )
-        nt = N_RELAPSE_TERMS
-        gam = ps["coef"][:R, -nt:]  # (R, nt)
-        rel_lp = np.einsum("rj,rej->re", gam, _relapse_terms(mid)[None, :, :] - ps["center"][:R, None, -nt:])
-        tables = base12 * np.exp(np.clip(rel_lp, -LP_CLIP, LP_CLIP))[:, None, :]  # (R, k, E)
-        post_lp = Xa @ ps["coef"][:R, :-nt].T - np.sum(ps["coef"][:R, :-nt] * ps["center"][:R, :-nt], axis=1)
+        plan = self._plan(times, R)
+        edges, stack = plan.edges, self._cr_stack_
+        # S12(u | x, s) = exp(−tables[r, h, b] · exp(βᵀ(x − x̄))) (see _HorizonPlan)
+        post_lp = Xa @ plan.post_coef_t - plan.post_offset
         post_risk = np.exp(np.clip(post_lp.T, -LP_CLIP, LP_CLIP))  # (R, n)
-        combine = _StateCombiner(tables, hcol, zero)
+        combine = _StateCombiner(plan)
 
         # the main fit: exact CIFs at the edges (float64); the replicates in closed form if the family offers it
         if stack is not None:
@@ -369,6 +351,7 @@ class IllnessDeathModel(CompetingRisksEstimator):
         else:
             main, binned = self.cr_model_.predict_cumulative_incidence(X, edges), None
         est = combine(main[:, State.EFS].T[:, None], main[:, State.RELAPSE].T[:, None], post_risk[:1], slice(0, 1))[0]
+        est = np.ascontiguousarray(est)
         if not reps:
             return est, np.empty((n, 4, k, 0))
         # the replicates (float32 where in closed form: they only feed the percentiles), else each replicate's own
@@ -388,9 +371,24 @@ class IllnessDeathModel(CompetingRisksEstimator):
             reps_out[a:b] = np.moveaxis(combine(efs, f1, post_risk[1:, a:b].astype(efs.dtype), slice(1, R)), 0, -1)
         return est, reps_out
 
+    def _plan(self, times: np.ndarray, R: int) -> _HorizonPlan:
+        """The :class:`_HorizonPlan` of sorted ``times`` (> 0 somewhere) and the first ``R`` members, cached: the
+        service asks for the same horizons again and again, and for one patient building it costs more than the
+        patient's own arithmetic."""
+        key = (times.tobytes(), R)
+        cache = self.__dict__.setdefault("_plans_", {})
+        plan = cache.get(key)
+        if plan is None:
+            if len(cache) >= 16:
+                cache.clear()
+            plan = _HorizonPlan(self, times, R)
+            cache[key] = plan
+        return plan
+
     def __getstate__(self):
         state = dict(super().__getstate__())  # a copy: object.__getstate__ returns the live __dict__
         state.pop("_cr_stack_", None)  # derived from the fitted members: rebuilt on load
+        state.pop("_plans_", None)  # derived: rebuilt on demand
         return state
 
     def __setstate__(self, state):
@@ -418,49 +416,107 @@ class IllnessDeathModel(CompetingRisksEstimator):
         return RiskCurves.from_states(h, self.predict_states(X, times))
 
 
+class _HorizonPlan:
+    """What :meth:`IllnessDeathModel._states` needs that does not depend on the patients, for one set of sorted
+    times (days) and the first ``R`` members (the main fit, then the replicates). Read-only once built: it is cached
+    on the model and shared by the service's threads.
+
+    * ``edges`` (E,): the right ends of the relapse-time bins of the OS convolution (monthly, the times, the knots of
+      the competing-risks family), ``mid`` the relapse time assumed in each bin, ``hcol`` the edge of each time;
+    * ``tables`` (R, k, E): Λ12,0(t_h − s_b) exp(γ (g(s_b) − ḡ)) per member, time and relapse bin (zero for bins
+      after the time, never used), so that S12(t_h − s_b | x, s_b) = exp(−tables · exp(βᵀ(x − x̄)));
+    * ``post_coef_t`` (p, R), ``post_offset`` (R,): the post-relapse linear predictor βᵀx − βᵀx̄ of every member.
+    """
+
+    def __init__(self, model: IllnessDeathModel, times: np.ndarray, R: int):
+        k = len(times)
+        step = float(model.grid_months) * DAYS_PER_MONTH
+        edges = np.union1d(np.arange(0.0, float(times.max()), step)[1:], times[times > 0])  # bin right-ends
+        stack = model._cr_stack_
+        extra = stack.extra_edges(float(times.max())) if stack is not None else ()
+        if len(extra):  # e.g. the knots of time-varying effects: a bin lies within one period
+            edges = np.union1d(edges, extra)
+        E = len(edges)
+        mid = 0.5 * (np.concatenate([[0.0], edges[:-1]]) + edges)  # relapse time assumed for each bin
+        self.edges, self.mid = edges, mid
+        self.hcol = np.searchsorted(edges, times)  # column of each horizon (times > 0 are edges)
+        self.zero = times <= 0
+        elapsed = np.maximum(times[:, None] - mid[None, :], 0.0)  # (k, E)
+        ps = model._post_stack_
+        idx = np.searchsorted(ps["grid"], elapsed, side="right") - 1
+        base12 = (
+            np.where(idx >= 0, ps["cumhaz"][:R, np.clip(idx, 0, None)], 0.0) if len(ps["grid"]) else np.zeros((R, k, E))
+        )
+        nt = N_RELAPSE_TERMS
+        gam = ps["coef"][:R, -nt:]  # (R, nt)
+        rel_lp = np.einsum("rj,rej->re", gam, _relapse_terms(mid)[None, :, :] - ps["center"][:R, None, -nt:])
+        tables = base12 * np.exp(np.clip(rel_lp, -LP_CLIP, LP_CLIP))[:, None, :]  # (R, k, E)
+        self.neg_tables = -tables
+        # per dtype of the replicates' arrays: the main fit (float64) and the replicates (float32 in closed form)
+        self._neg_tables_as = {
+            (0, 1, np.dtype(float)): self.neg_tables[0:1].astype(float),
+            (1, R, np.dtype(np.float32)): self.neg_tables[1:R].astype(np.float32),
+        }
+        coef = ps["coef"][:R, :-nt]
+        self.post_coef_t = coef.T
+        self.post_offset = np.sum(coef * ps["center"][:R, :-nt], axis=1)
+
+    def neg_tables_as(self, members: slice, dtype: np.dtype) -> np.ndarray:
+        """−tables of ``members`` in ``dtype`` (kept for the main fit in float64 and the replicates in float32)."""
+        got = self._neg_tables_as.get((members.start, members.stop, np.dtype(dtype)))
+        return got if got is not None else self.neg_tables[members].astype(dtype)
+
+
 class _StateCombiner:
     """Relapse, TRM, EFS and OS at the horizons from EFS and F1 at the bin edges (the OS convolution).
 
-    ``tables`` (R, k, E): Λ12,0(t_h − s_b) exp(γ (g(s_b) − ḡ)) per member, horizon and relapse bin. Called with
-    ``efs``, ``f1`` (E, R', c) and ``post_risk`` (R', c) for the members ``members`` (a slice of R); returns
-    (R', c, 4, k) in :class:`~nbrisk.core.State` order. Loops over the (horizon, bin) pairs on (members × patients)
-    arrays, in the dtype of ``f1``.
+    ``plan``: the :class:`_HorizonPlan` (tables of Λ12,0(t_h − s_b) exp(γ (g(s_b) − ḡ)) per member, horizon and
+    relapse bin). Called with ``efs``, ``f1`` (E, R', c) and ``post_risk`` (R', c) for the members ``members`` (a
+    slice of R); returns (R', c, 4, k) in :class:`~nbrisk.core.State` order. Loops over the (horizon, bin) pairs on
+    (members × patients) arrays, in the dtype of ``f1``. One per call of ``_states`` (it keeps a buffer reused from
+    chunk to chunk).
     """
 
-    def __init__(self, tables: np.ndarray, hcol: np.ndarray, zero: np.ndarray):
-        self.neg_tables = -tables
-        self.hcol, self.zero = hcol, zero
+    def __init__(self, plan: _HorizonPlan):
+        self.plan = plan
+        self.hcol, self.zero = plan.hcol, plan.zero
+        self._df1: np.ndarray | None = None
 
     def __call__(self, efs: np.ndarray, f1: np.ndarray, post_risk: np.ndarray, members: slice) -> np.ndarray:
         _, Rm, c = f1.shape
         k = len(self.hcol)
         dt = f1.dtype
-        neg_tables = self.neg_tables[members].astype(dt)  # (R', k, E)
-        if getattr(self, "_df1", None) is None or self._df1.shape != f1.shape or self._df1.dtype != dt:
+        neg_tables = self.plan.neg_tables_as(members, dt)  # (R', k, E)
+        if self._df1 is None or self._df1.shape != f1.shape or self._df1.dtype != dt:
             self._df1 = np.empty_like(f1)  # reused from chunk to chunk
         df1 = self._df1
         df1[0] = f1[0]
         np.subtract(f1[1:], f1[:-1], out=df1[1:])  # relapse mass per bin
-        out = np.empty((Rm, c, 4, k))
-        tmp = np.empty((Rm, c), dtype=dt)
+        hcol = self.hcol
+        e, fr = efs[hcol], f1[hcol]  # (k, R', c) at each horizon's edge
+        f2 = np.clip(1.0 - e - fr, 0.0, 1.0)
+        alive = np.empty(fr.shape, dtype=dt)
         for h in range(k):
-            if self.zero[h]:
-                out[:, :, [State.RELAPSE, State.TRM], h], out[:, :, [State.EFS, State.OS], h] = 0.0, 1.0
-                continue
-            col = int(self.hcol[h])
+            col = int(hcol[h])
             if Rm * c <= _SMALL_CELLS:  # few patients: one array over all bins (Python overhead dominates)
                 surv = np.exp(neg_tables[:, h, : col + 1].T[:, :, None] * post_risk[None])  # (bins, R', c)
-                alive = np.einsum("brc,brc->rc", surv, df1[: col + 1])
+                alive[h] = np.einsum("brc,brc->rc", surv, df1[: col + 1])
             else:  # a loop over the bins on cache-sized arrays
-                alive = np.zeros((Rm, c), dtype=dt)
+                tmp = np.empty((Rm, c), dtype=dt)
+                acc = alive[h]
+                acc[:] = 0.0
                 for bb in range(col + 1):
                     np.multiply(neg_tables[:, h, bb, None], post_risk, out=tmp)
                     np.exp(tmp, out=tmp)
                     tmp *= df1[bb]
-                    alive += tmp
-            e_h, f1_h = efs[col], f1[col]
-            f2_h = np.clip(1.0 - e_h - f1_h, 0.0, 1.0)
-            out[:, :, State.EFS, h], out[:, :, State.RELAPSE, h], out[:, :, State.TRM, h] = e_h, f1_h, f2_h
-            # OS = EFS + relapsed-and-alive; the clip only guards round-off (OS ≤ 1 − TRM since S12 ≤ 1)
-            out[:, :, State.OS, h] = np.clip(e_h + alive, e_h, 1.0 - f2_h)
-        return out
+                    acc += tmp
+        # built state by state in a (4, k, R', c) buffer (contiguous writes), returned as its (R', c, 4, k) view
+        out = np.empty((4, k, Rm, c))
+        out[State.EFS], out[State.RELAPSE], out[State.TRM] = e, fr, f2
+        # OS = EFS + relapsed-and-alive; the clip only guards round-off (OS ≤ 1 − TRM since S12 ≤ 1)
+        out[State.OS] = np.clip(e + alive, e, 1.0 - f2)
+        if self.zero.any():  # day 0: everyone event-free and alive
+            z = self.zero
+            out[State.RELAPSE, z], out[State.TRM, z] = 0.0, 0.0
+            out[State.EFS, z], out[State.OS, z] = 1.0, 1.0
+        return out.transpose(2, 3, 0, 1)

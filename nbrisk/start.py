@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "3000")))
     parser.add_argument("--host", default=os.environ.get("NBRISK_HOST", "127.0.0.1"))
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="training config if no champion")
-    parser.add_argument("--workers", type=int, default=None, help="uvicorn worker processes (default 1)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=2,
+        help="uvicorn worker processes (default 2: if one dies, the other answers while it is replaced)",
+    )
     parser.add_argument("--no-serve", action="store_true", help="prepare (train, key) but do not serve")
     args = parser.parse_args(argv)
     try:

@@ -58,9 +58,13 @@ def serve_command(port: int, host: str = "127.0.0.1", workers: int | None = None
 
 
 def serve_env(workers: int | None = None) -> dict[str, str]:
-    """Environment for ``bentoml serve``: no usage tracking (no network here), optional worker count."""
+    """Environment for ``bentoml serve``: no usage tracking (no network here), two malloc arenas per worker
+    (:mod:`nbrisk.serving.memory`: flat memory under load), optional worker count."""
+    from nbrisk.serving.memory import serve_environment
+
     env = dict(os.environ)
     env.setdefault("BENTOML_DO_NOT_TRACK", "true")
+    serve_environment(env)
     if workers is not None:
         env["NBRISK_WORKERS"] = str(int(workers))
     return env

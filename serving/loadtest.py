@@ -37,6 +37,7 @@ import httpx
 import psutil
 
 from nbrisk.features.record import example_record
+from nbrisk.serving.memory import serve_environment
 
 SERVICE_TARGET = "nbrisk.serving.service:RiskService"
 
@@ -100,6 +101,7 @@ def serve(home: Path, env_extra: dict[str, str], workers: int = 1, timeout: floa
             **env_extra,
         }
     )
+    serve_environment(env)  # the workers' malloc settings, as `nbrisk serve` sets them
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(port)]
     with log_path.open("wb") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
@@ -186,6 +188,39 @@ class LoadResult:
     def percentile(self, q: float) -> float:
         xs = sorted(self.latencies_ms)
         return xs[min(len(xs) - 1, int(q / 100 * len(xs)))] if xs else float("nan")
+
+    def memory(self) -> MemoryTrend:
+        """The workers' resident memory over the run, split into warm-up (first half) and steady state."""
+        return MemoryTrend.of(self.rss_mb)
+
+
+@dataclass(frozen=True)
+class MemoryTrend:
+    """Worker RSS over a load run: ``start`` (first sample), ``warm`` (at half time: caches, thread pool and malloc
+    arenas filled), ``end``, the steady-state growth ``end − warm`` and the highest sample.
+
+    Flat memory means the steady-state growth stays within the allocator's noise: a leak grows linearly with the
+    requests served, whereas what the first half fills (pools, caches, the allocator's high-water marks) does not
+    grow again in the second half.
+    """
+
+    start: float
+    warm: float
+    end: float
+    peak: float
+    seconds: float
+
+    @property
+    def growth(self) -> float:
+        return self.end - self.warm
+
+    @classmethod
+    def of(cls, samples: list[tuple[float, float]]) -> MemoryTrend:
+        if not samples:
+            raise ValueError("no RSS sample")
+        t_end = samples[-1][0]
+        warm = next(m for t, m in samples if t >= t_end / 2)
+        return cls(samples[0][1], warm, samples[-1][1], max(m for _, m in samples), t_end)
 
 
 async def _load(

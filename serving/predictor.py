@@ -310,19 +310,35 @@ class Predictor:
             curves: RiskCurves = rm.predict(typed, sorted({*asked, RISK_GROUP_HORIZON_MONTHS}))
         except NbriskError as exc:
             raise _model_input_error(exc) from None
-        groups = np.asarray(rm.risk_groups(curves), dtype=object)
-        warnings = rm.input_warnings(typed)
-        # columns of the requested horizons, in the order asked, whatever order the model returns its grid in
+        # columns of the requested horizons, in the order asked, whatever order the model returns its grid in (the
+        # model's grid holds the asked values themselves; isclose only for a model that rounds them)
         grid = np.asarray(curves.horizons_months, dtype=float)
-        cols = [int(np.flatnonzero(np.isclose(grid, h))[0]) for h in asked]
+        where = {float(g): i for i, g in enumerate(grid.tolist())}
+        wanted = [*asked, RISK_GROUP_HORIZON_MONTHS]
+        if not all(h in where for h in wanted):
+            where = {h: int(np.flatnonzero(np.isclose(grid, h))[0]) for h in wanted}
+        cols = [where[h] for h in asked]
+        col_2y = where[RISK_GROUP_HORIZON_MONTHS]
+        groups = np.asarray(rm.risk_groups_from_efs(curves.efs.estimate[:, col_2y]), dtype=object)
+        warnings = rm.input_warnings(typed)
         intervals = curves.relapse.lower is not None
-        bands: dict[str, tuple[list, list | None, list | None]] = {}
-        for name, band in curves.bands().items():
-            bands[name] = (
-                _answer(band.estimate[:, cols]),
-                _answer(band.lower[:, cols]) if band.lower is not None else None,
-                _answer(band.upper[:, cols]) if band.upper is not None else None,
+        # every band's estimate (and bounds) at the asked horizons in one array: one rounding, one list conversion
+        names = list(curves.bands())
+        parts = [
+            part[:, cols]
+            for band in curves.bands().values()
+            for part in ((band.estimate, band.lower, band.upper) if intervals else (band.estimate,))
+        ]
+        per_band = 3 if intervals else 1
+        values = _answer(np.stack(parts))  # (bands × parts, n, k) → nested lists
+        bands: dict[str, tuple[list, list | None, list | None]] = {
+            name: (
+                values[per_band * b],
+                values[per_band * b + 1] if intervals else None,
+                values[per_band * b + 2] if intervals else None,
             )
+            for b, name in enumerate(names)
+        }
         hz = [_plain_number(h) for h in asked]
         ids = [str(pid) for pid in typed["patient_id"]]
         note = [] if intervals else ["this model gives no prediction interval (lower/upper are null)"]
@@ -586,8 +602,8 @@ def _model_input_error(exc: NbriskError) -> RequestError:
 
 
 def _answer(arr: np.ndarray) -> list:
-    """(n, k) float array → nested lists rounded to :data:`ANSWER_DECIMALS`; a non-finite value (a model bug) becomes
-    null rather than invalid JSON."""
+    """Float array (any shape) → nested lists rounded to :data:`ANSWER_DECIMALS`; a non-finite value (a model bug)
+    becomes null rather than invalid JSON."""
     arr = np.round(np.asarray(arr, dtype=float), ANSWER_DECIMALS)
     if np.all(np.isfinite(arr)):
         return arr.tolist()

@@ -61,6 +61,7 @@ from nbrisk.serving.audit import AuditMiddleware
 from nbrisk.serving.auth import BearerAuthMiddleware, key_store, send_json
 from nbrisk.serving.batching import MicroBatcher
 from nbrisk.serving.edge import EdgeMiddleware
+from nbrisk.serving.memory import limit_malloc_arenas
 from nbrisk.serving.predictor import ModelUnavailable, Predictor, error_location, freeze_heap
 from nbrisk.serving.schemas import (
     MAX_BODY_BYTES,
@@ -363,6 +364,7 @@ class RiskService:
 
     def __init__(self) -> None:
         _configure_logging()
+        limit_malloc_arenas()  # flat memory under load (serving/memory.py); a no-op when started by `nbrisk serve`
         limits.configure(limits.Limits.from_env())
         retry = float(os.environ.get("NBRISK_MODEL_RETRY_SECONDS", "30"))
         refresh = float(os.environ.get("NBRISK_MODEL_REFRESH_SECONDS", "60"))

@@ -256,3 +256,68 @@ def test_fine_gray_replicates_in_closed_form_equal_their_own_predictions():
         strict=True,
     ):
         np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Plans kept per set of horizons (the service asks for the same horizons again and again): what does not depend on
+# the patients is built once and kept read-only on the model. They must change nothing, bit for bit.
+
+
+def _tv_model(n_bootstrap=6):
+    X, y = _simulate(9, 300, beta=(0.5, 0.3, 0.2))
+    cr = CauseSpecificCox(alpha=0.5, time_varying=("x",), time_varying_knots=(180.0, 365.0))
+    return IllnessDeathModel(cr, n_bootstrap=n_bootstrap, random_state=3).fit(X, y), X
+
+
+HORIZON_SETS = ([365.0, 730.0, 1095.0, 1826.0], [730.0], [90.0, 730.0, 3000.0], [0.0, 365.0, 730.0], [15.0, 400.0])
+
+
+def test_kept_plans_give_the_same_answers_bit_for_bit_as_a_fresh_model():
+    model, X = _tv_model()
+    fresh = [pickle.loads(pickle.dumps(model)) for _ in HORIZON_SETS]  # no plan kept: each builds its own
+    for one in (X.iloc[:1], X.iloc[5:6], X.iloc[:60]):
+        for _ in range(2):  # the second round reads the kept plans
+            for times, other in zip(HORIZON_SETS, fresh, strict=True):
+                got = model.predict_states(one, times, return_interval=True)
+                want = pickle.loads(pickle.dumps(other)).predict_states(one, times, return_interval=True)
+                for a, b in zip(got, want, strict=True):
+                    np.testing.assert_array_equal(a, b)
+                np.testing.assert_array_equal(model.predict_states(one, times), got[0])
+
+
+def test_main_fit_through_its_kept_plan_equals_the_exact_kernel():
+    from nbrisk.models._cox_kernels import cox_linear_predictors, stacked_cause_specific_cif
+
+    model, X = _tv_model()
+    stack = model._cr_stack_
+    Xa = X.to_numpy()[:25]
+    edges = model._plan(np.asarray([365.0, 730.0, 1826.0]), 1).edges
+    main, _ = stack.evaluate(X.iloc[:25], Xa, edges, 1)
+    lp = cox_linear_predictors(stack.coef[:1], stack.intercept[:1], Xa)
+    want = stacked_cause_specific_cif(stack.grid, stack.baseline[:1], lp, edges, knots=stack.knots)[0]
+    np.testing.assert_array_equal(main, want)
+    # and the competing-risks model's own prediction (the same exact kernel, called without a kept plan)
+    np.testing.assert_allclose(main, model.cr_model_.predict_cumulative_incidence(X.iloc[:25], edges), atol=1e-12)
+
+
+def test_plans_are_bounded_and_never_pickled():
+    model, X = _tv_model(n_bootstrap=2)
+    for h in range(1, 41):
+        model.predict_states(X.iloc[:1], [30.0 * h], return_interval=True)
+    assert 0 < len(model._plans_) <= 16 and 0 < len(model._cr_stack_._cache) <= 16
+    clone_ = pickle.loads(pickle.dumps(model))
+    assert clone_._plans_ == {} and clone_._cr_stack_._cache == {}
+
+
+def test_threads_sharing_the_kept_plans_get_the_answers_of_one_thread():
+    from concurrent.futures import ThreadPoolExecutor
+
+    model, X = _tv_model()
+    jobs = [(i % 40, HORIZON_SETS[i % len(HORIZON_SETS)]) for i in range(200)]
+    alone = [pickle.loads(pickle.dumps(model)).predict_states(X.iloc[i : i + 1], t, True) for i, t in jobs[:40]]
+    alone += [model.predict_states(X.iloc[i : i + 1], t, True) for i, t in jobs[40:]]
+    with ThreadPoolExecutor(4) as pool:
+        shared = list(pool.map(lambda job: model.predict_states(X.iloc[job[0] : job[0] + 1], job[1], True), jobs))
+    for got, want in zip(shared, alone, strict=True):
+        for a, b in zip(got, want, strict=True):
+            np.testing.assert_array_equal(a, b)

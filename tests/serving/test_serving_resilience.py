@@ -114,14 +114,19 @@ def test_soak_60s_zero_5xx_flat_memory_and_fhir(one_worker):
     print(
         f"soak 60 s: {result.requests} requests, {dict(result.statuses)}, connection errors "
         f"{result.connection_errors}, p50 {result.percentile(50):.0f} ms, p99 {result.percentile(99):.0f} ms, "
-        f"RSS before {rss_before:.0f} MB, samples {[round(m) for _, m in result.rss_mb]}"
+        f"RSS before {rss_before:.0f} MB, samples {[round(m) for _, m in result.rss_mb]}, {result.memory()}"
     )
     assert result.requests > 200
     assert result.server_errors == 0 and result.connection_errors == 0 and result.wrong_kind == 0
     assert {200, 415, 422} <= set(result.statuses)
-    warm = result.rss_mb[len(result.rss_mb) // 4][1]  # after the first quarter: caches and arenas are filled
-    end = result.rss_mb[-1][1]
-    assert end <= warm * 1.10 + 30, (warm, end)
+    # memory flat: over the second half (the first fills the thread pool, caches and malloc arenas) RSS grows by at
+    # most 25 MB. Measured on 2 cores: ~8 MB in the second half of 60 s (allocator high-water marks still settling;
+    # the 10-minute benchmark shows the plateau), while a leak of 20 kB or more per request (the ≥ 1,500 requests a
+    # half sees here) would add more than 25 MB. Smaller leaks are the benchmark's job (benchmarks/resilience.py).
+    mem = result.memory()
+    assert mem.growth <= 25, mem
+    # the worker runs with two malloc arenas, as `nbrisk serve` starts it (serving/memory.py)
+    assert all(w.environ().get("MALLOC_ARENA_MAX") == "2" for w in server.workers())
     assert not any(s is not None and s >= 500 for s in _statuses(home))
     # a FHIR Bundle from the running service validates and carries the JSON answer's numbers
     h = {"authorization": f"Bearer {key}"}
