@@ -303,7 +303,7 @@ def _train(data, config, experiment, progress, log) -> TrainResult:
         replicates["_meta"] = {"resamples_sha256": resamples_sha, "n_bootstrap": len(boot)}
         tables: dict[str, Any] = {"fold_params": cv.params}
         extra: dict[str, float] = {"seconds_cv": cv.seconds}
-        risk_model = None
+        risk_model: Any = None  # the registered RiskModel (its summary is completed below)
         params = spec.candidates()[0]
         if not spec.is_null:
             params = cv.extra["tuned_params"]  # tuned by inner CV on the whole cohort

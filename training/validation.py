@@ -418,8 +418,11 @@ def _bootstrap_replicates(
     event = outcomes["event"].to_numpy().astype(int)
     time = outcomes["time"].to_numpy(dtype=float)
     labels = [horizon_label(h) for h in horizons_months]
-    counts = _counts(boot, len(event)) if weights is None else weights
-    return M.replicate_metrics(event, time, cif[:, : State.OS], months_to_days(horizons_months), labels, counts)
+    if weights is None:
+        if boot is None:
+            raise ValueError("give the resamples (boot) or their frequency weights")
+        weights = _counts(boot, len(event))
+    return M.replicate_metrics(event, time, cif[:, : State.OS], months_to_days(horizons_months), labels, weights)
 
 
 def _counts(idx: np.ndarray, n: int) -> np.ndarray:
