@@ -150,19 +150,23 @@ class TrainingCluster:
         while not self._stop.wait(self.poll_seconds):
             self._report()
 
-    def _report(self) -> None:
+    def _report(self) -> bool:
         if self.on_progress is None:
-            return
+            return True
         try:
             self.on_progress(self.progress())
+            return True
         except Exception:  # a missed progress update must never stop training
-            pass
+            return False
 
     def close(self) -> None:
         self._stop.set()
         if self._poller is not None:
             self._poller.join()
-            self._report()
+            # the final count is the one a user reads: a busy scheduler may miss one call, so try a few times
+            for _ in range(3):
+                if self._report():
+                    break
         self._stack.close()
         if self.client is not None:
             self.client.close()
