@@ -83,8 +83,15 @@ class Server:
 
 
 @contextmanager
-def serve(home: Path, env_extra: dict[str, str], workers: int = 1, timeout: float = 300.0) -> Iterator[Server]:
-    """Run ``bentoml serve`` of the risk service with ``NBRISK_HOME=home`` and ``env_extra``; yield when ready."""
+def serve(
+    home: Path,
+    env_extra: dict[str, str],
+    workers: int = 1,
+    timeout: float = 300.0,
+    ready: tuple[int, ...] = (200,),
+) -> Iterator[Server]:
+    """Run ``bentoml serve`` of the risk service with ``NBRISK_HOME=home`` and ``env_extra``; yield once ``/readyz``
+    answers one of ``ready`` (``(200, 503)``: the server is up, with or without a model)."""
     port = free_port()
     log_path = home / f"serve-{port}.log"
     env = {
@@ -112,7 +119,7 @@ def serve(home: Path, env_extra: dict[str, str], workers: int = 1, timeout: floa
             if proc.poll() is not None:
                 raise RuntimeError("server exited:\n" + log_path.read_text(errors="replace")[-3000:])
             try:
-                if httpx.get(f"{server.base}/readyz", timeout=2).status_code == 200:
+                if httpx.get(f"{server.base}/readyz", timeout=2).status_code in ready:
                     break
             except httpx.HTTPError:
                 pass

@@ -4,8 +4,6 @@ champion at all (503, not a crash loop). Slow: a real training run, real server 
 
 from __future__ import annotations
 
-import os
-import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,9 +11,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from nbrisk import processes
 from nbrisk.core import SYNTHETIC_LABEL
 from nbrisk.features.record import example_record
+from nbrisk.serving import loadtest
 from nbrisk.serving.auth import KeyStore
 
 pytestmark = pytest.mark.slow
@@ -26,39 +24,10 @@ SECRETS = ("RSPRIV-40417", "RSCTR-88123", "RSVAL-qq72")
 
 @contextmanager
 def bentoml_serve(tmp: Path, env_extra: dict[str, str], wait_ready: bool = True):
-    """Run a real server on a free loopback port; yields (base_url, log_path, process). Bounded waits only; the
-    server's process group is stopped at the end, also when the test fails."""
-    port = processes.free_port()
-    log_path = tmp / f"serve-{port}.log"
-    # the server's configuration is exactly env_extra: nothing leaks from fixtures of this test session
-    # (NBRISK_MODEL_URI of the in-process tests, MLFLOW_REGISTRY_URI exported by mlflow, BentoML's Prometheus dir)
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env = {
-        **base_env,
-        "BENTOML_HOME": str(tmp / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "NBRISK_HOME": str(tmp),
-        **env_extra,
-    }
-    cmd = [sys.executable, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService"]
-    proc = processes.start([*cmd, "--host", "127.0.0.1", "--port", str(port)], log_path, env=env)
-    base = f"http://127.0.0.1:{port}"
-    accepted = {200} if wait_ready else {200, 503}
-    try:
-        processes.wait_until(
-            lambda: httpx.get(f"{base}/readyz", timeout=2).status_code in accepted,
-            timeout=240,
-            proc=proc,
-            log_path=log_path,
-            what="bentoml serve",
-        )
-        yield base, log_path, proc
-    finally:
-        processes.stop_group(proc)
+    """A real server on a free loopback port (:func:`nbrisk.serving.loadtest.serve`: nothing of this test session's
+    NBRISK_/MLFLOW_/BENTOML_ environment leaks in); yields (base_url, log_path, process)."""
+    with loadtest.serve(tmp, env_extra, timeout=240, ready=(200,) if wait_ready else (200, 503)) as server:
+        yield server.base, server.log_path, server.proc
 
 
 def test_real_server_serves_the_champion(registered_champion, mlflow_tracking, tmp_path):

@@ -10,17 +10,15 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import httpx
 import pytest
 
-from nbrisk import processes
+from nbrisk.serving import loadtest
 
 CHROMIUM = os.environ.get("NBRISK_CHROMIUM", "/usr/bin/chromium")
 REPO = Path(__file__).resolve().parents[3]
@@ -30,31 +28,8 @@ RESULTS = REPO / "benchmarks" / "results"
 @contextmanager
 def bentoml_serve(tmp: Path, env_extra: dict[str, str]) -> Iterator[str]:
     """A real ``bentoml serve`` of the risk service on a free loopback port; stopped by process group."""
-    port = processes.free_port()
-    log_path = tmp / f"serve-{port}.log"
-    base_env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env = {
-        **base_env,
-        "BENTOML_HOME": str(tmp / "bentoml"),
-        "BENTOML_DO_NOT_TRACK": "true",
-        "NBRISK_HOME": str(tmp),
-        **env_extra,
-    }
-    cmd = [sys.executable, "-m", "bentoml", "serve", "nbrisk.serving.service:RiskService"]
-    cmd += ["--host", "127.0.0.1", "--port", str(port)]
-    proc = processes.start(cmd, log_path, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        processes.wait_until(
-            lambda: httpx.get(f"{base}/readyz", timeout=2).status_code == 200, 240, proc, log_path, "bentoml serve"
-        )
-        yield base
-    finally:
-        processes.stop_group(proc)
+    with loadtest.serve(tmp, env_extra, timeout=240) as server:
+        yield server.base
 
 
 @dataclass
