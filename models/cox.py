@@ -308,7 +308,7 @@ class CauseSpecificCox(CompetingRisksEstimator):
         """All members evaluated at once in closed form (:class:`~nbrisk.models._cox_kernels.CoxReplicateStack`)
         when they are unstratified cause-specific Cox fits with the same knots; else ``None`` (the generic path)."""
         knots = getattr(members[0], "knots_", None)
-        if all(
+        if knots is not None and all(
             isinstance(m, CauseSpecificCox) and m.strata_ == [None] and np.array_equal(m.knots_, knots) for m in members
         ):
             return CoxReplicateStack(members)

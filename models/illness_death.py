@@ -225,8 +225,8 @@ class IllnessDeathModel(CompetingRisksEstimator):
         self.n_jobs = n_jobs
         self.grid_months = grid_months
 
-    @property
-    def supports_intervals(self) -> bool:
+    @property  # per instance (refits or not), where the estimators' flag is per class
+    def supports_intervals(self) -> bool:  # type: ignore[override]
         return int(self.n_bootstrap) > 0
 
     def fit(self, X, y):

@@ -169,7 +169,7 @@ class RiskModel:
         if callable(fp):
             for i, msgs in enumerate(fp(records)):
                 out[i].extend(msgs)
-        ranges = self.training_summary.get("numeric_ranges", {})
+        ranges = self.training_summary.get("numeric_ranges", {}) if self.training_summary is not None else {}
         for field, (lo, hi) in ranges.items():
             if field not in records:
                 continue
@@ -196,7 +196,8 @@ class RiskModel:
         """
         n = len(records)
         X = self.transform(records)
-        center = np.asarray(self.training_summary.get("feature_means", np.zeros(X.shape[1])), dtype=float)
+        means = None if self.training_summary is None else self.training_summary.get("feature_means")
+        center = np.zeros(X.shape[1]) if means is None else np.asarray(means, dtype=float)
         contrib = _contributions_matrix(self.illness_death, X, center)
         if contrib is None:
             return [{"relapse": [], "trm": [], "available": False} for _ in range(n)]
@@ -235,7 +236,7 @@ class RiskModel:
         return curves_to_frame(records["patient_id"].astype(str).tolist(), select_horizons(curves, keep), groups)
 
     def __repr__(self) -> str:
-        s = self.training_summary or {}
+        s: Any = self.training_summary or {}
         return (
             f"RiskModel(model={s.get('model_name', '?')!r}, family={s.get('family', '?')!r}, "
             f"n={s.get('n', '?')}, synthetic={self.synthetic})"
@@ -257,7 +258,7 @@ def select_horizons(curves: RiskCurves, idx: np.ndarray) -> RiskCurves:
     )
 
 
-def curves_to_frame(patient_ids: Sequence[str], curves: RiskCurves, groups: Sequence[str]) -> pd.DataFrame:
+def curves_to_frame(patient_ids: Sequence[str], curves: RiskCurves, groups: Sequence[str] | np.ndarray) -> pd.DataFrame:
     """RiskCurves → long frame ``patient_id, horizon_months, relapse, relapse_lower, …, os_upper, risk_group``.
 
     One row per patient and horizon (patients in input order, horizons in time order); missing intervals are NaN.
@@ -455,7 +456,8 @@ def fit_risk_model(
         else:  # anything else is passed on as it came
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
     efs2 = curves.efs.estimate[:, int(np.flatnonzero(horizons == RISK_GROUP_HORIZON_MONTHS)[0])]
-    cutoffs = tuple(float(q) for q in np.quantile(efs2, [1 / 3, 2 / 3]))
+    q_low, q_high = np.quantile(efs2, [1 / 3, 2 / 3])
+    cutoffs = (float(q_low), float(q_high))
     summary = training_summary(
         records,
         outcomes,

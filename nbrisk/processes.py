@@ -23,6 +23,20 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(s.getsockname()[1])
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """This process's environment without nbrisk, MLflow and BentoML settings, plus ``extra``.
+
+    A child started with it sees only what the caller passes: MLflow exports ``MLFLOW_REGISTRY_URI`` (and a test or
+    a team set-up may have set ``MLFLOW_TRACKING_URI``) into the environment of the process that configured it, and a
+    child that inherited them would log to the wrong store."""
+    base = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"
+    }
+    return {**base, **extra}
+
+
 def start(
     cmd: Sequence[str], log_path: Path, env: Mapping[str, str] | None = None, cwd: Path | None = None
 ) -> subprocess.Popen:

@@ -21,7 +21,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -36,16 +35,11 @@ from typing import Any
 import httpx
 import psutil
 
+from nbrisk import processes
 from nbrisk.features.record import example_record
 from nbrisk.serving.memory import serve_environment
 
 SERVICE_TARGET = "nbrisk.serving.service:RiskService"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @dataclass
@@ -92,40 +86,27 @@ def serve(
 ) -> Iterator[Server]:
     """Run ``bentoml serve`` of the risk service with ``NBRISK_HOME=home`` and ``env_extra``; yield once ``/readyz``
     answers one of ``ready`` (``(200, 503)``: the server is up, with or without a model)."""
-    port = free_port()
+    port = processes.free_port()
     log_path = home / f"serve-{port}.log"
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env.update(
-        {
-            "BENTOML_HOME": str(home / "bentoml"),
-            "BENTOML_DO_NOT_TRACK": "true",
-            "NBRISK_HOME": str(home),
-            "NBRISK_WORKERS": str(workers),
-            **env_extra,
-        }
+    env = processes.clean_env(
+        BENTOML_HOME=str(home / "bentoml"),
+        BENTOML_DO_NOT_TRACK="true",
+        NBRISK_HOME=str(home),
+        NBRISK_WORKERS=str(workers),
+        **env_extra,
     )
     serve_environment(env)  # the workers' malloc settings, as `nbrisk serve` sets them
     cmd = [sys.executable, "-m", "bentoml", "serve", SERVICE_TARGET, "--host", "127.0.0.1", "--port", str(port)]
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    proc = processes.start(cmd, log_path, env=env)
     server = Server(f"http://127.0.0.1:{port}", proc, log_path)
     try:
-        deadline = time.monotonic() + timeout
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError("server exited:\n" + log_path.read_text(errors="replace")[-3000:])
-            try:
-                if httpx.get(f"{server.base}/readyz", timeout=2).status_code in ready:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"server not ready in {timeout:.0f} s:\n" + log_path.read_text()[-3000:])
-            time.sleep(0.5)
+        processes.wait_until(
+            lambda: httpx.get(f"{server.base}/readyz", timeout=2).status_code in ready,
+            timeout,
+            proc=proc,
+            log_path=log_path,
+            what="bentoml serve",
+        )
         yield server
     finally:
         stop(proc)
@@ -133,16 +114,7 @@ def serve(
 
 def stop(proc: subprocess.Popen) -> None:
     """Stop a server started by :func:`serve` through its process group (SIGTERM, then SIGKILL)."""
-    if proc.poll() is not None:
-        return
-    try:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
+    processes.stop_group(proc)
 
 
 # -- requests -----------------------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ import gc
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
 import pandas as pd
@@ -216,6 +216,7 @@ class Predictor:
                     problems.append(ProblemDetail(int(p.row), p.field, p.rule))
                 continue
             # a whole-column problem (unknown or missing field): name every patient concerned
+            idx: list[int | None]
             if p.rule.startswith("required field missing"):
                 idx = [i for i, keys in enumerate(present) if p.field not in keys]
             else:
@@ -225,7 +226,7 @@ class Predictor:
                 for i in idx or [None]
                 if (i, p.field) not in seen and i not in not_objects
             )
-        problems.sort(key=lambda d: -1 if d.patient_index is None else d.patient_index)
+        problems.sort(key=_row_order)
         return typed, problems
 
     def risk_many(self, requests: Sequence[RiskRequest]) -> list[dict[str, Any] | RequestError]:
@@ -255,21 +256,22 @@ class Predictor:
             typed, problems = self._check(patients, shape, unique_ids=False)
         except RequestError:
             return self._one_by_one(requests)
-        if any(d.patient_index is None for d in problems):
+        at = [d.patient_index for d in problems if d.patient_index is not None]
+        if len(at) < len(problems):
             return self._one_by_one(requests)  # a whole-batch problem cannot be attributed: answer each alone
-        owner = np.searchsorted(offsets, [d.patient_index for d in problems], side="right") - 1
+        owner = np.searchsorted(offsets, at, side="right") - 1
         per_request: list[list[ProblemDetail]] = [[] for _ in requests]
-        for d, j in zip(problems, owner, strict=True):
+        for d, row, j in zip(problems, at, owner, strict=True):
             if d.field == "patient_id" and d.message.startswith("duplicate patient_id"):
                 continue  # across requests ids may repeat; within a request they are checked below
-            per_request[j].append(ProblemDetail(d.patient_index - int(offsets[j]), d.field, d.message))
+            per_request[j].append(ProblemDetail(row - int(offsets[j]), d.field, d.message))
         for j, r in enumerate(requests):
             per_request[j] += _duplicate_ids(r.patients)
         answers: list[dict[str, Any] | RequestError | None] = [None] * len(requests)
         groups: dict[tuple[float, ...], list[int]] = {}
         for j, r in enumerate(requests):
             if per_request[j]:
-                answers[j] = _invalid(sorted(per_request[j], key=lambda d: d.patient_index))
+                answers[j] = _invalid(sorted(per_request[j], key=_row_order))
             else:
                 groups.setdefault(tuple(r.horizons_months), []).append(j)
         for horizons, members in groups.items():
@@ -325,7 +327,7 @@ class Predictor:
         # every band's estimate (and bounds) at the asked horizons in one array: one rounding, one list conversion
         names = list(curves.bands())
         parts = [
-            part[:, cols]
+            np.asarray(part)[:, cols]
             for band in curves.bands().values()
             for part in ((band.estimate, band.lower, band.upper) if intervals else (band.estimate,))
         ]
@@ -498,7 +500,7 @@ def raw_columns(patients: Sequence[Mapping[str, Any]]) -> dict[str, np.ndarray]:
 
 
 #: Typed records: a DataFrame (``validate_records``) or a mapping of typed numpy columns (``validate_columns``).
-Records = pd.DataFrame | Mapping[str, np.ndarray]
+Records: TypeAlias = pd.DataFrame | Mapping[str, np.ndarray]
 #: Requests with at most this many patients try :func:`nbrisk.features.record.fast_validate` first (plain Python per
 #: value: faster than numpy's per-call overhead for a few records, slower for many).
 FAST_PATH_MAX_PATIENTS = 32
@@ -608,7 +610,14 @@ def _answer(arr: np.ndarray) -> list:
     if np.all(np.isfinite(arr)):
         return arr.tolist()
     logger.error("model returned non-finite values; answered as null")
-    return np.where(np.isfinite(arr), arr, None).tolist()
+    out = arr.astype(object)
+    out[~np.isfinite(arr)] = None
+    return out.tolist()
+
+
+def _row_order(d: ProblemDetail) -> int:
+    """Sort key of problems: whole-request problems (no patient) first, then by patient."""
+    return -1 if d.patient_index is None else d.patient_index
 
 
 def _plain_number(x: float) -> int | float:

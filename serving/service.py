@@ -218,7 +218,9 @@ async def read_body(request: Request, limit: int = MAX_BODY_BYTES, timeout: floa
             return b"".join(chunks)
 
 
-_ERRORS = {s: {"model": ErrorResponse} for s in (400, 401, 408, 413, 415, 422, 429, 503)}
+_ERRORS: dict[int | str, dict[str, Any]] = {
+    s: {"model": ErrorResponse} for s in (400, 401, 408, 413, 415, 422, 429, 503)
+}
 _RISK_BODY = {
     "requestBody": {"required": True, "content": {"application/json": {"schema": risk_request_schema()}}},
     "parameters": [
@@ -463,4 +465,5 @@ class RiskService:
         return _error(404, "not found")
 
 
-RiskService.add_asgi_middleware(EdgeMiddleware, service=RiskService)
+# @bentoml.service returns a bentoml Service wrapping the class (mypy sees the class itself)
+RiskService.add_asgi_middleware(EdgeMiddleware, service=RiskService)  # type: ignore[attr-defined]

@@ -102,16 +102,6 @@ def postgres_server() -> Iterator[Postgres]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def clean_env(**extra: str) -> dict[str, str]:
-    """The test process's environment without nbrisk/MLflow/BentoML settings, plus ``extra``."""
-    base = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith(("NBRISK_", "MLFLOW_", "BENTOML_")) and k != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    return {**base, **extra}
-
-
 @dataclass(frozen=True)
 class MlflowServer:
     url: str
@@ -132,7 +122,7 @@ def mlflow_server(postgres_server: Postgres, tmp_path_factory) -> Iterator[Mlflo
         "--artifacts-destination", str(tmp / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
-    env = clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
+    env = processes.clean_env(MLFLOW_SERVER_ENABLE_JOB_EXECUTION="false")
     proc = processes.start(cmd, tmp / "mlflow.log", env=env)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -160,7 +150,7 @@ def dask_cluster(tmp_path) -> Iterator[DaskCluster]:
     127.0.0.3 (two "nodes" on loopback)."""
     port = processes.free_port()
     address = f"tcp://127.0.0.1:{port}"
-    env = clean_env(DASK_DISTRIBUTED__WORKER__DAEMON="false")
+    env = processes.clean_env(DASK_DISTRIBUTED__WORKER__DAEMON="false")
     dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
     scheduler = processes.start(
         [*dask, "--host", "127.0.0.1", "--port", str(port), "--dashboard-address", "127.0.0.1:0", "--no-show"],

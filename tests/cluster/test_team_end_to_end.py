@@ -14,8 +14,7 @@ import pytest
 
 from nbrisk import processes
 from nbrisk.features.record import example_record
-
-from .conftest import clean_env
+from nbrisk.processes import clean_env
 
 pytestmark = pytest.mark.slow
 

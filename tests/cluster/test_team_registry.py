@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import clean_env
+from nbrisk.processes import clean_env
 
 QUICK = str(Path(__file__).resolve().parents[2] / "configs" / "quick.toml")
 
