@@ -514,9 +514,12 @@ def diagnosis(rows) -> str:
   {g("base", "clinical Cox"):.3f}, with the TRM events per cohort listed above: estimation error. How the gap
   falls with the cohort's size, measured against 10,000 test patients (`worlds_n.md`, `benchmarks/worlds_n.py`):
   the correctly specified clinical Cox on `weak` 0.029 at n = 2,000, 0.024 at 4,000, 0.009 at 8,000; the
-  data-driven Cox with its penalty chosen per cause on `offtable` 0.028, 0.019, 0.008. The data-driven Cox, which contains the off-table TRM effects
-  (donor age, CMV pair), has TRM gaps of {g("offtable", "data-driven Cox"):.3f}–{dd_max:.3f}: ≈ 60 columns at a
-  fixed ridge α = 30 on ≈ 300 events (training tunes α per family in its inner CV; this benchmark does not). In
+  data-driven Cox with its penalty chosen per cause on `offtable` 0.028, 0.019, 0.008. With this script's 1,000
+  test patients (≈ 130 TRM events) each gap also carries that one cohort's sampling error, shared by all five
+  training cohorts: `worlds_n2000.md` repeats the Cox gaps at n = 2,000 against 10,000 test patients. The
+  data-driven Cox, which contains the off-table TRM effects (donor age, CMV pair), has TRM gaps of
+  {g("offtable", "data-driven Cox"):.3f}–{dd_max:.3f}: ≈ 60 columns at a fixed ridge α = 30 on ≈ 300 events
+  (training tunes α per family in its inner CV; this benchmark does not). In
   `offtable` the clinical Cox cannot represent the off-table TRM effects ({g("offtable", "clinical Cox"):.3f}),
   and in `interactions` / `nonlinear` it misses the TRM interaction and the linear Lansky effect
   ({g("interactions", "clinical Cox"):.3f} / {g("nonlinear", "clinical Cox"):.3f}).
