@@ -237,21 +237,31 @@ def score_replication(world, r, fitted, preds, yva, yte, true_cif, oracle, days,
     return rows
 
 
-def run_world(world, args, log, checkpoint=None):
+def held_out(world, args):
+    """The world's test and validation cohorts (seeds ``args.seed`` + 1 / + 2, sizes ``args.n_test`` /
+    ``args.n_val``), their outcomes, the test patients' true relapse and TRM CIFs (n, 2, horizons) and the oracle's
+    24-month C-index per cause ({cause name: C})."""
     from nbrisk.features.outcomes import derive_outcomes
     from nbrisk.features.synthetic import make_synthetic_cohort, true_risk
     from nbrisk.training.metrics import concordance_index_cr
 
-    days = months_to_days(HORIZONS)
-    tau_d = float(months_to_days(TAU))
-    j24 = HORIZONS.index(TAU)
     test = make_synthetic_cohort(args.n_test, seed=args.seed + 1, preset=world)
     val = make_synthetic_cohort(args.n_val, seed=args.seed + 2, preset=world)
     yte, yva = derive_outcomes(test), derive_outcomes(val)
     ev, tm = yte["event"].to_numpy().astype(int), yte["time"].to_numpy(dtype=float)
     truth = true_risk(test, HORIZONS, world)
     true_cif = np.stack([truth["relapse"], truth["trm"]], axis=1)  # (n, 2, k)
+    tau_d, j24 = float(months_to_days(TAU)), HORIZONS.index(TAU)
     oracle = {c: concordance_index_cr(ev, tm, true_cif[:, i, j24], tau_d, k) for i, (c, k) in enumerate(CAUSES)}
+    return test, val, yte, yva, true_cif, oracle
+
+
+def run_world(world, args, log, checkpoint=None):
+    from nbrisk.features.outcomes import derive_outcomes
+    from nbrisk.features.synthetic import make_synthetic_cohort
+
+    days = months_to_days(HORIZONS)
+    test, val, yte, yva, true_cif, oracle = held_out(world, args)
     rows = []  # one per (replication, family or champion)
     for r in range(args.replications):
         seed = args.seed + 1000 * (r + 1)

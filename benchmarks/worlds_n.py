@@ -40,10 +40,9 @@ import time
 import warnings
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 from _common import markdown_table, write_results
-from worlds import CAUSES, CIF_STATES, HORIZONS, TAU, _features
+from worlds import CAUSES, CIF_STATES, HORIZONS, TAU, _features, held_out
 
 from nbrisk.core import SYNTHETIC_LABEL, months_to_days
 from nbrisk.models import CIFCoherenceWarning
@@ -78,19 +77,15 @@ def fit_predict(train, y, val, test, alphas_clinical, alphas_dd):
 
 def run_world(world, args, log):
     from nbrisk.features.outcomes import derive_outcomes
-    from nbrisk.features.synthetic import make_synthetic_cohort, true_risk
+    from nbrisk.features.synthetic import make_synthetic_cohort
     from nbrisk.training.metrics import concordance_index_cr
 
     tau_d = float(months_to_days(TAU))
     j24 = HORIZONS.index(TAU)
-    test = make_synthetic_cohort(args.n_test, seed=args.seed + 1, preset=world)
-    val = make_synthetic_cohort(args.n_val, seed=args.seed + 2, preset=world)
-    yte, yva = derive_outcomes(test), derive_outcomes(val)
+    test, val, yte, yva, _true_cif, oracle_by_cause = held_out(world, args)
+    oracle = [oracle_by_cause[c] for c, _ in CAUSES]
     ev, tm = yte["event"].to_numpy().astype(int), yte["time"].to_numpy(dtype=float)
     evv, tmv = yva["event"].to_numpy().astype(int), yva["time"].to_numpy(dtype=float)
-    truth = true_risk(test, HORIZONS, world)
-    true_cif = np.stack([truth["relapse"], truth["trm"]], axis=1)
-    oracle = [concordance_index_cr(ev, tm, true_cif[:, i, j24], tau_d, k) for i, (_, k) in enumerate(CAUSES)]
     rows = []
     for n in args.sizes:
         for r in range(args.replications):
